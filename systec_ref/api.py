@@ -1,0 +1,113 @@
+"""The Python API: ``compile``, ``load`` and :class:`Kernel`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SystecError
+from .interp.counts import Counts
+from .interp.definition import run_definition
+from .interp.loops import run_program
+from .ir.nodes import Program
+from .lang.ast import Kernel as KernelAST
+from .lang.parser import parse
+from .rewrite import pipeline
+from .rewrite.manager import Stage
+from .tensors import bind, random_inputs
+
+BACKENDS = ("interp",)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A kernel's output and what computing it cost (interpreter only)."""
+
+    value: np.ndarray
+    counts: Counts
+
+
+class Kernel:
+    """A checked kernel and its compiled stages."""
+
+    def __init__(self, ast: KernelAST):
+        self.ast = ast
+
+    def __repr__(self) -> str:
+        return f"<Kernel {self.name} from {self.ast.path}>"
+
+    @property
+    def name(self) -> str:
+        return self.ast.name
+
+    @cached_property
+    def stages(self) -> list[Stage]:
+        """``lower`` followed by every pass of the pipeline, in order."""
+        return pipeline.compile_stages(self.ast)
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise SystecError(f"kernel {self.name} has no stage '{name}' (stages: "
+                          f"{', '.join(s.name for s in self.stages)})")
+
+    @property
+    def naive(self) -> Program:
+        return self.stages[0].program
+
+    @property
+    def final(self) -> Program:
+        return self.stages[-1].program
+
+    # -- running ---------------------------------------------------------------
+    def bind(self, tensors: dict[str, object], check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        return bind(self.ast, tensors, check)
+
+    def interpret(self, tensors: dict[str, object], stage: str | Program | None = None,
+                  check: bool = True) -> Result:
+        """Run one stage (default: the final one) in the interpreter, with counts."""
+        arrays, dims = self.bind(tensors, check)
+        prog = stage if isinstance(stage, Program) else (self.final if stage is None else self.stage(stage).program)
+        outs, counts = run_program(prog, arrays, dims)
+        return Result(outs[self.ast.output.name], counts)
+
+    def definition(self, tensors: dict[str, object], check: bool = True) -> Result:
+        """Evaluate the kernel by its definition (no loop nest at all)."""
+        arrays, dims = self.bind(tensors, check)
+        value, counts = run_definition(self.ast, arrays, dims)
+        return Result(value, counts)
+
+    def run(self, *, backend: str = "interp", optimize: bool = True, check: bool = True,
+            **tensors: object) -> np.ndarray:
+        """Compute the kernel's output; a scalar output comes back as a 0-d array."""
+        if backend not in BACKENDS:
+            raise SystecError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)})")
+        prog = self.final if optimize else self.naive
+        return self.interpret(tensors, prog, check).value
+
+    def random_inputs(self, sizes: dict[str, int] | None = None, seed: int = 0,
+                      density: float = 1.0) -> dict[str, np.ndarray]:
+        return random_inputs(self.ast, sizes, seed, density)
+
+
+def compile(text: str, path: str = "<string>") -> Kernel:  # noqa: A001 - the public name is the point
+    """Parse and check ``.ein`` source text."""
+    return Kernel(parse(text, path))
+
+
+def load(path: str | Path) -> Kernel:
+    """Read, parse and check a ``.ein`` file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystecError(f"{p}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise SystecError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise SystecError(f"{p}: cannot read ({e.strerror})") from None
+    return compile(text, str(path))

@@ -1,0 +1,160 @@
+"""``python -m systec_ref``: run, show and check kernels from the command line.
+
+User errors (bad source, bad sizes, missing tools) print one located message
+and exit with status 2; a disagreement between programs exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from . import api
+from .compare import agree
+from .errors import SystecError
+from .ir.printer import print_program
+from .lang.printer import print_kernel
+from .reference import numpy_reference
+
+DEFAULT_SIZE = 4
+
+
+def _console(args: argparse.Namespace | None = None, stderr: bool = False) -> Console:
+    no_color = bool(os.environ.get("NO_COLOR")) or bool(getattr(args, "no_color", False))
+    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True,
+                   force_terminal=None if not no_color else False)
+
+
+def parse_sizes(text: str | None) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    if not text:
+        return sizes
+    for part in text.split(","):
+        name, eq, value = part.strip().partition("=")
+        if not eq or not name.strip() or not value.strip().isdigit():
+            raise SystecError(f"--size: '{part.strip()}' is not of the form name=positive integer (e.g. n=8,r=3)")
+        sizes[name.strip()] = int(value)
+    return sizes
+
+
+def _sizes_for(kernel: api.Kernel, given: dict[str, int]) -> dict[str, int]:
+    dims = sorted({d for t in kernel.ast.decls for d in t.dims if isinstance(d, str)})
+    unknown = sorted(set(given) - set(dims))
+    if unknown:
+        raise SystecError(f"--size names {', '.join(unknown)}, but kernel {kernel.name} has dimensions "
+                          f"{', '.join(dims) or '(none)'}")
+    return {d: given.get(d, DEFAULT_SIZE) for d in dims}
+
+
+def _fmt_reads(reads: dict[str, int]) -> str:
+    return " ".join(f"{k}:{v}" for k, v in sorted(reads.items()))
+
+
+def _counts_table(title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("program", "agrees", "max abs err", "mults", "adds", "updates", "reads"):
+        t.add_column(col, justify="right" if col not in ("program", "reads", "agrees") else "left")
+    return t
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out = _console(args)
+    kernel = api.load(args.kernel)
+    sizes = _sizes_for(kernel, parse_sizes(args.size))
+    inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
+    arrays, dims = kernel.bind(inputs)
+    ref, method = numpy_reference(kernel.ast, arrays, dims)
+    dtype = kernel.ast.output.dtype
+    table = _counts_table(f"{kernel.name}: sizes {', '.join(f'{k}={v}' for k, v in sizes.items()) or '(fixed)'}, "
+                          f"seed {args.seed}, density {args.density}; reference: {method}")
+    ok = True
+    runs = [("definition", kernel.definition(arrays, check=False))]
+    runs.append((f"loop nest ({kernel.stages[0].name})", kernel.interpret(arrays, kernel.naive, check=False)))
+    if kernel.final is not kernel.naive:
+        runs.append((f"loop nest ({kernel.stages[-1].name}, final)", kernel.interpret(arrays, kernel.final, check=False)))
+    for label, res in runs:
+        a = agree(res.value, ref, dtype)
+        ok &= a.ok
+        c = res.counts
+        table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", str(c.mults), str(c.adds),
+                      str(c.updates + c.local_updates), _fmt_reads(c.reads))
+    out.print(table)
+    out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")
+    return 0 if ok else 1
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    out = _console(args)
+    kernel = api.load(args.kernel)
+    out.rule(f"kernel {kernel.name} (parsed)")
+    out.print(print_kernel(kernel.ast), markup=False, end="")
+    out.rule(f"stage 0: {kernel.stages[0].name}")
+    out.print(print_program(kernel.naive), markup=False, end="")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_stages
+
+    out = _console(args)
+    kernel = api.load(args.kernel)
+    sizes = _sizes_for(kernel, parse_sizes(args.size))
+    inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
+    report = check_stages(kernel, inputs)
+    out.print(report.table(f"{kernel.name}: every stage against the previous one and the definition "
+                           f"(sizes {', '.join(f'{k}={v}' for k, v in sizes.items())}, seed {args.seed})"))
+    out.print("every stage agrees" if report.ok else "DISAGREEMENT: see the table")
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m systec_ref",
+                                description="A staged compiler for symmetric sparse tensor kernels.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser, inputs: bool = True) -> None:
+        sp.add_argument("kernel", help="a .ein file")
+        sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
+        if inputs:
+            sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 (others: {DEFAULT_SIZE})")
+            sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+            sp.add_argument("--density", type=float, default=1.0,
+                            help="fraction of stored entries of sparse inputs (default 1)")
+
+    sp = sub.add_parser("run", help="run a kernel on random inputs and check it against numpy",
+                        description="Run the kernel's definition, naive loop nest and final stage in the "
+                                    "interpreter on random inputs; compare each with numpy; print operation "
+                                    "counts. Exit 1 on any disagreement.")
+    common(sp)
+    sp.set_defaults(fn=cmd_run)
+    sp = sub.add_parser("show", help="print the parsed kernel and its naive loop nest",
+                        description="Print the parsed kernel and the naive loop nest ('lower').")
+    common(sp, inputs=False)
+    sp.set_defaults(fn=cmd_show)
+    sp = sub.add_parser("check", help="run every stage in the interpreter and compare",
+                        description="Run every stage of the pipeline in the interpreter on random inputs; "
+                                    "report per stage whether it agrees with the previous stage and with the "
+                                    "definition, and its operation counts. Exit 1 on any disagreement.")
+    common(sp)
+    sp.set_defaults(fn=cmd_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SystecError as e:
+        sys.stdout.flush()
+        print(str(e), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

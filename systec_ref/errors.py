@@ -1,0 +1,58 @@
+"""The one exception family for user errors.
+
+Every error a user can cause (bad source text, bad arrays, a missing tool) is a
+``SystecError``.  The CLI prints ``str(err)`` and exits with status 2; anything
+else escaping is a bug in systec_ref, not in the user's input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SystecError(Exception):
+    """Base class of every error caused by user input or the environment."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A point in a source file; ``line`` and ``col`` are 1-based."""
+
+    path: str
+    line: int
+    col: int
+    source_line: str = ""
+    width: int = 1
+
+
+class SourceError(SystecError):
+    """A syntax or semantic error in ``.ein`` text, located by file:line:col."""
+
+    def __init__(self, message: str, loc: Location, expected: str | None = None):
+        self.message = message
+        self.loc = loc
+        self.expected = expected
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        loc = self.loc
+        head = f"{loc.path}:{loc.line}:{loc.col}: error: {self.message}"
+        if self.expected:
+            head += f" (expected {self.expected})"
+        if not loc.source_line:
+            return head
+        text = loc.source_line.rstrip("\n").expandtabs(1)
+        caret = " " * (loc.col - 1) + "^" + "~" * max(0, loc.width - 1)
+        return f"{head}\n    {text}\n    {caret}"
+
+
+class InputError(SystecError):
+    """An array handed to a kernel is wrong: shape, dtype, layout or symmetry."""
+
+
+class NumericError(SystecError):
+    """A computation cannot be represented (e.g. int64 overflow)."""
+
+
+class ToolError(SystecError):
+    """A system tool the project needs (a C compiler, Graphviz) is missing or failed."""

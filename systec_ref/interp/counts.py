@@ -1,0 +1,44 @@
+"""Operation counts: how later stages prove that symmetry saved work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Counts:
+    """What one run of a program did.
+
+    * ``mults`` / ``adds``: binary multiplications and additions (a subtraction
+      counts as an addition) in right-hand sides; ``a*b*c`` is two multiplications;
+    * ``updates``: executions of ``T[...] op= e`` into a tensor (``+ min max``);
+    * ``local_updates``: the same into a scalar local (workspaces);
+    * ``copies``: executions of ``T[...] = e`` (transposed copies, mirrors);
+    * ``reads[T]``: element reads of ``T``; ``distinct[T]``: how many different
+      elements of ``T`` were read; ``iterations``: loop-body executions.
+    """
+
+    mults: int = 0
+    adds: int = 0
+    updates: int = 0
+    local_updates: int = 0
+    copies: int = 0
+    iterations: int = 0
+    reads: dict[str, int] = field(default_factory=dict)
+    touched: dict[str, set] = field(default_factory=dict, repr=False)
+
+    @property
+    def distinct(self) -> dict[str, int]:
+        return {k: len(v) for k, v in sorted(self.touched.items())}
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "mults": self.mults,
+            "adds": self.adds,
+            "updates": self.updates,
+            "local_updates": self.local_updates,
+            "copies": self.copies,
+            "iterations": self.iterations,
+            "reads": dict(sorted(self.reads.items())),
+            "distinct": self.distinct,
+        }

@@ -1,0 +1,82 @@
+"""The meaning of a kernel, implemented literally (SPEC §2, "Semantics").
+
+The output starts at the identity of the reduction; then, for every point of
+the full index space, ``lhs op= rhs``.  Nothing else: no loop nest, no pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars
+from .counts import Counts
+from .loops import INT64_MAX, INT64_MIN, NP_DTYPES, _combine, _f32, identity
+from ..errors import NumericError
+
+
+def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, Counts]:
+    """Evaluate ``k`` on validated inputs; return the output array and the counts."""
+    counts = Counts()
+    out = k.output
+    dtype = out.dtype
+    is_int = dtype == "int64"
+    rnd = _f32 if dtype == "float32" else None
+    data = {d.name: np.asarray(arrays[d.name], dtype=NP_DTYPES[dtype]) for d in k.inputs}
+    lists = {name: a.tolist() for name, a in data.items()}
+    for name in lists:
+        counts.reads[name] = 0
+        counts.touched[name] = set()
+
+    def ev(e: Expr, env: dict[str, int]):
+        if isinstance(e, Number):
+            return int(e.value) if is_int else float(e.value)
+        if isinstance(e, Access):
+            v = lists[e.tensor]
+            for i in e.indices:
+                v = v[env[i]]
+            counts.reads[e.tensor] += 1
+            counts.touched[e.tensor].add(tuple(env[i] for i in e.indices))
+            return v
+        if isinstance(e, Neg):
+            return -ev(e.operand, env)
+        assert isinstance(e, BinOp)
+        a, b = ev(e.left, env), ev(e.right, env)
+        if e.op == "*":
+            counts.mults += 1
+            r = a * b
+        else:
+            counts.adds += 1
+            r = a + b if e.op == "+" else a - b
+        return rnd(r) if rnd else r
+
+    red = k.assignment.reduction
+    combine = _combine(red, rnd)
+    shape = tuple(dims[d] if isinstance(d, str) else d for d in out.dims)
+    result = np.full(shape, identity(red, dtype), dtype=NP_DTYPES[dtype]).tolist() if shape else None
+    scalar = identity(red, dtype)
+    ivars = index_vars(k)
+    idims = index_dims(k)
+    extents = [range(dims[idims[i]] if isinstance(idims[i], str) else idims[i]) for i in ivars]
+    lhs = k.assignment.lhs.indices
+    for point in itertools.product(*extents):
+        env = dict(zip(ivars, point))
+        v = ev(k.assignment.rhs, env)
+        counts.updates += 1
+        if lhs:
+            row = result
+            for i in lhs[:-1]:
+                row = row[env[i]]
+            last = env[lhs[-1]]
+            row[last] = combine(row[last], v)
+            new = row[last]
+        else:
+            scalar = combine(scalar, v)
+            new = scalar
+        if is_int and not INT64_MIN <= new <= INT64_MAX:
+            raise NumericError(f"int64 overflow in {out.name} at {dict(zip(ivars, point))}")
+    counts.iterations = 0
+    if lhs:
+        return np.array(result, dtype=NP_DTYPES[dtype]).reshape(shape), counts
+    return np.array(scalar, dtype=NP_DTYPES[dtype]), counts

@@ -1,0 +1,310 @@
+"""The reference interpreter for loop-nest programs.
+
+It turns a :class:`~systec_ref.ir.nodes.Program` into nested Python closures
+(one per node, built once) and runs them over flat Python lists, counting every
+operation.  Every subscript is bounds-checked; an out-of-range access raises an
+error that names the tensor and the subscript.  It is slow by design: it is
+the definition every faster thing is checked against.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Callable
+
+import numpy as np
+
+from ..errors import NumericError, SystecError
+from ..ir.nodes import (
+    Add, And, Assign, Block, Cmp, Const, DimSize, Elem, IConst, Idx, If, IndexExpr, IPlus, Let, Local,
+    Lookup, Loop, Mul, Neg, Or, Program, Read, Stmt,
+)
+from ..ir.printer import fmt_subscript
+from .counts import Counts
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NP_DTYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64}
+
+
+class InterpError(SystecError):
+    """A program did something undefined (out-of-range access, unbound name)."""
+
+
+def _f32(v: float) -> float:
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+class _Buffer:
+    __slots__ = ("name", "shape", "strides", "data")
+
+    def __init__(self, name: str, array: np.ndarray):
+        self.name = name
+        self.shape = tuple(int(s) for s in array.shape)
+        strides, acc = [], 1
+        for s in reversed(self.shape):
+            strides.append(acc)
+            acc *= s
+        self.strides = tuple(reversed(strides))
+        self.data = array.reshape(-1).tolist()
+
+
+def identity(reduction: str, dtype: str) -> int | float:
+    if reduction == "+":
+        return 0 if dtype == "int64" else 0.0
+    if dtype == "int64":
+        return INT64_MAX if reduction == "min" else INT64_MIN
+    return math.inf if reduction == "min" else -math.inf
+
+
+class _Compiler:
+    def __init__(self, prog: Program, bufs: dict[str, _Buffer], dims: dict[str, int], counts: Counts):
+        self.prog, self.bufs, self.dims, self.c = prog, bufs, dims, counts
+        self.is_int = prog.dtype == "int64"
+        self.rnd = _f32 if prog.dtype == "float32" else None
+
+    # -- index expressions -------------------------------------------------
+    def index(self, e: IndexExpr) -> Callable[[dict], int]:
+        if isinstance(e, Idx):
+            name = e.name
+
+            def f(env):
+                try:
+                    return env[name]
+                except KeyError:
+                    raise InterpError(f"index '{name}' used outside its loop") from None
+            return f
+        if isinstance(e, IConst):
+            v = e.value
+            return lambda env: v
+        if isinstance(e, DimSize):
+            if e.name not in self.dims:
+                raise InterpError(f"unknown dimension '{e.name}'")
+            v = self.dims[e.name]
+            return lambda env: v
+        assert isinstance(e, IPlus)
+        base, off = self.index(e.base), e.offset
+        return lambda env: base(env) + off
+
+    def cond(self, c) -> Callable[[dict], bool]:
+        if isinstance(c, Cmp):
+            a, b = self.index(c.a), self.index(c.b)
+            return {
+                "<": lambda env: a(env) < b(env),
+                "<=": lambda env: a(env) <= b(env),
+                "==": lambda env: a(env) == b(env),
+                "!=": lambda env: a(env) != b(env),
+            }[c.op]
+        terms = [self.cond(t) for t in c.terms]
+        if isinstance(c, And):
+            return lambda env: all(t(env) for t in terms)
+        assert isinstance(c, Or)
+        return lambda env: any(t(env) for t in terms)
+
+    def offset(self, tensor: str, idx: tuple[IndexExpr, ...], sort=()) -> Callable[[dict], int]:
+        if tensor not in self.bufs:
+            raise InterpError(f"unknown tensor '{tensor}'")
+        buf = self.bufs[tensor]
+        if len(idx) != len(buf.shape):
+            raise InterpError(f"{fmt_subscript(tensor, idx)}: {len(idx)} subscripts for a tensor of order "
+                              f"{len(buf.shape)}")
+        fns = [self.index(i) for i in idx]
+        shape, strides = buf.shape, buf.strides
+        groups = [tuple(g) for g in sort]
+
+        def off(env):
+            vals = [f(env) for f in fns]
+            for g in groups:
+                for p, v in zip(g, sorted(vals[q] for q in g)):
+                    vals[p] = v
+            o = 0
+            for v, s, st in zip(vals, shape, strides):
+                if not 0 <= v < s:
+                    raise InterpError(f"out-of-range access {tensor}[{','.join(map(str, vals))}] "
+                                      f"(shape {list(shape)}) at {fmt_subscript(tensor, idx, sort)}")
+                o += v * st
+            return o
+        return off
+
+    # -- values ----------------------------------------------------------------
+    def value(self, e) -> Callable[[dict], object]:
+        c, rnd = self.c, self.rnd
+        if isinstance(e, Const):
+            v = int(e.value) if self.is_int else float(e.value)
+            return lambda env: v
+        if isinstance(e, Read):
+            off, data, name = self.offset(e.tensor, e.idx, e.sort), self.bufs[e.tensor].data, e.tensor
+            c.reads.setdefault(name, 0)
+            touched = c.touched.setdefault(name, set())
+
+            def read(env):
+                o = off(env)
+                c.reads[name] += 1
+                touched.add(o)
+                return data[o]
+            return read
+        if isinstance(e, Local):
+            name = e.name
+
+            def local(env):
+                try:
+                    return env[name]
+                except KeyError:
+                    raise InterpError(f"local '{name}' read before it is defined") from None
+            return local
+        if isinstance(e, Neg):
+            a = self.value(e.arg)
+            return lambda env: -a(env)
+        if isinstance(e, Lookup):
+            values = [int(v) if self.is_int else float(v) for v in e.values]
+            bits = [self.cond(b) for b in e.bits]
+
+            def lookup(env):
+                key = 0
+                for n, b in enumerate(bits):
+                    if b(env):
+                        key |= 1 << n
+                return values[key]
+            return lookup
+        args = [self.value(a) for a in e.args]
+        if isinstance(e, Mul):
+            def mul(env):
+                it = iter(args)
+                acc = next(it)(env)
+                for f in it:
+                    acc = acc * f(env)
+                    c.mults += 1
+                    if rnd:
+                        acc = rnd(acc)
+                return acc
+            return mul
+        assert isinstance(e, Add)
+
+        def add(env):
+            it = iter(args)
+            acc = next(it)(env)
+            for f in it:
+                acc = acc + f(env)
+                c.adds += 1
+                if rnd:
+                    acc = rnd(acc)
+            return acc
+        return add
+
+    # -- statements ------------------------------------------------------------
+    def stmt(self, s: Stmt) -> Callable[[dict], None]:
+        c = self.c
+        if isinstance(s, Block):
+            fns = [self.stmt(x) for x in s.body]
+
+            def block(env):
+                for f in fns:
+                    f(env)
+            return block
+        if isinstance(s, Loop):
+            lo, hi, body, var = self.index(s.lo), self.index(s.hi), self.stmt(s.body), s.var
+
+            def loop(env):
+                for v in range(lo(env), hi(env)):
+                    env[var] = v
+                    c.iterations += 1
+                    body(env)
+                env.pop(var, None)
+            return loop
+        if isinstance(s, If):
+            cond, then = self.cond(s.cond), self.stmt(s.then)
+            other = self.stmt(s.orelse) if s.orelse is not None else None
+
+            def if_(env):
+                if cond(env):
+                    then(env)
+                elif other is not None:
+                    other(env)
+            return if_
+        if isinstance(s, Let):
+            val, name = self.value(s.value), s.name
+
+            def let(env):
+                env[name] = val(env)
+            return let
+        assert isinstance(s, Assign)
+        val, op = self.value(s.value), s.op
+        check = self._checker()
+        if isinstance(s.target, Local):
+            name = s.target.name
+            combine = _combine(op, self.rnd)
+
+            def assign_local(env):
+                if name not in env:
+                    raise InterpError(f"local '{name}' updated before it is defined")
+                env[name] = check(combine(env[name], val(env)), name)
+                if op != "=":
+                    c.local_updates += 1
+            return assign_local
+        t: Elem = s.target
+        off, data = self.offset(t.tensor, t.idx), self.bufs[t.tensor].data
+        combine = _combine(op, self.rnd)
+        label = fmt_subscript(t.tensor, t.idx)
+        if op == "=":
+            def copy(env):
+                o = off(env)
+                data[o] = check(val(env), label)
+                c.copies += 1
+            return copy
+
+        def update(env):
+            o = off(env)
+            data[o] = check(combine(data[o], val(env)), label)
+            c.updates += 1
+        return update
+
+    def _checker(self):
+        if not self.is_int:
+            return lambda v, where: v
+
+        def check(v, where):
+            if not INT64_MIN <= v <= INT64_MAX:
+                raise NumericError(f"int64 overflow: {where} would become {v}")
+            return v
+        return check
+
+
+def _combine(op: str, rnd):
+    if op == "=":
+        return lambda old, new: new
+    if op == "+":
+        if rnd:
+            return lambda old, new: rnd(old + new)
+        return lambda old, new: old + new
+    # NaN on the right is ignored, like C's ``new < old ? new : old``
+    if op == "min":
+        return lambda old, new: new if new < old else old
+    assert op == "max"
+    return lambda old, new: new if new > old else old
+
+
+def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[dict[str, np.ndarray], Counts]:
+    """Run ``prog`` on validated input ``arrays``; return every output and temporary, and the counts.
+
+    ``dims`` binds each symbolic dimension; inputs must already have the shapes
+    and dtypes of their declarations (see :func:`systec_ref.api.bind`).
+    """
+    counts = Counts()
+    bufs: dict[str, _Buffer] = {}
+    np_dtype = NP_DTYPES[prog.dtype]
+    for t in prog.tensors:
+        shape = tuple(dims[d] if isinstance(d, str) else d for d in t.dims)
+        if t.role == "in":
+            arr = np.ascontiguousarray(arrays[t.name], dtype=np_dtype)
+            if arr.shape != shape:
+                raise InterpError(f"{t.name} has shape {arr.shape}, expected {shape}")
+        else:
+            arr = np.full(shape, t.init, dtype=np_dtype)
+        bufs[t.name] = _Buffer(t.name, arr)
+    _Compiler(prog, bufs, dims, counts).stmt(prog.body)({})
+    out = {}
+    for t in prog.tensors:
+        if t.role != "in":
+            b = bufs[t.name]
+            out[t.name] = np.array(b.data, dtype=np_dtype).reshape(b.shape)
+    return out, counts

@@ -1,0 +1,224 @@
+"""Node classes of the loop-nest IR.
+
+Every stage of the compiler, from the naive nest that ``lower`` builds to the
+optimized one that is emitted as C, is a :class:`Program` made of these frozen
+dataclasses.  Index expressions (loop bounds, subscripts) are kept apart from
+value expressions (what is read, multiplied, accumulated), so that a bound can
+never depend on tensor data.
+
+Semantics, which the interpreter implements and the C emitter mirrors:
+
+* outputs start at ``TensorInfo.init`` (the identity of the reduction), then
+  the body runs once; temporaries start at 0;
+* ``Loop(v, lo, hi)`` runs ``v = lo, lo+1, ..., hi-1`` (empty if ``hi <= lo``);
+* ``Assign(t, op, e)`` does ``t = t op e`` for ``op`` in ``+ min max`` and
+  ``t = e`` for ``=``; ``Let(x, e)`` declares a scalar local;
+* ``Read(A, idx, sort)`` reads ``A`` after sorting, at run time, the
+  subscripts at the positions of each group in ``sort`` (canonical reads);
+* ``Lookup(values, bits)`` is ``values[sum(bit_b << b)]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+# -- index expressions ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Idx:
+    """The current value of loop variable ``name``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class IConst:
+    value: int
+
+
+@dataclass(frozen=True)
+class DimSize:
+    """The run-time extent of a symbolic dimension (``n``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class IPlus:
+    """``base + offset`` (strict triangular bounds use ``i + 1``)."""
+
+    base: IndexExpr
+    offset: int
+
+
+IndexExpr = Union[Idx, IConst, DimSize, IPlus]
+
+# -- conditions ---------------------------------------------------------------
+
+CMP_OPS = ("<", "<=", "==", "!=")
+
+
+@dataclass(frozen=True)
+class Cmp:
+    op: str
+    a: IndexExpr
+    b: IndexExpr
+
+
+@dataclass(frozen=True)
+class And:
+    terms: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    terms: tuple[Cond, ...]
+
+
+Cond = Union[Cmp, And, Or]
+
+# -- value expressions --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int | float
+
+
+@dataclass(frozen=True)
+class Read:
+    tensor: str
+    idx: tuple[IndexExpr, ...]
+    sort: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Local:
+    name: str
+
+
+@dataclass(frozen=True)
+class Add:
+    args: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Mul:
+    args: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class Neg:
+    arg: Value
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A factor chosen at run time: ``values[key]``, key a bitmask of ``bits``."""
+
+    values: tuple[int | float, ...]
+    bits: tuple[Cond, ...]
+
+
+Value = Union[Const, Read, Local, Add, Mul, Neg, Lookup]
+
+# -- statements -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Elem:
+    """An element of a tensor, as the target of an assignment."""
+
+    tensor: str
+    idx: tuple[IndexExpr, ...]
+
+
+REDUCE_OPS = ("+", "min", "max", "=")
+
+
+@dataclass(frozen=True)
+class Assign:
+    target: Elem | Local
+    op: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Value
+
+
+@dataclass(frozen=True)
+class Block:
+    body: tuple[Stmt, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Loop:
+    var: str
+    lo: IndexExpr
+    hi: IndexExpr
+    body: Block
+
+
+@dataclass(frozen=True)
+class If:
+    cond: Cond
+    then: Block
+    orelse: Block | None = None
+
+
+Stmt = Union[Assign, Let, Block, Loop, If]
+
+# -- programs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    role: str  # 'in' | 'out' | 'temp'
+    dims: tuple[str | int, ...]
+    symmetry: tuple[tuple[int, ...], ...] = ()
+    format: str = "dense"
+    fill: int | float = 0
+    dtype: str = "float64"
+    init: int | float = 0  # starting value of outputs and temporaries
+
+    @property
+    def order(self) -> int:
+        return len(self.dims)
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    tensors: tuple[TensorInfo, ...]
+    body: Block
+    reduction: str = "+"
+    #: facts recorded by passes (sorted key/value pairs, values hashable)
+    notes: tuple[tuple[str, object], ...] = field(default=())
+
+    def tensor(self, name: str) -> TensorInfo:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def note(self, key: str, default: object = None) -> object:
+        for k, v in self.notes:
+            if k == key:
+                return v
+        return default
+
+    def with_notes(self, **kv: object) -> Program:
+        d = dict(self.notes)
+        d.update(kv)
+        return Program(self.name, self.tensors, self.body, self.reduction, tuple(sorted(d.items())))
+
+    @property
+    def dtype(self) -> str:
+        return self.tensors[0].dtype

@@ -1,0 +1,185 @@
+"""Semantic checks of a parsed kernel.
+
+Each check raises a located :class:`~systec_ref.errors.SourceError`.  What we
+support, stated once:
+
+* one assignment into the one ``out`` tensor, which is dense and not declared
+  symmetric (output symmetry is something the compiler *finds*);
+* every tensor of a kernel has the same element type;
+* a ``sparse`` input may skip its unstored entries only if they cannot change
+  the result: with ``+=`` the fill must be 0 and every term of the right-hand
+  side must be a product containing the tensor; with ``min=`` the fill must be
+  ``inf`` and the tensor must be added (not subtracted) to every term; with
+  ``max=`` likewise with ``-inf``.  Anything else is rejected here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
+from .lexer import C_RESERVED, KEYWORDS, Source
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def _check_name(src: Source, name: str, pos: Pos, what: str) -> None:
+    if name in KEYWORDS:
+        raise src.error(f"'{name}' is a reserved word", pos, f"another {what}")
+    if name in C_RESERVED:
+        raise src.error(f"'{name}' is reserved in C and cannot name a {what}", pos, f"another {what}")
+    if not _IDENT.match(name) or len(name) > 63:
+        raise src.error(f"'{name}' cannot name a {what}", pos,
+                        "a name of letters, digits and '_' that starts with a letter (at most 63 characters)")
+
+
+def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -> None:
+    _check_name(src, k.name, name_pos, "kernel")
+    decls: dict[str, object] = {}
+    for d in k.decls:
+        _check_name(src, d.name, d.pos, "tensor")
+        if d.name in decls:
+            raise src.error(f"tensor '{d.name}' declared twice", d.pos, "one declaration per tensor")
+        decls[d.name] = d
+        for dim, p in zip(d.dims, d.dim_pos):
+            if isinstance(dim, str):
+                _check_name(src, dim, p, "dimension")
+    dim_names = {dim for d in k.decls for dim in d.dims if isinstance(dim, str)}
+    for d in k.decls:
+        if d.name in dim_names:
+            raise src.error(f"'{d.name}' names both a tensor and a dimension", d.pos, "distinct names")
+
+    outs = [d for d in k.decls if d.role == "out"]
+    lhs = k.assignment.lhs
+    if lhs.tensor not in decls:
+        raise src.error(f"unknown tensor '{lhs.tensor}'", lhs.pos, "a tensor declared with 'out'")
+    out = k.decl(lhs.tensor)
+    if out.role != "out":
+        raise src.error(f"'{lhs.tensor}' is an input and cannot be assigned", lhs.pos, "a tensor declared with 'out'")
+    for d in outs:
+        if d.name != lhs.tensor:
+            raise src.error(f"output '{d.name}' is never assigned", d.pos, "exactly one 'out' tensor")
+    if out.symmetry:
+        raise src.error(f"output '{out.name}' is declared symmetric", out.pos,
+                        "no symmetry on outputs: the compiler finds output symmetry itself")
+    if out.format != "dense":
+        raise src.error(f"output '{out.name}' is declared sparse", out.pos, "a dense output")
+    dtypes = {d.dtype for d in k.decls}
+    if len(dtypes) > 1:
+        other = next(d for d in k.decls if d.dtype != out.dtype)
+        raise src.error(f"'{other.name}' is {other.dtype} but '{out.name}' is {out.dtype}", other.pos,
+                        "one element type for every tensor of a kernel")
+
+    # accesses: known tensors, arity, index names, one dim per index
+    index_dim: dict[str, tuple[object, str]] = {}
+    rhs_accesses = accesses(k.assignment.rhs)
+    for a in [lhs, *rhs_accesses]:
+        if a.tensor not in decls:
+            raise src.error(f"unknown tensor '{a.tensor}'", a.pos,
+                            "one of the declared tensors: " + ", ".join(sorted(decls)))
+        d = k.decl(a.tensor)
+        if a is not lhs and d.role == "out":
+            raise src.error(f"output '{a.tensor}' is read on the right-hand side", a.pos,
+                            "only inputs on the right-hand side")
+        if len(a.indices) != d.order:
+            raise src.error(f"'{a.tensor}' has {d.order} modes but is accessed with {len(a.indices)} indices",
+                            a.pos, f"{d.order} indices")
+        for idx, p, dim in zip(a.indices, a.index_pos, d.dims):
+            _check_name(src, idx, p, "index")
+            if idx in decls:
+                raise src.error(f"index '{idx}' has the name of a tensor", p, "distinct names")
+            if idx in dim_names:
+                raise src.error(f"index '{idx}' has the name of a dimension", p, "distinct names")
+            if idx in index_dim and index_dim[idx][0] != dim:
+                first, where = index_dim[idx]
+                raise src.error(f"index '{idx}' ranges over {dim} here but over {first} in {where}", p,
+                                f"'{idx}' to range over one dimension")
+            index_dim.setdefault(idx, (dim, a.tensor))
+    for n, (idx, p) in enumerate(zip(lhs.indices, lhs.index_pos)):
+        if idx in lhs.indices[:n]:
+            raise src.error(f"index '{idx}' repeated on the left-hand side", p, "distinct output indices")
+        if not any(idx in a.indices for a in rhs_accesses):
+            raise src.error(f"output index '{idx}' does not appear on the right-hand side", p,
+                            "every output index to occur on the right-hand side")
+    used = {a.tensor for a in rhs_accesses}
+    for d in k.inputs:
+        if d.name not in used:
+            raise src.error(f"input '{d.name}' is declared but never used", d.pos, "every input to be read")
+    if out.dtype == "int64":
+        for e in _numbers(k.assignment.rhs):
+            if isinstance(e.value, float):
+                raise src.error(f"literal {e.value!r} in an int64 kernel", e.pos, "an integer literal")
+    if k.order is not None:
+        assert order_pos is not None
+        ivars = index_vars(k)
+        for n, idx in enumerate(k.order):
+            if idx not in ivars:
+                raise src.error(f"'order' names '{idx}', which is not an index of the assignment", order_pos,
+                                "the indices " + " ".join(ivars))
+            if idx in k.order[:n]:
+                raise src.error(f"'order' repeats '{idx}'", order_pos, "each index once")
+        missing = [i for i in ivars if i not in k.order]
+        if missing:
+            raise src.error(f"'order' leaves out {', '.join(missing)}", order_pos, "every index once")
+    for d in k.inputs:
+        if d.format == "sparse":
+            _check_sparse_fill(src, k, d)
+
+
+def _numbers(e: Expr) -> list[Number]:
+    if isinstance(e, Number):
+        return [e]
+    if isinstance(e, BinOp):
+        return _numbers(e.left) + _numbers(e.right)
+    if isinstance(e, Neg):
+        return _numbers(e.operand)
+    return []
+
+
+_IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
+
+
+def _value_when_unstored(e: Expr, tensor: str, fill: float) -> float | None:
+    """The rhs value wherever ``tensor`` reads its fill, if that is independent of
+    every other read (``None`` when it is not provably constant)."""
+    if isinstance(e, Access):
+        return fill if e.tensor == tensor else None
+    if isinstance(e, Number):
+        return e.value
+    if isinstance(e, Neg):
+        v = _value_when_unstored(e.operand, tensor, fill)
+        return None if v is None else -v
+    assert isinstance(e, BinOp)
+    a = _value_when_unstored(e.left, tensor, fill)
+    b = _value_when_unstored(e.right, tensor, fill)
+    if e.op == "*":
+        if (a == 0 and b is None) or (b == 0 and a is None):
+            return 0
+        if a is None or b is None or math.isinf(a) or math.isinf(b):
+            return None  # inf * unknown has an unknown sign
+        return a * b
+    if e.op == "-":
+        b = None if b is None else -b
+    # an infinite term dominates any finite one (we assume other reads finite)
+    for x, y in ((a, b), (b, a)):
+        if x is not None and math.isinf(x) and (y is None or not math.isinf(y) or y == x):
+            return x
+    if a is None or b is None:
+        return None
+    return a + b
+
+
+def _check_sparse_fill(src: Source, k: Kernel, d) -> None:
+    red = k.assignment.reduction
+    ident = _IDENTITY[red]
+    v = _value_when_unstored(k.assignment.rhs, d.name, d.fill)
+    if v is not None and v == ident:
+        return
+    want = {"+": "fill 0 (the default)", "min": "'fill inf'", "max": "'fill -inf'"}[red]
+    if k.output.dtype == "int64" and red != "+":
+        want = "a dense tensor: int64 has no infinity"
+    raise src.error(
+        f"sparse '{d.name}' with fill {d.fill} under '{k.assignment.op}': its unstored entries would still "
+        f"change the result, so they cannot be skipped", d.pos,
+        f"{want}, with '{d.name}' in every term of the right-hand side, or a dense '{d.name}'")

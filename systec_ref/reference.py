@@ -1,0 +1,78 @@
+"""An independent numpy evaluation of a kernel, to check the interpreter against.
+
+Products under ``+=`` go to ``numpy.einsum``; everything else (sums, ``min=``,
+``max=``) is evaluated by broadcasting the right-hand side over the full index
+space and reducing with ``numpy.add`` / ``minimum`` / ``maximum``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .interp.loops import NP_DTYPES, identity
+from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _product_factors(e: Expr) -> tuple[float, list[Access]] | None:
+    if isinstance(e, Number):
+        return e.value, []
+    if isinstance(e, Access):
+        return 1, [e]
+    if isinstance(e, Neg):
+        f = _product_factors(e.operand)
+        return None if f is None else (-f[0], f[1])
+    if isinstance(e, BinOp) and e.op == "*":
+        a, b = _product_factors(e.left), _product_factors(e.right)
+        if a is None or b is None:
+            return None
+        return a[0] * b[0], a[1] + b[1]
+    return None
+
+
+def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, str]:
+    """Return (result, method) where method is ``"numpy.einsum"`` or ``"numpy broadcasting"``."""
+    ivars = index_vars(k)
+    letter = {v: _LETTERS[n] for n, v in enumerate(ivars)}
+    dtype = NP_DTYPES[k.output.dtype]
+    lhs = k.assignment.lhs
+    red = k.assignment.reduction
+    prod = _product_factors(k.assignment.rhs) if red == "+" else None
+    if prod is not None and prod[1]:
+        coeff, factors = prod
+        spec = ",".join("".join(letter[i] for i in a.indices) for a in factors)
+        spec += "->" + "".join(letter[i] for i in lhs.indices)
+        res = np.einsum(spec, *[arrays[a.tensor] for a in factors])
+        return np.asarray(coeff * res, dtype=dtype), "numpy.einsum"
+    shape = [dims[d] if isinstance(d, str) else d for d in _index_extents(k)]
+
+    def ev(e: Expr) -> np.ndarray:
+        if isinstance(e, Number):
+            return np.asarray(e.value, dtype=dtype)
+        if isinstance(e, Access):
+            arr = arrays[e.tensor]
+            uniq = sorted(set(e.indices), key=ivars.index)
+            view = np.einsum("".join(letter[i] for i in e.indices) + "->" + "".join(letter[i] for i in uniq), arr)
+            full = [shape[n] if v in uniq else 1 for n, v in enumerate(ivars)]
+            return view.reshape(full)
+        if isinstance(e, Neg):
+            return -ev(e.operand)
+        a, b = ev(e.left), ev(e.right)
+        return {"*": np.multiply, "+": np.add, "-": np.subtract}[e.op](a, b)
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        full = np.broadcast_to(ev(k.assignment.rhs), shape).astype(dtype)
+        ufunc = {"+": np.add, "min": np.minimum, "max": np.maximum}[red]
+        reduce_axes = tuple(n for n, v in enumerate(ivars) if v not in lhs.indices)
+        res = ufunc.reduce(full, axis=reduce_axes, initial=identity(red, k.output.dtype)) if reduce_axes else full
+    kept = [v for v in ivars if v in lhs.indices]
+    res = np.transpose(res, [kept.index(i) for i in lhs.indices]) if lhs.indices else res
+    return np.asarray(res, dtype=dtype), "numpy broadcasting"
+
+
+def _index_extents(k: Kernel) -> list[str | int]:
+    from .lang.ast import index_dims
+
+    d = index_dims(k)
+    return [d[v] for v in index_vars(k)]

@@ -1,0 +1,1 @@
+"""Stage 2: named rewrites of the loop nest, one pass per module."""

@@ -1,0 +1,115 @@
+"""Pass ``lower``: einsum AST -> naive loop nest over the full index space.
+
+Precondition: a checked :class:`~systec_ref.lang.ast.Kernel`.
+
+Before (``examples/ssymv.ein``)::
+
+    y[i] += A[i, j] * x[j]
+
+After::
+
+    for i in 0..n:
+      for j in 0..n:
+        y[i] += A[i,j] * x[j]
+
+The loop order is the kernel's ``order`` line if it has one; otherwise the one
+that :func:`choose_order` finds most concordant with the inputs' storage.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..interp.loops import identity
+from ..ir.nodes import (
+    Add, Assign, Block, Const, DimSize, Elem, IConst, Idx, Loop, Mul, Neg, Program, Read, TensorInfo, Value,
+)
+from ..lang import ast as A
+
+NAME = "lower"
+_MAX_SEARCH = 7  # indices; beyond this the preferred order is taken as is
+
+
+def depth_order_ok(indices: tuple[str, ...], depth: dict[str, int], groups: tuple[tuple[int, ...], ...]) -> bool:
+    """Is an access concordant: subscripts in non-decreasing loop depth, where
+    the subscripts of each symmetry group may be reordered freely?"""
+    d = [depth[i] for i in indices]
+    for g in groups:
+        for p, v in zip(g, sorted(d[q] for q in g)):
+            d[p] = v
+    return all(a <= b for a, b in zip(d, d[1:]))
+
+
+def preferred_order(k: A.Kernel) -> tuple[str, ...]:
+    """Indices of the highest-order inputs first (so their reads can be hoisted
+    out of the inner loops), then the rest in order of appearance."""
+    rhs = A.accesses(k.assignment.rhs)
+    ranked = sorted(range(len(rhs)), key=lambda n: (-len(rhs[n].indices), n))
+    seen: dict[str, None] = {}
+    for n in ranked:
+        for i in rhs[n].indices:
+            seen.setdefault(i, None)
+    for i in A.index_vars(k):
+        seen.setdefault(i, None)
+    return tuple(seen)
+
+
+def choose_order(k: A.Kernel) -> tuple[str, ...]:
+    """The loop order with the fewest discordant reads (sparse ones weigh most),
+    then a concordant output, then closeness to :func:`preferred_order`."""
+    pref = preferred_order(k)
+    if len(pref) > _MAX_SEARCH:
+        return pref
+    rhs = A.accesses(k.assignment.rhs)
+    out = k.assignment.lhs
+
+    def score(order: tuple[str, ...]):
+        depth = {v: n for n, v in enumerate(order)}
+        sparse_bad = dense_bad = 0
+        for a in rhs:
+            d = k.decl(a.tensor)
+            if not depth_order_ok(a.indices, depth, d.symmetry):
+                if d.format == "sparse":
+                    sparse_bad += 1
+                else:
+                    dense_bad += 1
+        out_bad = 0 if depth_order_ok(out.indices, depth, ()) else 1
+        return (sparse_bad, dense_bad, out_bad, tuple(pref.index(v) for v in order))
+
+    return min(itertools.permutations(pref), key=score)
+
+
+def lower_expr(e: A.Expr) -> Value:
+    if isinstance(e, A.Number):
+        return Const(e.value)
+    if isinstance(e, A.Access):
+        return Read(e.tensor, tuple(Idx(i) for i in e.indices))
+    if isinstance(e, A.Neg):
+        return Neg(lower_expr(e.operand))
+    assert isinstance(e, A.BinOp)
+    a, b = lower_expr(e.left), lower_expr(e.right)
+    if e.op == "*":
+        return Mul((a, b))
+    if e.op == "-":
+        b = Neg(b)
+    return Add((a, b))
+
+
+def dim_expr(dim: str | int):
+    return DimSize(dim) if isinstance(dim, str) else IConst(dim)
+
+
+def lower(k: A.Kernel) -> Program:
+    red = k.assignment.reduction
+    tensors = []
+    for d in k.decls:
+        init = identity(red, d.dtype) if d.role == "out" else 0
+        tensors.append(TensorInfo(d.name, d.role, d.dims, d.symmetry, d.format, d.fill, d.dtype, init))
+    order = k.order or choose_order(k)
+    dims = A.index_dims(k)
+    lhs = k.assignment.lhs
+    body: Block = Block((Assign(Elem(lhs.tensor, tuple(Idx(i) for i in lhs.indices)), red,
+                                lower_expr(k.assignment.rhs)),))
+    for var in reversed(order):
+        body = Block((Loop(var, IConst(0), dim_expr(dims[var]), body),))
+    return Program(k.name, tuple(tensors), body, red, (("loop order", " ".join(order)),))

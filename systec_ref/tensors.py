@@ -1,0 +1,163 @@
+"""Arrays at the boundary: validating what a user hands a kernel, and making
+random inputs that honour a kernel's declarations."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .errors import InputError
+from .interp.loops import NP_DTYPES
+from .lang.ast import Kernel, TensorDecl
+
+
+def _as_array(d: TensorDecl, value: object) -> np.ndarray:
+    try:
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        sp = None
+    if sp is not None and sp.issparse(value):
+        if d.order != 2:
+            raise InputError(f"{d.name}: a scipy.sparse matrix was given for a tensor of order {d.order}")
+        if d.format != "sparse":
+            raise InputError(f"{d.name}: a scipy.sparse matrix was given for a dense tensor "
+                             f"(declare it 'sparse', or pass .toarray())")
+        dense = np.full(value.shape, d.fill, dtype=np.result_type(value.dtype, type(d.fill)))
+        coo = value.tocoo()
+        coo.sum_duplicates()
+        dense[coo.row, coo.col] = coo.data
+        value = dense
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as e:  # array-likes of every kind; report, never crash
+            raise InputError(f"{d.name}: cannot be made an array ({e})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise InputError(f"{d.name}: elements of type {arr.dtype} are not numbers")
+    return arr
+
+
+def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> None:
+    """Raise :class:`InputError` naming the largest asymmetry, if there is any.
+
+    Symmetry is exact: ``A[p] == A[q]`` for every pair of points that a
+    permutation within a group relates (NaN equals NaN here).
+    """
+    for g in groups:
+        for a, b in zip(g, g[1:]):  # adjacent transpositions generate the group
+            axes = list(range(arr.ndim))
+            axes[a], axes[b] = axes[b], axes[a]
+            other = arr.transpose(axes)
+            same = (arr == other) | (np.isnan(arr) & np.isnan(other) if arr.dtype.kind == "f" else False)
+            if same.all():
+                continue
+            with np.errstate(invalid="ignore", over="ignore"):
+                diff = np.abs(arr.astype(np.float64) - other.astype(np.float64))
+            diff = np.where(same, -1.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
+            where = np.unravel_index(int(np.argmax(diff)), arr.shape)
+            twin = list(where)
+            twin[a], twin[b] = twin[b], twin[a]
+            fmt = lambda p: f"{name}[{','.join(map(str, map(int, p)))}]"  # noqa: E731
+            raise InputError(
+                f"{name} is declared symmetric in modes {g} but is not: {fmt(where)} = {arr[where]!r} while "
+                f"{fmt(twin)} = {arr[tuple(twin)]!r} (largest difference {float(diff[where]):.6g}); "
+                f"symmetrize it or pass check=False to use its canonical triangle as is")
+
+
+def bind(kernel: Kernel, tensors: dict[str, object], check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Validate the inputs of ``kernel``: every input present, numeric, of a dtype
+    that converts safely to the declared one, of consistent shape, and (unless
+    ``check=False``) symmetric where declared.  Returns the arrays, converted,
+    and the size of every dimension."""
+    names = [d.name for d in kernel.inputs]
+    for name in sorted(tensors):
+        if name not in names:
+            what = "the output" if name == kernel.output.name else "not an input"
+            raise InputError(f"'{name}' is {what} of kernel {kernel.name} (its inputs are {', '.join(names)})")
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise InputError(f"kernel {kernel.name} needs input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    dims: dict[str, int] = {}
+    where: dict[str, str] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for d in kernel.inputs:
+        arr = _as_array(d, tensors[d.name])
+        target = np.dtype(NP_DTYPES[d.dtype])
+        if arr.dtype != target and not np.can_cast(arr.dtype, target, "safe"):
+            raise InputError(f"{d.name} has dtype {arr.dtype}, which does not convert safely to the declared "
+                             f"{d.dtype} (convert it explicitly, e.g. {d.name}.astype(np.{d.dtype}))")
+        if arr.ndim != d.order:
+            decl = f"{d.name}[{', '.join(map(str, d.dims))}]" if d.dims else d.name
+            raise InputError(f"{d.name} has {arr.ndim} dimension{'s' if arr.ndim != 1 else ''} "
+                             f"(shape {arr.shape}) but is declared {decl}")
+        for mode, (dim, size) in enumerate(zip(d.dims, arr.shape)):
+            here = f"{d.name} (mode {mode})"
+            if isinstance(dim, int):
+                if size != dim:
+                    raise InputError(f"{here} has size {size} but is declared {dim}")
+            elif dim in dims and dims[dim] != size:
+                raise InputError(f"dimension {dim} is {dims[dim]} from {where[dim]} but {size} from {here}")
+            else:
+                dims.setdefault(dim, int(size))
+                where.setdefault(dim, here)
+        arr = np.ascontiguousarray(arr, dtype=target)
+        if check and d.symmetry:
+            check_symmetry(d.name, arr, d.symmetry)
+        arrays[d.name] = arr
+    return arrays, dims
+
+
+def symmetrize_index(shape: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:
+    """Fancy index that maps every point to its canonical point (each group's
+    subscripts sorted), so ``X[symmetrize_index(...)]`` is symmetric."""
+    idx = list(np.indices(shape))
+    for g in groups:
+        stacked = np.sort(np.stack([idx[p] for p in g]), axis=0)
+        for n, p in enumerate(g):
+            idx[p] = stacked[n]
+    return tuple(idx)
+
+
+def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int = 0,
+                  density: float = 1.0) -> dict[str, np.ndarray]:
+    """Random inputs honouring ``kernel``'s declarations.
+
+    Symmetric tensors are exactly symmetric in every declared group; ``sparse``
+    tensors keep each canonical entry with probability ``density`` and hold
+    their ``fill`` elsewhere; values are integers in [-4, 4] for int64 and
+    uniform in [-1, 1) otherwise.  Every symbolic dimension needs a size.
+    """
+    sizes = dict(sizes or {})
+    if not 0.0 <= density <= 1.0:
+        raise InputError(f"density {density} is not between 0 and 1")
+    needed = sorted({dim for d in kernel.decls for dim in d.dims if isinstance(dim, str)})
+    missing = [n for n in needed if n not in sizes]
+    if missing:
+        raise InputError(f"no size given for dimension{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    for n, v in sizes.items():
+        if not isinstance(v, (int, np.integer)) or v < 0:
+            raise InputError(f"size {n}={v} is not a non-negative integer")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for d in kernel.inputs:
+        shape = tuple(sizes[x] if isinstance(x, str) else x for x in d.dims)
+        if d.dtype == "int64":
+            base = rng.integers(-4, 5, size=shape).astype(np.int64)
+        else:
+            base = rng.uniform(-1.0, 1.0, size=shape).astype(NP_DTYPES[d.dtype])
+        if d.format == "sparse":
+            keep = rng.random(size=shape) < density
+            fill = d.fill if not (d.dtype == "int64" and isinstance(d.fill, float) and math.isinf(d.fill)) else 0
+            base = np.where(keep, base, np.asarray(fill, dtype=base.dtype))
+        if d.symmetry and base.size:
+            base = base[symmetrize_index(shape, d.symmetry)]
+        out[d.name] = np.ascontiguousarray(base)
+    return out
+
+
+def all_points(shape: tuple[int, ...]):
+    return itertools.product(*(range(s) for s in shape))
