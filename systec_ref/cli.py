@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -46,8 +46,9 @@ def _sizes_for(kernel: api.Kernel, given: dict[str, int]) -> dict[str, int]:
     dims = sorted({d for t in kernel.ast.decls for d in t.dims if isinstance(d, str)})
     unknown = sorted(set(given) - set(dims))
     if unknown:
-        raise SystecError(f"--size names {', '.join(unknown)}, but kernel {kernel.name} has dimensions "
-                          f"{', '.join(dims) or '(none)'}")
+        # one --size for a batch of kernels is handy; say what was not used rather than fail
+        print(f"note: --size {', '.join(unknown)} ignored: kernel {kernel.name} has dimensions "
+              f"{', '.join(dims) or '(none)'}", file=sys.stderr)
     return {d: given.get(d, DEFAULT_SIZE) for d in dims}
 
 

@@ -2,7 +2,10 @@
 
 Products under ``+=`` go to ``numpy.einsum``; everything else (sums, ``min=``,
 ``max=``) is evaluated by broadcasting the right-hand side over the full index
-space and reducing with ``numpy.add`` / ``minimum`` / ``maximum``.
+space and reducing with ``numpy.add`` / ``fmin`` / ``fmax``.  ``fmin``/``fmax``
+ignore a NaN right-hand side, as the interpreters (and C's ``new < old ? new : old``)
+do; ``minimum``/``maximum`` would propagate it (``inf - inf`` under ``min=`` with
+a sparse ``fill inf`` input).
 """
 
 from __future__ import annotations
@@ -63,9 +66,10 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
 
     with np.errstate(invalid="ignore", over="ignore"):
         full = np.broadcast_to(ev(k.assignment.rhs), shape).astype(dtype)
-        ufunc = {"+": np.add, "min": np.minimum, "max": np.maximum}[red]
+        ufunc = {"+": np.add, "min": np.fmin, "max": np.fmax}[red]
         reduce_axes = tuple(n for n, v in enumerate(ivars) if v not in lhs.indices)
-        res = ufunc.reduce(full, axis=reduce_axes, initial=identity(red, k.output.dtype)) if reduce_axes else full
+        # also with no axis to reduce: every point is combined with the identity (drops a NaN for min/max)
+        res = ufunc.reduce(full, axis=reduce_axes, initial=identity(red, k.output.dtype))
     kept = [v for v in ivars if v in lhs.indices]
     res = np.transpose(res, [kept.index(i) for i in lhs.indices]) if lhs.indices else res
     return np.asarray(res, dtype=dtype), "numpy broadcasting"

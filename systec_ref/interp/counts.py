@@ -13,6 +13,8 @@ class Counts:
       counts as an addition) in right-hand sides; ``a*b*c`` is two multiplications;
     * ``updates``: executions of ``T[...] op= e`` into a tensor (``+ min max``);
     * ``local_updates``: the same into a scalar local (workspaces);
+    * ``flushes``: ``T[...] op= t`` of a workspace local ``t`` into its tensor
+      (bookkeeping of the workspace transform, not arithmetic work);
     * ``copies``: executions of ``T[...] = e`` (transposed copies, mirrors);
     * ``reads[T]``: element reads of ``T``; ``distinct[T]``: how many different
       elements of ``T`` were read; ``iterations``: loop-body executions.
@@ -22,10 +24,16 @@ class Counts:
     adds: int = 0
     updates: int = 0
     local_updates: int = 0
+    flushes: int = 0
     copies: int = 0
     iterations: int = 0
     reads: dict[str, int] = field(default_factory=dict)
     touched: dict[str, set] = field(default_factory=dict, repr=False)
+
+    @property
+    def work(self) -> int:
+        """Reductions that carry a right-hand side: ``updates + local_updates``."""
+        return self.updates + self.local_updates
 
     @property
     def distinct(self) -> dict[str, int]:
@@ -37,6 +45,7 @@ class Counts:
             "adds": self.adds,
             "updates": self.updates,
             "local_updates": self.local_updates,
+            "flushes": self.flushes,
             "copies": self.copies,
             "iterations": self.iterations,
             "reads": dict(sorted(self.reads.items())),

@@ -10,10 +10,10 @@ import itertools
 
 import numpy as np
 
+from ..errors import NumericError
 from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars
 from .counts import Counts
 from .loops import INT64_MAX, INT64_MIN, NP_DTYPES, _combine, _f32, identity
-from ..errors import NumericError
 
 
 def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, Counts]:

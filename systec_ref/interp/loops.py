@@ -9,16 +9,39 @@ the definition every faster thing is checked against.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ..errors import NumericError, SystecError
 from ..ir.nodes import (
-    Add, And, Assign, Block, Cmp, Const, DimSize, Elem, IConst, Idx, If, IndexExpr, IPlus, Let, Local,
-    Lookup, Loop, Mul, Neg, Or, Program, Read, Stmt,
+    Add,
+    And,
+    Assign,
+    Block,
+    Cmp,
+    Const,
+    DimSize,
+    Elem,
+    IConst,
+    Idx,
+    If,
+    IndexExpr,
+    IPlus,
+    Let,
+    Local,
+    Lookup,
+    Loop,
+    Mul,
+    Neg,
+    Or,
+    Permute,
+    Program,
+    Read,
+    Stmt,
 )
 from ..ir.printer import fmt_subscript
 from .counts import Counts
@@ -221,6 +244,19 @@ class _Compiler:
                 elif other is not None:
                     other(env)
             return if_
+        if isinstance(s, Permute):
+            groups, body = s.groups, self.stmt(s.body)
+
+            def permute(env):
+                saved = [[env[v] for v in g] for g in groups]
+                choices = [sorted(set(itertools.permutations(vals))) for vals in saved]
+                for combo in itertools.product(*choices):
+                    for g, vals in zip(groups, combo):
+                        env.update(zip(g, vals))
+                    body(env)
+                for g, vals in zip(groups, saved):
+                    env.update(zip(g, vals))
+            return permute
         if isinstance(s, Let):
             val, name = self.value(s.value), s.name
 
@@ -251,6 +287,13 @@ class _Compiler:
                 data[o] = check(val(env), label)
                 c.copies += 1
             return copy
+
+        if isinstance(s.value, Local):
+            def flush(env):
+                o = off(env)
+                data[o] = check(combine(data[o], val(env)), label)
+                c.flushes += 1
+            return flush
 
         def update(env):
             o = off(env)

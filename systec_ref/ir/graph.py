@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .nodes import Assign, Block, If, Let, Loop, Program, Stmt
+from .nodes import Assign, Block, If, Let, Loop, Permute, Program, Stmt
 from .printer import fmt_cond, fmt_index, fmt_stmt
 
 
@@ -46,6 +46,10 @@ def to_graph(p: Program) -> nx.DiGraph:
             if s.orelse is not None:
                 other = add("else", "else", node, depth + 1)
                 block(s.orelse, other, depth + 2)
+        elif isinstance(s, Permute):
+            groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
+            node = add("permute", f"each rearrangement of {groups}", parent, depth)
+            block(s.body, node, depth + 1)
         elif isinstance(s, Block):
             node = add("block", s.comment or "block", parent, depth)
             block(Block(s.body), node, depth + 1)

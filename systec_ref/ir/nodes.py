@@ -15,7 +15,9 @@ Semantics, which the interpreter implements and the C emitter mirrors:
   ``t = e`` for ``=``; ``Let(x, e)`` declares a scalar local;
 * ``Read(A, idx, sort)`` reads ``A`` after sorting, at run time, the
   subscripts at the positions of each group in ``sort`` (canonical reads);
-* ``Lookup(values, bits)`` is ``values[sum(bit_b << b)]``.
+* ``Lookup(values, bits)`` is ``values[sum(bit_b << b)]``;
+* ``Permute(groups, body)`` runs ``body`` once per distinct rearrangement of
+  the values of each group's variables.
 """
 
 from __future__ import annotations
@@ -172,7 +174,21 @@ class If:
     orelse: Block | None = None
 
 
-Stmt = Union[Assign, Let, Block, Loop, If]
+@dataclass(frozen=True)
+class Permute:
+    """Run ``body`` once for every *distinct* rearrangement of the current
+    values of the variables in each group (a product over the groups).
+
+    ``restrict-iteration`` wraps the body of a canonical-triangle nest in this
+    node, so the nest still means what the full nest meant (SPEC §3.1);
+    ``define-assignments`` then spells the rearrangements out.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+    body: Block
+
+
+Stmt = Union[Assign, Let, Block, Loop, If, Permute]
 
 # -- programs -------------------------------------------------------------------
 

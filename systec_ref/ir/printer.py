@@ -13,8 +13,31 @@ from __future__ import annotations
 import math
 
 from .nodes import (
-    Add, And, Assign, Block, Cmp, Const, DimSize, Elem, IConst, Idx, If, IndexExpr, IPlus, Let, Local,
-    Lookup, Loop, Mul, Neg, Or, Program, Read, Stmt, TensorInfo,
+    Add,
+    And,
+    Assign,
+    Block,
+    Cmp,
+    Const,
+    DimSize,
+    Elem,
+    IConst,
+    Idx,
+    If,
+    IndexExpr,
+    IPlus,
+    Let,
+    Local,
+    Lookup,
+    Loop,
+    Mul,
+    Neg,
+    Or,
+    Permute,
+    Program,
+    Read,
+    Stmt,
+    TensorInfo,
 )
 
 
@@ -110,6 +133,9 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
                 out += [f"{pad}else:", *fmt_block(other, indent + 1)]
                 other = None
         return out
+    if isinstance(s, Permute):
+        groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
+        return [f"{pad}for each distinct rearrangement of {groups}:", *fmt_block(s.body, indent + 1)]
     assert isinstance(s, Block)
     return fmt_block(s, indent)
 

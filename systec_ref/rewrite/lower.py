@@ -22,7 +22,21 @@ import itertools
 
 from ..interp.loops import identity
 from ..ir.nodes import (
-    Add, Assign, Block, Const, DimSize, Elem, IConst, Idx, Loop, Mul, Neg, Program, Read, TensorInfo, Value,
+    Add,
+    Assign,
+    Block,
+    Const,
+    DimSize,
+    Elem,
+    IConst,
+    Idx,
+    Loop,
+    Mul,
+    Neg,
+    Program,
+    Read,
+    TensorInfo,
+    Value,
 )
 from ..lang import ast as A
 

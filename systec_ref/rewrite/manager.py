@@ -7,9 +7,9 @@ did, or why it did not apply (then the program comes back unchanged).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
 
 from ..ir.nodes import Program
 

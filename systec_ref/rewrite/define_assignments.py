@@ -1,0 +1,79 @@
+"""Pass ``define-assignments``: spell out the rearrangements, one block per equality pattern.
+
+Precondition: ``Permute`` nodes from ``restrict-iteration``.
+
+A set of k variables has 2^(k-1) equality patterns (SPEC §3.2).  Each becomes
+a branch holding every distinct rearrangement of the statement, the
+left-hand side included, with equal variables spelled by their
+representative.  Loops inside the permuted body whose bounds do not involve
+the set are kept once, so the rearranged statements share them.
+
+Before::
+
+    for i in 0..n:
+      for j in i..n:
+        for each distinct rearrangement of (i,j):
+          y[i] += A[i,j] * x[j]
+
+After::
+
+    for i in 0..n:
+      for j in i..n:
+        if i < j:
+          # pattern i < j: 2 rearrangements (define-assignments)
+          y[i] += A[i,j] * x[j]
+          y[j] += A[j,i] * x[i]
+        elif i == j:
+          # pattern i == j: 1 rearrangement (define-assignments)
+          y[i] += A[i,i] * x[i]
+"""
+
+from __future__ import annotations
+
+from ..ir.nodes import Assign, Block, If, Let, Loop, Permute, Program, Stmt
+from .combinators import postwalk, rename_indices, replace_body, uses_index
+from .symmetry import all_patterns, build_chain
+
+NAME = "define-assignments"
+
+
+def expand(stmts: tuple[Stmt, ...], subs: list[dict[str, str]], group: frozenset[str]) -> tuple[Stmt, ...]:
+    """Apply every substitution, sharing loops and branches that do not depend on the group."""
+    out: list[Stmt] = []
+    for s in stmts:
+        if isinstance(s, Loop) and not uses_index((s.lo, s.hi), group):
+            out.append(Loop(s.var, s.lo, s.hi, Block(expand(s.body.body, subs, group), s.body.comment)))
+        elif isinstance(s, If) and not uses_index(s.cond, group):
+            other = Block(expand(s.orelse.body, subs, group), s.orelse.comment) if s.orelse else None
+            out.append(If(s.cond, Block(expand(s.then.body, subs, group), s.then.comment), other))
+        elif isinstance(s, Block):
+            out.append(Block(expand(s.body, subs, group), s.comment))
+        else:
+            assert isinstance(s, (Assign, Let, Loop, If, Permute))
+            out += [rename_indices(s, m) for m in subs]
+    return tuple(out)
+
+
+def run(p: Program) -> tuple[Program, str]:
+    summary: list[str] = []
+
+    def f(n):
+        if not isinstance(n, Permute):
+            return None
+        body = n.body
+        for group in reversed(n.groups):
+            branches = []
+            total = 0
+            for pat in all_patterns(group):
+                subs = pat.rearrangements()
+                total += len(subs)
+                word = "rearrangement" if len(subs) == 1 else "rearrangements"
+                comment = f"pattern {pat.text()}: {len(subs)} {word} (define-assignments)"
+                branches.append((pat.cond(), Block(expand(body.body, subs, frozenset(group)), comment)))
+            body = Block((build_chain(branches),))
+            summary.append(f"({','.join(group)}): {len(branches)} equality patterns, {total} rearrangements")
+        return body
+    new_body = postwalk(f)(p.body)
+    if new_body == p.body:
+        return p, "no Permute node"
+    return replace_body(p, new_body), "; ".join(summary)

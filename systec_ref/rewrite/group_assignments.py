@@ -1,0 +1,82 @@
+"""Pass ``group-assignments``: merge identical updates.
+
+Precondition: ``normalize`` (equal updates are structurally equal).
+
+In each run of consecutive assignments of one block: for ``+``,
+``a*X; b*X`` becomes ``(a+b)*X`` (dropped if the sum is 0); for the
+idempotent ``min`` and ``max``, ``X; X`` becomes ``X``.  Reordering is safe:
+every update is a commutative reduction and no right-hand side reads an
+output.
+
+Before::
+
+    s += x[i] * A[i,j] * x[j]
+    s += x[i] * A[i,j] * x[j]
+
+After::
+
+    s += 2 * A[i,j] * x[i] * x[j]
+"""
+
+from __future__ import annotations
+
+from ..ir.nodes import Assign, Block, Program, Stmt
+from .combinators import postwalk, replace_body, split_coefficient, with_coefficient
+
+NAME = "group-assignments"
+
+
+def group_run(run: list[Assign]) -> list[Assign]:
+    order: list[tuple] = []
+    coef: dict[tuple, object] = {}
+    for a in run:
+        if a.op == "+":
+            c, x = split_coefficient(a.value)
+            k = (a.target, a.op, x)
+        else:
+            c, k = 1, (a.target, a.op, a.value)
+        if k not in coef:
+            order.append(k)
+            coef[k] = c if a.op == "+" else None
+        elif a.op == "+":
+            coef[k] = coef[k] + c
+    out = []
+    for k in order:
+        target, op, x = k
+        if op == "+":
+            if coef[k] == 0:
+                continue
+            out.append(Assign(target, op, with_coefficient(coef[k], x)))
+        else:
+            out.append(Assign(target, op, x))
+    return out
+
+
+def group_block(b: Block) -> Block:
+    out: list[Stmt] = []
+    run: list[Assign] = []
+    for s in b.body:
+        if isinstance(s, Assign) and s.op != "=":
+            run.append(s)
+            continue
+        out += group_run(run)
+        run = []
+        out.append(s)
+    out += group_run(run)
+    return Block(tuple(out), b.comment)
+
+
+def run(p: Program) -> tuple[Program, str]:
+    before = sum(1 for _ in _assigns(p))
+    body = postwalk(lambda n: group_block(n) if isinstance(n, Block) else None)(p.body)
+    if body == p.body:
+        return p, "no identical updates"
+    new = replace_body(p, body)
+    after = sum(1 for _ in _assigns(new))
+    return new, f"{before} assignments -> {after}"
+
+
+def _assigns(p: Program):
+    from .combinators import nodes
+
+    return (n for n in nodes(p.body) if isinstance(n, Assign))

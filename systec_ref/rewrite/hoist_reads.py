@@ -1,0 +1,174 @@
+"""Pass ``hoist-reads``: read each element once; compute loop-invariant factors once.
+
+Precondition: none (it is most useful after ``split-diagonals``).
+
+1. Loop-invariant code motion for values: a read, or the product (or sum) of
+   the operands of a ``*`` (``+``) that do not depend on a loop, is computed
+   in a ``let`` just before the loop — so a multiplicity factor is folded
+   into the element once, not once per rank.
+2. Common reads: a read that occurs in two or more statements of one block
+   is loaded into a ``let`` at the top of the block.
+
+Before::
+
+    for l in k+1..n:
+      for j in 0..r:
+        C[i,j] += 2 * A[i,k,l] * B[k,j] * B[l,j]
+        C[k,j] += 2 * A[i,k,l] * B[i,j] * B[l,j]
+
+After::
+
+    for l in k+1..n:
+      let _h0 = 2 * A[i,k,l]
+      for j in 0..r:
+        let _r0 = B[l,j]
+        C[i,j] += _h0 * B[k,j] * _r0
+        C[k,j] += _h0 * B[i,j] * _r0
+"""
+
+from __future__ import annotations
+
+from ..ir.nodes import Add, Assign, Block, Const, If, Let, Local, Loop, Mul, Neg, Permute, Program, Read, Stmt
+from .combinators import index_names, nodes, postwalk, replace_body
+
+NAME = "hoist-reads"
+
+
+class _Names:
+    def __init__(self, p: Program):
+        self.used = {getattr(n, "name", None) for n in nodes(p.body)}
+        self.counter = 0
+
+    def new(self, base: str) -> str:
+        while f"{base}{self.counter}" in self.used:
+            self.counter += 1
+        name = f"{base}{self.counter}"
+        self.used.add(name)
+        return name
+
+
+def _invariant(e: object, inner_vars: set[str], inner_locals: set[str]) -> bool:
+    if index_names(e) & inner_vars:
+        return False
+    return not any(isinstance(n, Local) and n.name in inner_locals for n in nodes(e))
+
+
+def _has_read(e: object) -> bool:
+    return any(isinstance(n, Read) for n in nodes(e))
+
+
+def _hoist_loop(loop: Loop, names: _Names, stats: list[int]) -> list[Stmt]:
+    inner_vars = {loop.var} | {n.var for n in nodes(loop.body) if isinstance(n, Loop)}
+    inner_vars |= {v for n in nodes(loop.body) if isinstance(n, Permute) for g in n.groups for v in g}
+    inner_locals = {n.name for n in nodes(loop.body) if isinstance(n, Let)}
+    lets: dict[object, str] = {}
+
+    def hoist(e) -> Local:
+        if e not in lets:
+            lets[e] = names.new("_h")
+        return Local(lets[e])
+
+    def inv(e) -> bool:
+        return _invariant(e, inner_vars, inner_locals)
+
+    def walk(e):
+        if inv(e) and _has_read(e) and not isinstance(e, (Local, Const)):
+            return hoist(e)
+        if isinstance(e, (Mul, Add)):
+            fixed = [a for a in e.args if inv(a)]
+            rest = [walk(a) for a in e.args if not inv(a)]
+            if fixed and (len(fixed) > 1 or isinstance(fixed[0], Read)) and \
+                    any(_has_read(a) or isinstance(a, Local) for a in fixed):
+                part = fixed[0] if len(fixed) == 1 else type(e)(tuple(fixed))
+                return type(e)((hoist(part), *rest))
+            return type(e)(tuple(walk(a) for a in e.args))
+        if isinstance(e, Neg):
+            return Neg(walk(e.arg))
+        return e
+
+    def g(n):
+        if isinstance(n, Assign):
+            return Assign(n.target, n.op, walk(n.value))
+        if isinstance(n, Let):
+            return Let(n.name, walk(n.value))
+        return None
+    body = postwalk(g)(loop.body)
+    stats[0] += len(lets)
+    return [Let(name, e) for e, name in lets.items()] + [Loop(loop.var, loop.lo, loop.hi, body)]
+
+
+def _licm(b: Block, names: _Names, stats: list[int]) -> Block:
+    out: list[Stmt] = []
+    for s in b.body:
+        if isinstance(s, Loop):
+            inner = Loop(s.var, s.lo, s.hi, _licm(s.body, names, stats))
+            out += _hoist_loop(inner, names, stats)
+        elif isinstance(s, If):
+            out.append(If(s.cond, _licm(s.then, names, stats), _licm(s.orelse, names, stats) if s.orelse else None))
+        elif isinstance(s, Permute):
+            out.append(Permute(s.groups, _licm(s.body, names, stats)))
+        elif isinstance(s, Block):
+            out.append(_licm(s, names, stats))
+        else:
+            out.append(s)
+    return Block(tuple(out), b.comment)
+
+
+def _cse_block(b: Block, names: _Names, stats: list[int]) -> Block:
+    count: dict[Read, int] = {}
+    for s in b.body:
+        if isinstance(s, (Assign, Let)):
+            for r in (n for n in nodes(s.value) if isinstance(n, Read)):
+                count[r] = count.get(r, 0) + 1
+    shared = [r for r, c in count.items() if c > 1]
+    if not shared:
+        return b
+    body = list(b.body)
+    new_lets = []
+    for r in shared:
+        uses = [n for n, s in enumerate(body) if isinstance(s, (Assign, Let)) and any(x == r for x in nodes(s.value))]
+        first = body[uses[0]]
+        if isinstance(first, Let) and first.value == r:
+            name, start = first.name, uses[0] + 1  # an earlier let already loads it
+        else:
+            name, start = names.new("_r"), 0
+            new_lets.append(Let(name, r))
+            stats[1] += 1
+        sub = postwalk(lambda n, r=r, name=name: Local(name) if n == r else None)
+        for n in uses:
+            if n >= start:
+                s = body[n]
+                body[n] = Assign(s.target, s.op, sub(s.value)) if isinstance(s, Assign) else Let(s.name, sub(s.value))
+    return Block(tuple(new_lets + body), b.comment)
+
+
+def propagate_copies(b: Block) -> Block:
+    """Drop ``let a = b`` of a local ``b`` and read ``b`` wherever ``a`` was read."""
+    alias = {n.name: n.value.name for n in nodes(b) if isinstance(n, Let) and isinstance(n.value, Local)}
+    if not alias:
+        return b
+
+    def root(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    def f(n):
+        if isinstance(n, Local) and n.name in alias:
+            return Local(root(n.name))
+        if isinstance(n, Block):
+            return Block(tuple(s for s in n.body if not (isinstance(s, Let) and s.name in alias)), n.comment)
+        return None
+    return postwalk(f)(b)
+
+
+def run(p: Program) -> tuple[Program, str]:
+    names = _Names(p)
+    stats = [0, 0]
+    body = _licm(p.body, names, stats)
+    body = postwalk(lambda n: _cse_block(n, names, stats) if isinstance(n, Block) else None)(body)
+    body = propagate_copies(body)
+    if body == p.body:
+        return p, "nothing to hoist"
+    return replace_body(p, body), f"{stats[0]} loop-invariant values hoisted, {stats[1]} repeated reads shared"
+

@@ -1,0 +1,136 @@
+"""Pass ``replicate-output``: compute a symmetric output on its canonical triangle only.
+
+Precondition: ``group-assignments`` (each block holds distinct updates).
+
+Output positions whose subscripts are variables of one permutable set are a
+candidate symmetry group of the output.  It *is* one — visibly (SSYRK) or
+invisibly (TTM) — when in every block each update has a partner in the same
+block that writes the swapped output element with the same right-hand side
+(or writes an element the swap fixes): then the multiset of all updates is
+invariant under the swap, so the output is symmetric.  Each such pair keeps
+only the write into the canonical triangle (sorted subscripts) — not doubled:
+a final mirror loop copies the canonical triangle onto the rest.
+
+Before::
+
+    if i < j:
+      for k in 0..m:
+        C[i,j] += A[i,k] * A[j,k]
+        C[j,i] += A[i,k] * A[j,k]
+    ...
+
+After::
+
+    if i < j:
+      for k in 0..m:
+        C[i,j] += A[i,k] * A[j,k]
+    ...
+    # mirror the canonical triangle of C (replicate-output)
+    for _m0 in 0..n:
+      for _m1 in 0..n:
+        if _m1 < _m0:
+          C[_m0,_m1] = C[_m0,_m1]{sorted (0,1)}
+"""
+
+from __future__ import annotations
+
+from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read
+from .combinators import main_assignments, nodes, postwalk, replace_body
+from .lower import dim_expr
+from .symmetry import permutable_sets, rank_map
+
+NAME = "replicate-output"
+
+
+def _swap(t: Elem, a: int, b: int) -> Elem:
+    idx = list(t.idx)
+    idx[a], idx[b] = idx[b], idx[a]
+    return Elem(t.tensor, tuple(idx))
+
+
+def _leaf_runs(p: Program, out: str) -> list[list[Assign]]:
+    runs = []
+    for b in nodes(p.body):
+        if isinstance(b, Block):
+            run = [s for s in b.body if isinstance(s, Assign) and isinstance(s.target, Elem)
+                   and s.target.tensor == out and s.op != "="]
+            if run:
+                runs.append(run)
+    return runs
+
+
+def _candidate_groups(p: Program, a0: Assign) -> list[tuple[int, ...]]:
+    """Output positions grouped by the permutable set their variable belongs to."""
+    ranks = rank_map(p)
+    by_set: dict[int, list[int]] = {}
+    for q, i in enumerate(a0.target.idx):
+        if isinstance(i, Idx) and i.name in ranks:
+            by_set.setdefault(ranks[i.name][0], []).append(q)
+    return [tuple(g) for _, g in sorted(by_set.items()) if len(g) > 1]
+
+
+def _symmetric_in(runs: list[list[Assign]], g: tuple[int, ...]) -> bool:
+    for run in runs:
+        have = {(s.target, s.value) for s in run}
+        for s in run:
+            for a, b in zip(g, g[1:]):
+                t = _swap(s.target, a, b)
+                if t != s.target and (t, s.value) not in have:
+                    return False
+    return True
+
+
+def _canonical(t: Elem, groups: list[tuple[int, ...]], ranks) -> bool | None:
+    """Are the subscripts of ``t`` sorted within each group?  None if unknowable."""
+    for g in groups:
+        subs = [t.idx[q] for q in g]
+        if not all(isinstance(s, Idx) and s.name in ranks for s in subs):
+            return None
+        if len({ranks[s.name][0] for s in subs}) != 1:
+            return None
+        r = [ranks[s.name] for s in subs]
+        if r != sorted(r):
+            return False
+    return True
+
+
+def run(p: Program) -> tuple[Program, str]:
+    if not permutable_sets(p):
+        return p, "no permutable set"
+    assigns = main_assignments(p)
+    if not assigns:
+        return p, "no update of the output"
+    out = assigns[0].target.tensor
+    info = p.tensor(out)
+    ranks = rank_map(p)
+    # the lhs of the un-rearranged statement is the first update of the first block
+    groups = [g for g in _candidate_groups(p, assigns[0]) if len({info.dims[q] for q in g}) == 1]
+    runs = _leaf_runs(p, out)
+    if sum(len(r) for r in runs) != len(assigns):
+        return p, "not applied: updates of the output outside straight-line blocks"
+    found = [g for g in groups if _symmetric_in(runs, g)]
+    if not found:
+        return p, "no output symmetry: updates do not pair up under any swap of output subscripts"
+    if any(_canonical(s.target, found, ranks) is None for s in assigns):
+        return p, "not applied: canonical output elements cannot be told apart statically"
+
+    def f(n):
+        if not isinstance(n, Block):
+            return None
+        keep = tuple(s for s in n.body if not (isinstance(s, Assign) and s in assigns
+                                               and not _canonical(s.target, found, ranks)))
+        return Block(keep, n.comment) if keep != n.body else None
+    body = postwalk(f)(p.body)
+    dropped = len(assigns) - len(main_assignments(replace_body(p, body)))
+    vars_ = [f"_m{q}" for q in range(info.order)]
+    cond = Or(tuple(Cmp("<", Idx(vars_[b]), Idx(vars_[a])) for g in found for a, b in zip(g, g[1:])))
+    mirror: Block = Block((If(cond, Block((Assign(Elem(out, tuple(Idx(v) for v in vars_)), "=",
+                                                     Read(out, tuple(Idx(v) for v in vars_), tuple(found))),))),))
+    for q in reversed(range(info.order)):
+        mirror = Block((Loop(vars_[q], IConst(0), dim_expr(info.dims[q]), mirror),))
+    groups_text = " and ".join("(" + ",".join(map(str, g)) + ")" for g in found)
+    mirror = Block(mirror.body, comment=f"mirror the canonical triangle of {out} in modes {groups_text} "
+                                        f"(replicate-output)")
+    new = replace_body(p, Block(body.body + (mirror,))).with_notes(**{"output symmetry": tuple(found)})
+    return new, f"{out} symmetric in modes {groups_text}: {dropped} of {len(assigns)} updates dropped, mirror added"
+
