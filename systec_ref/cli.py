@@ -77,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs = [("definition", kernel.definition(arrays, check=False))]
     runs.append((f"loop nest ({kernel.stages[0].name})", kernel.interpret(arrays, kernel.naive, check=False)))
     if kernel.final is not kernel.naive:
-        runs.append((f"loop nest ({kernel.stages[-1].name}, final)", kernel.interpret(arrays, kernel.final, check=False)))
+        final = kernel.interpret(arrays, kernel.final, check=False)
+        runs.append((f"loop nest ({kernel.stages[-1].name}, final)", final))
     for label, res in runs:
         a = agree(res.value, ref, dtype)
         ok &= a.ok

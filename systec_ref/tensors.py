@@ -68,7 +68,8 @@ def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ..
                 f"symmetrize it or pass check=False to use its canonical triangle as is")
 
 
-def bind(kernel: Kernel, tensors: dict[str, object], check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def bind(kernel: Kernel, tensors: dict[str, object],
+         check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Validate the inputs of ``kernel``: every input present, numeric, of a dtype
     that converts safely to the declared one, of consistent shape, and (unless
     ``check=False``) symmetric where declared.  Returns the arrays, converted,

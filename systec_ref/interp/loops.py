@@ -326,7 +326,8 @@ def _combine(op: str, rnd):
     return lambda old, new: new if new > old else old
 
 
-def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[dict[str, np.ndarray], Counts]:
+def run_program(prog: Program, arrays: dict[str, np.ndarray],
+                dims: dict[str, int]) -> tuple[dict[str, np.ndarray], Counts]:
     """Run ``prog`` on validated input ``arrays``; return every output and temporary, and the counts.
 
     ``dims`` binds each symbolic dimension; inputs must already have the shapes

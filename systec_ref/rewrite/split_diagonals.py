@@ -88,7 +88,8 @@ def _split(path: list[Loop], chain: list, compact: bool) -> list[Stmt]:
         return out
     for pat, block in chain:
         if pat.strict:
-            out.append(Block(_nest(path, pat, block, set()).body, comment=f"strict part {pat.text()} (split-diagonals)"))
+            nest = _nest(path, pat, block, set())
+            out.append(Block(nest.body, comment=f"strict part {pat.text()} (split-diagonals)"))
     faces = [(p.cond(), b) for p, b in chain if not p.strict]
     if faces:
         cur: Block = Block((build_chain(faces),))

@@ -1,0 +1,105 @@
+"""Helpers shared by the tests (imported as ``helpers``; conftest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import systec_ref
+from systec_ref.errors import SourceError
+from systec_ref.ir.nodes import Program
+from systec_ref.lang import parse
+from systec_ref.lang.ast import Kernel as KernelAST
+from systec_ref.rewrite.lower import lower
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES: list[Path] = sorted(EXAMPLES_DIR.glob("*.ein"))
+
+
+def example(name: str) -> Path:
+    return EXAMPLES_DIR / f"{name}.ein"
+
+
+def _ast(kernel: systec_ref.Kernel | KernelAST) -> KernelAST:
+    return kernel.ast if isinstance(kernel, systec_ref.Kernel) else kernel
+
+
+def sizes_for(kernel: systec_ref.Kernel | KernelAST, n: int, r: int) -> dict[str, int]:
+    """A size for every symbolic dimension: ``r`` for dims named ``r`` or ``m``, ``n`` for the rest."""
+    ast = _ast(kernel)
+    dims = {d for t in ast.decls for d in t.dims if isinstance(d, str)}
+    return {d: (r if d in ("r", "m") else n) for d in sorted(dims)}
+
+
+def naive(kernel: systec_ref.Kernel | KernelAST) -> Program:
+    """The naive loop nest (the ``lower`` stage), built without running the rest of the pipeline."""
+    return lower(_ast(kernel))
+
+
+# -- dense / sparse variants of source text ------------------------------------
+
+_DECL = re.compile(r"^(?P<head>\s*in\s+[A-Za-z][A-Za-z0-9_]*(?:\s*\[[^\]]*\])?)(?P<attrs>[^#]*?)(?P<tail>\s*(?:#.*)?)$")
+_FILL = re.compile(r"\bfill\s+-?\s*(?:inf|[0-9.eE+-]+)")
+_FORMAT = re.compile(r"\b(?:sparse|dense)\b")
+
+
+def _input_lines(text: str) -> list[int]:
+    return [n for n, line in enumerate(text.split("\n")) if _DECL.match(line)]
+
+
+def _with_format(text: str, line_no: int, fmt: str, fill: str | None) -> str:
+    lines = text.split("\n")
+    m = _DECL.match(lines[line_no])
+    assert m is not None
+    attrs = _FORMAT.sub("", _FILL.sub("", m.group("attrs")))
+    attrs = " ".join(attrs.split())
+    extra = [fmt] if fmt == "sparse" else []
+    if fill is not None:
+        extra.append(f"fill {fill}")
+    lines[line_no] = " ".join(x for x in (m.group("head"), attrs, *extra) if x) + m.group("tail")
+    return "\n".join(lines)
+
+
+def dense_variant(text: str) -> str:
+    """``text`` with every input dense: ``sparse``, ``dense`` and ``fill ...`` dropped."""
+    for n in _input_lines(text):
+        text = _with_format(text, n, "dense", None)
+    parse(text)  # still a valid kernel
+    return text
+
+
+def sparse_fill_for(op: str) -> str | None:
+    """The fill a sparse input needs under assignment operator ``op`` (None: the default 0)."""
+    return {"min=": "inf", "max=": "-inf"}.get(op)
+
+
+def sparse_variant(text: str) -> str:
+    """``text`` with every input ``sparse`` that the language accepts as sparse
+    (with the fill its reduction needs); the others stay dense."""
+    text = dense_variant(text)
+    fill = sparse_fill_for(parse(text).assignment.op)
+    for n in _input_lines(text):
+        candidate = _with_format(text, n, "sparse", fill)
+        try:
+            parse(candidate)
+        except SourceError:
+            continue
+        text = candidate
+    return text
+
+
+def set_sparse(text: str, names: set[str] | frozenset[str]) -> str:
+    """``text`` with the inputs in ``names`` made sparse where the language accepts it."""
+    fill = sparse_fill_for(parse(text).assignment.op)
+    for n in _input_lines(text):
+        name = text.split("\n")[n].split()[1].split("[")[0]
+        if name not in names:
+            continue
+        candidate = _with_format(text, n, "sparse", fill)
+        try:
+            parse(candidate)
+        except SourceError:
+            continue
+        text = candidate
+    return text
