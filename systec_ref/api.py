@@ -33,8 +33,9 @@ class Result:
 class Kernel:
     """A checked kernel and its compiled stages."""
 
-    def __init__(self, ast: KernelAST):
+    def __init__(self, ast: KernelAST, options: pipeline.Options | None = None):
         self.ast = ast
+        self.options = options or pipeline.Options()
 
     def __repr__(self) -> str:
         return f"<Kernel {self.name} from {self.ast.path}>"
@@ -46,7 +47,7 @@ class Kernel:
     @cached_property
     def stages(self) -> list[Stage]:
         """``lower`` followed by every pass of the pipeline, in order."""
-        return pipeline.compile_stages(self.ast)
+        return pipeline.compile_stages(self.ast, self.options)
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:
@@ -94,12 +95,13 @@ class Kernel:
         return random_inputs(self.ast, sizes, seed, density)
 
 
-def compile(text: str, path: str = "<string>") -> Kernel:  # noqa: A001 - the public name is the point
-    """Parse and check ``.ein`` source text."""
-    return Kernel(parse(text, path))
+def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa: A001 - the public name
+            faces: str = "split") -> Kernel:
+    """Parse and check ``.ein`` source text (options: see :class:`~systec_ref.rewrite.pipeline.Options`)."""
+    return Kernel(parse(text, path), pipeline.Options(symmetry=symmetry, faces=faces))
 
 
-def load(path: str | Path) -> Kernel:
+def load(path: str | Path, *, symmetry: bool = True, faces: str = "split") -> Kernel:
     """Read, parse and check a ``.ein`` file."""
     p = Path(path)
     try:
@@ -110,4 +112,4 @@ def load(path: str | Path) -> Kernel:
         raise SystecError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise SystecError(f"{p}: cannot read ({e.strerror})") from None
-    return compile(text, str(path))
+    return compile(text, str(path), symmetry=symmetry, faces=faces)

@@ -105,7 +105,7 @@ def bind(kernel: Kernel, tensors: dict[str, object],
             else:
                 dims.setdefault(dim, int(size))
                 where.setdefault(dim, here)
-        arr = np.ascontiguousarray(arr, dtype=target)
+        arr = np.asarray(arr, dtype=target, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         if check and d.symmetry:
             check_symmetry(d.name, arr, d.symmetry)
         arrays[d.name] = arr
@@ -156,7 +156,7 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
             base = np.where(keep, base, np.asarray(fill, dtype=base.dtype))
         if d.symmetry and base.size:
             base = base[symmetrize_index(shape, d.symmetry)]
-        out[d.name] = np.ascontiguousarray(base)
+        out[d.name] = np.asarray(base, order="C")  # keeps a scalar input 0-d
     return out
 
 

@@ -339,7 +339,7 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray],
     for t in prog.tensors:
         shape = tuple(dims[d] if isinstance(d, str) else d for d in t.dims)
         if t.role == "in":
-            arr = np.ascontiguousarray(arrays[t.name], dtype=np_dtype)
+            arr = np.asarray(arrays[t.name], dtype=np_dtype, order="C")  # 0-d stays 0-d
             if arr.shape != shape:
                 raise InterpError(f"{t.name} has shape {arr.shape}, expected {shape}")
         else:

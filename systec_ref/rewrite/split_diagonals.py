@@ -53,7 +53,8 @@ def _path(loop: Loop, group: tuple[str, ...]) -> tuple[list[Loop], list] | None:
         child = cur.body.body[0]
         if cur.var == group[-1]:
             chain = if_chain(child)
-            if chain is None or chain[0][0].vars != group:
+            # a chain without its strict branch was already split (faces: compact)
+            if chain is None or chain[0][0].vars != group or not chain[0][0].strict:
                 return None
             return path, chain
         if not isinstance(child, Loop):

@@ -247,3 +247,30 @@ def loops_of(s: object) -> list[Loop]:
 
 def lookup_nodes(s: object) -> list[Lookup]:
     return [n for n in nodes(s) if isinstance(n, Lookup)]
+
+
+def branch_patterns(cond: object) -> list[Pattern] | None:
+    """The patterns a branch condition covers: one pattern, or a disjunction of them."""
+    from ..ir.nodes import Or
+
+    terms = cond.terms if isinstance(cond, Or) else (cond,)
+    pats = [pattern_of(t) for t in terms]
+    return None if any(x is None for x in pats) else pats
+
+
+def chain_branches(s: object) -> list[tuple[list[Pattern], Block]] | None:
+    """Like :func:`if_chain`, for branches that may cover several patterns."""
+    out = []
+    while s is not None:
+        if not isinstance(s, If):
+            return None
+        pats = branch_patterns(s.cond)
+        if not pats:
+            return None
+        out.append((pats, s.then))
+        if s.orelse is None:
+            break
+        if len(s.orelse.body) != 1:
+            return None
+        s = s.orelse.body[0]
+    return out
