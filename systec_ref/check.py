@@ -36,18 +36,22 @@ class CheckReport:
 
     def table(self, title: str = "") -> Table:
         t = Table(title=title or f"{self.kernel}: stage check", title_justify="left")
-        for col in ("#", "stage", "changed", "vs previous", "vs definition", "mults", "adds", "updates",
-                    "reads", "distinct reads", "note"):
-            t.add_column(col, justify="right" if col in ("#", "mults", "adds", "updates") else "left")
+        for col in ("#", "stage", "changed", "vs previous", "vs definition", "mults", "adds", "work", "reads",
+                    "distinct"):
+            t.add_column(col, justify="right" if col in ("#", "mults", "adds", "work") else "left")
         for n, s in enumerate(self.stages):
             c = s.counts
             t.add_row(str(n), s.name, "yes" if s.changed else "no",
                       "ok" if s.vs_previous.ok else f"DIFFERS {s.vs_previous.detail}",
                       "ok" if s.vs_definition.ok else f"DIFFERS {s.vs_definition.detail}",
-                      str(c.mults), str(c.adds), str(c.updates + c.local_updates),
+                      str(c.mults), str(c.adds), str(c.work),
                       " ".join(f"{k}:{v}" for k, v in sorted(c.reads.items())),
-                      " ".join(f"{k}:{v}" for k, v in c.distinct.items()), s.note)
+                      " ".join(f"{k}:{v}" for k, v in c.distinct.items()))
         return t
+
+    def notes(self) -> str:
+        """One line per stage: what the pass did, or why it did not apply."""
+        return "\n".join(f"{n:>2} {s.name}: {s.note}" for n, s in enumerate(self.stages))
 
 
 def check_stages(kernel, inputs: dict[str, object]) -> CheckReport:

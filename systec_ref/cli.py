@@ -26,7 +26,10 @@ DEFAULT_SIZE = 4
 
 def _console(args: argparse.Namespace | None = None, stderr: bool = False) -> Console:
     no_color = bool(os.environ.get("NO_COLOR")) or bool(getattr(args, "no_color", False))
-    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True,
+    probe = Console(stderr=stderr)
+    # piped output gets a fixed, generous width: tables stay readable and output stays reproducible
+    width = None if probe.is_terminal else int(os.environ.get("COLUMNS", "0") or 0) or 132
+    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True, width=width,
                    force_terminal=None if not no_color else False)
 
 
@@ -63,9 +66,13 @@ def _counts_table(title: str) -> Table:
     return t
 
 
+def _load(args: argparse.Namespace) -> api.Kernel:
+    return api.load(args.kernel, symmetry=not getattr(args, "naive", False), faces=getattr(args, "faces", "split"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     out = _console(args)
-    kernel = api.load(args.kernel)
+    kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
@@ -92,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     out = _console(args)
-    kernel = api.load(args.kernel)
+    kernel = _load(args)
     out.rule(f"kernel {kernel.name} (parsed)")
     out.print(print_kernel(kernel.ast), markup=False, end="")
     out.rule(f"stage 0: {kernel.stages[0].name}")
@@ -104,12 +111,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import check_stages
 
     out = _console(args)
-    kernel = api.load(args.kernel)
+    kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     report = check_stages(kernel, inputs)
     out.print(report.table(f"{kernel.name}: every stage against the previous one and the definition "
                            f"(sizes {', '.join(f'{k}={v}' for k, v in sizes.items())}, seed {args.seed})"))
+    out.print(report.notes(), markup=False)
     out.print("every stage agrees" if report.ok else "DISAGREEMENT: see the table")
     return 0 if report.ok else 1
 
@@ -122,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser, inputs: bool = True) -> None:
         sp.add_argument("kernel", help="a .ein file")
         sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
+        sp.add_argument("--naive", action="store_true", help="symmetry passes off (the baseline pipeline)")
+        sp.add_argument("--faces", choices=("split", "compact"), default="split",
+                        help="split: one nest per diagonal face (default); compact: faces of sets of 4+ "
+                             "variables kept together for consolidate-blocks and lookup-table")
         if inputs:
             sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 (others: {DEFAULT_SIZE})")
             sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")

@@ -26,9 +26,7 @@ from .manager import Stage, run_pipeline
 #: the passes after ``lower``, in pipeline order (each a module with NAME and run)
 PASSES: list = [
     concordize,
-    consolidate_blocks,
     identify_symmetry,
-    lookup_table,
     restrict_iteration,
     define_assignments,
     normalize,
