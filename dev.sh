@@ -45,7 +45,7 @@ case "$cmd" in
     setup) ensure_system; ensure_venv ;;
     demo)
         ensure_system; ensure_venv
-        .venv/bin/python -m systec_ref run examples/mttkrp3.ein --size n=6,r=3 "$@"
+        .venv/bin/python -m systec_ref check examples/mttkrp3.ein --size n=6,r=3 "$@"
         ;;
     test)
         ensure_system; ensure_venv
