@@ -19,7 +19,7 @@ from .rewrite import pipeline
 from .rewrite.manager import Stage
 from .tensors import bind, random_inputs
 
-BACKENDS = ("interp",)
+BACKENDS = ("interp", "c")
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,53 @@ class Kernel:
 
     def run(self, *, backend: str = "interp", optimize: bool = True, check: bool = True,
             **tensors: object) -> np.ndarray:
-        """Compute the kernel's output; a scalar output comes back as a 0-d array."""
+        """Compute the kernel's output; a scalar output comes back as a 0-d array.
+
+        ``backend="interp"`` runs the reference interpreter, ``"c"`` the
+        compiled C.  ``optimize=False`` runs the naive nest (interp) or the
+        baseline pipeline with the symmetry passes off (C).  ``check=False``
+        skips verifying declared symmetry (the kernel then reads only the
+        canonical triangle of what it is given).
+        """
         if backend not in BACKENDS:
             raise SystecError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)})")
+        if backend == "c":
+            arrays, dims = self.bind(tensors, check)
+            fn = self.c_function(None if optimize else "baseline")
+            return fn(arrays, dims)[self.ast.output.name]
         prog = self.final if optimize else self.naive
         return self.interpret(tensors, prog, check).value
+
+    # -- C -----------------------------------------------------------------------
+    @cached_property
+    def baseline(self) -> list[Stage]:
+        """The same compiler with the symmetry passes off (every other pass on)."""
+        return pipeline.compile_stages(self.ast, pipeline.Options(symmetry=False, faces=self.options.faces))
+
+    def _program(self, stage: str | None) -> tuple[Program, str]:
+        if stage is None:
+            return self.final, self.stages[-1].name
+        if stage == "baseline":
+            return self.baseline[-1].program, "baseline (symmetry passes off)"
+        return self.stage(stage).program, stage
+
+    def c_source(self, stage: str | None = None) -> str:
+        """C99 for a stage (default: the final one; ``"baseline"``: symmetry passes off)."""
+        from .emit.c import emit_c
+
+        prog, label = self._program(stage)
+        return emit_c(prog, label)
+
+    def c_function(self, stage: str | None = None):
+        """The compiled C of a stage, loaded (cached on disk and in this process)."""
+        from .emit.runtime import CFunction
+
+        key = stage or ""
+        cache = self.__dict__.setdefault("_cfuncs", {})
+        if key not in cache:
+            prog, label = self._program(stage)
+            cache[key] = CFunction(prog, label)
+        return cache[key]
 
     def random_inputs(self, sizes: dict[str, int] | None = None, seed: int = 0,
                       density: float = 1.0) -> dict[str, np.ndarray]:

@@ -91,7 +91,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         ok &= a.ok
         c = res.counts
         table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", str(c.mults), str(c.adds),
-                      str(c.updates + c.local_updates), _fmt_reads(c.reads))
+                      str(c.work), _fmt_reads(c.reads))
+    if args.backend == "c":
+        for label, optimize in (("C, baseline (symmetry passes off)", False), ("C, final stage", True)):
+            got = kernel.run(backend="c", optimize=optimize, check=False, **arrays)
+            a = agree(got, ref, dtype)
+            ok &= a.ok
+            table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", "", "", "", "")
     out.print(table)
     out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")
     return 0 if ok else 1
@@ -122,6 +128,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_emit(args: argparse.Namespace) -> int:
+    kernel = _load(args)
+    stage = None
+    if args.stage:
+        stage = args.stage
+    elif args.naive:
+        stage = "baseline"
+    source = kernel.c_source(stage)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(source)
+        except OSError as e:
+            raise SystecError(f"cannot write {args.output}: {e.strerror}") from None
+        return 0
+    out = _console(args)
+    if out.is_terminal and not out.no_color:
+        from rich.syntax import Syntax
+
+        out.print(Syntax(source, "c", theme="ansi_dark", background_color="default"))
+    else:
+        sys.stdout.write(source)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systec_ref",
                                 description="A staged compiler for symmetric sparse tensor kernels.")
@@ -145,11 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
                                     "interpreter on random inputs; compare each with numpy; print operation "
                                     "counts. Exit 1 on any disagreement.")
     common(sp)
+    sp.add_argument("--backend", choices=("interp", "c"), default="interp",
+                    help="also compile the baseline and final stages to C and check them (default: interp only)")
     sp.set_defaults(fn=cmd_run)
     sp = sub.add_parser("show", help="print the parsed kernel and its naive loop nest",
                         description="Print the parsed kernel and the naive loop nest ('lower').")
     common(sp, inputs=False)
     sp.set_defaults(fn=cmd_show)
+    sp = sub.add_parser("emit", help="print (or write) the generated C of a stage",
+                        description="Print the C99 generated from the final stage (or --stage NAME, or the "
+                                    "baseline with --naive), syntax-highlighted on a terminal.")
+    common(sp, inputs=False)
+    sp.add_argument("--stage", help="the stage to emit (default: the final one)")
+    sp.add_argument("-o", "--output", help="write the C to this file instead of printing it")
+    sp.set_defaults(fn=cmd_emit)
     sp = sub.add_parser("check", help="run every stage in the interpreter and compare",
                         description="Run every stage of the pipeline in the interpreter on random inputs; "
                                     "report per stage whether it agrees with the previous stage and with the "

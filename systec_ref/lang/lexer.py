@@ -64,6 +64,7 @@ class Source:
 def tokenize(src: Source) -> list[Token]:
     toks: list[Token] = []
     line, line_start, depth = 1, 0, 0
+    opened: list[Token] = []  # brackets not yet closed, to report one that never is
     text, i = src.text, 0
     while i < len(text):
         m = _TOKEN.match(text, i)
@@ -99,9 +100,17 @@ def tokenize(src: Source) -> list[Token]:
         elif kind == "op":
             if tok in "[(":
                 depth += 1
+                opened.append(Token("op", tok, pos))
             elif tok in "])":
                 depth = max(0, depth - 1)
+                if opened:
+                    opened.pop()
             toks.append(Token("op", tok, pos))
+    if opened:
+        # newlines inside brackets are swallowed, so the parser would only see the
+        # damage at the end of the file; point at the bracket itself instead
+        t = opened[0]
+        raise src.error(f"'{t.text}' is never closed", t.pos, f"a matching '{']' if t.text == '[' else ')'}'")
     col = i - line_start + 1
     toks.append(Token("newline", "\n", Pos(line, col, 1)))
     toks.append(Token("eof", "", Pos(line, col, 1)))

@@ -1,0 +1,249 @@
+"""Loop-nest IR -> C99.
+
+One function per kernel::
+
+    int systec_<kernel>(int64_t n, int64_t r, const double *restrict A, ..., double *restrict C)
+
+dimensions first (sorted by name), then tensors in declaration order
+(inputs ``const``).  It initializes the outputs to the identity of the
+reduction, allocates the program's temporaries (transposed copies) once, runs
+the body and frees them; it returns 0, or 1 if an allocation failed.  All
+index arithmetic is ``int64_t``; there are no globals and no allocation in a
+loop.  Each block comment of the IR (which pass made it, which equality
+pattern it computes) is carried into the C.
+
+The caller (:mod:`systec_ref.emit.runtime`) checks every array's shape, dtype
+and layout before the call; names reach C only after the parser validated
+them as C identifiers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..ir.nodes import (
+    Add, And, Assign, Block, Cmp, Const, DimSize, IConst, Idx, If, IPlus, Let, Local, Lookup, Loop, Mul,
+    Neg, Or, Permute, Program, Read, Stmt, TensorInfo,
+)
+
+CTYPE = {"float64": "double", "float32": "float", "int64": "int64_t"}
+PREFIX = "systec_"
+
+
+def function_name(p: Program) -> str:
+    return PREFIX + p.name
+
+
+def dim_names(p: Program) -> list[str]:
+    return sorted({d for t in p.tensors for d in t.dims if isinstance(d, str)})
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
+class _Emitter:
+    def __init__(self, p: Program):
+        self.p = p
+        self.ctype = CTYPE[p.dtype]
+        self.tensors = {t.name: t for t in p.tensors}
+        self.helpers: dict[tuple, str] = {}
+        self.helper_src: list[str] = []
+        self.locals: set[str] = set()
+
+    # -- index expressions ---------------------------------------------------
+    def index(self, e) -> str:
+        if isinstance(e, Idx):
+            return e.name
+        if isinstance(e, IConst):
+            return f"INT64_C({e.value})"
+        if isinstance(e, DimSize):
+            return e.name
+        assert isinstance(e, IPlus)
+        if e.offset == 0:
+            return self.index(e.base)
+        return f"({self.index(e.base)} {'+' if e.offset > 0 else '-'} {abs(e.offset)})"
+
+    def dim(self, d: str | int) -> str:
+        return d if isinstance(d, str) else f"INT64_C({d})"
+
+    def offset(self, t: TensorInfo, subs: list[str]) -> str:
+        if not subs:
+            return "0"
+        out = subs[0]
+        for d, s in zip(t.dims[1:], subs[1:]):
+            out = f"({out}) * {self.dim(d)} + {s}"
+        return out
+
+    def cond(self, c) -> str:
+        if isinstance(c, Cmp):
+            return f"{self.index(c.a)} {c.op} {self.index(c.b)}"
+        if isinstance(c, And):
+            return " && ".join(f"({self.cond(t)})" for t in c.terms) or "1"
+        assert isinstance(c, Or)
+        return " || ".join(f"({self.cond(t)})" for t in c.terms) or "0"
+
+    def sorted_offset(self, t: TensorInfo, sort: tuple[tuple[int, ...], ...]) -> str:
+        """A helper that sorts subscripts within groups, then computes the offset."""
+        k = (t.name, sort)
+        if k not in self.helpers:
+            name = f"sx_off_{t.name}_{len(self.helpers)}"
+            self.helpers[k] = name
+            dims = [f"int64_t d{q}" for q in range(t.order)]
+            subs = [f"int64_t s{q}" for q in range(t.order)]
+            lines = [f"static inline int64_t {name}({', '.join(dims + subs)}) {{",
+                     f"    int64_t v[{t.order}] = {{{', '.join(f's{q}' for q in range(t.order))}}};"]
+            for g in sort:
+                # insertion sort of the group's positions: groups are tiny
+                pos = ", ".join(map(str, g))
+                lines += [f"    {{ const int p[{len(g)}] = {{{pos}}};",
+                          f"      for (int a = 1; a < {len(g)}; ++a) {{",
+                          "        int64_t x = v[p[a]]; int b = a - 1;",
+                          "        while (b >= 0 && v[p[b]] > x) { v[p[b + 1]] = v[p[b]]; --b; }",
+                          "        v[p[b + 1]] = x;",
+                          "      } }"]
+            off = "v[0]"
+            for q in range(1, t.order):
+                off = f"({off}) * d{q} + v[{q}]"
+            lines += [f"    (void)d0; return {off};", "}"]
+            self.helper_src.append("\n".join(lines))
+        args = [self.dim(d) for d in self.tensors[t.name].dims]
+        return self.helpers[k] + "(" + ", ".join(args + ["{subs}"]) + ")"
+
+    def elem(self, tensor: str, idx, sort=()) -> str:
+        t = self.tensors[tensor]
+        subs = [self.index(i) for i in idx]
+        if sort:
+            return f"{tensor}[" + self.sorted_offset(t, sort).replace("{subs}", ", ".join(subs)) + "]"
+        return f"{tensor}[{self.offset(t, subs)}]"
+
+    # -- values -------------------------------------------------------------------
+    def number(self, v: int | float) -> str:
+        if self.p.dtype == "int64":
+            return f"INT64_C({int(v)})"
+        if isinstance(v, float) and math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        text = repr(float(v))
+        return text + ("f" if self.p.dtype == "float32" else "")
+
+    def value(self, e, parent: int = 0) -> str:
+        if isinstance(e, Const):
+            s = self.number(e.value)
+            return f"({s})" if parent and e.value < 0 else s
+        if isinstance(e, Read):
+            return self.elem(e.tensor, e.idx, e.sort)
+        if isinstance(e, Local):
+            return e.name
+        if isinstance(e, Neg):
+            return f"-{self.value(e.arg, 3)}"
+        if isinstance(e, Lookup):
+            values = ", ".join(self.number(v) for v in e.values)
+            key = " | ".join(f"(({self.cond(b)}) ? {1 << n} : 0)" for n, b in enumerate(e.bits))
+            return f"((const {self.ctype}[]){{{values}}})[{key}]"
+        if isinstance(e, Mul):
+            text = " * ".join(self.value(a, 2) for a in e.args)
+            return f"({text})" if parent > 2 else text
+        assert isinstance(e, Add)
+        text = " + ".join(self.value(a, 1) for a in e.args)
+        return f"({text})" if parent > 1 else text
+
+    # -- statements --------------------------------------------------------------
+    def stmt(self, s: Stmt, ind: int) -> list[str]:
+        pad = "    " * ind
+        if isinstance(s, Block):
+            out = [f"{pad}/* {_comment(line)} */" for line in s.comment.splitlines()] if s.comment else []
+            for x in s.body:
+                out += self.stmt(x, ind)
+            return out
+        if isinstance(s, Loop):
+            v = s.var
+            head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; ++{v}) {{"
+            return [head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+        if isinstance(s, If):
+            out = [f"{pad}if ({self.cond(s.cond)}) {{", *self.stmt(s.then, ind + 1)]
+            if s.orelse is not None:
+                out += [f"{pad}}} else {{", *self.stmt(s.orelse, ind + 1)]
+            return out + [f"{pad}}}"]
+        if isinstance(s, Let):
+            return [f"{pad}{self.ctype} {s.name} = {self.value(s.value)};"]
+        if isinstance(s, Permute):
+            raise AssertionError("Permute nodes are expanded before emission")
+        assert isinstance(s, Assign)
+        target = s.target.name if isinstance(s.target, Local) else self.elem(s.target.tensor, s.target.idx)
+        v = self.value(s.value)
+        if s.op == "=":
+            return [f"{pad}{target} = {v};"]
+        if s.op == "+":
+            return [f"{pad}{target} += {v};"]
+        cmp = "<" if s.op == "min" else ">"
+        # same rule as the interpreter: a NaN on the right never replaces the current value
+        return [f"{pad}{{ const {self.ctype} sx_v = {v}; if (sx_v {cmp} {target}) {target} = sx_v; }}"]
+
+    # -- the function ------------------------------------------------------------
+    def function(self) -> str:
+        p = self.p
+        params = [f"int64_t {d}" for d in dim_names(p)]
+        for t in p.tensors:
+            if t.role == "in":
+                params.append(f"const {self.ctype} *restrict {t.name}")
+            elif t.role == "out":
+                params.append(f"{self.ctype} *restrict {t.name}")
+        body: list[str] = []
+        for d in dim_names(p):
+            body.append(f"    (void){d};")
+        temps = [t for t in p.tensors if t.role == "temp"]
+        for t in p.tensors:
+            if t.role == "in":
+                continue
+            size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
+            if t.role == "temp":
+                body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
+        if temps:
+            cond = " || ".join(f"!{t.name}" for t in temps)
+            body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
+        for t in p.tensors:
+            if t.role == "in":
+                continue
+            size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
+            body.append(f"    for (size_t sx_i = 0; sx_i < {size}; ++sx_i) {t.name}[sx_i] = {self.number(t.init)};"
+                        f"  /* {'start at the identity of ' + p.reduction if t.role == 'out' else 'zeroed'} */")
+        body += self.stmt(p.body, 1)
+        for t in temps:
+            body.append(f"    free({t.name});")
+        body.append("    return 0;")
+        sig = f"int {function_name(p)}({', '.join(params)})"
+        return sig + " {\n" + "\n".join(body) + "\n}"
+
+
+def emit_c(p: Program, stage: str = "") -> str:
+    """C99 source for ``p`` (any stage; ``Permute`` nodes are expanded first)."""
+    from ..rewrite import define_assignments
+
+    note = ""
+    if any(isinstance(n, Permute) for n in _walk(p.body)):
+        p, _ = define_assignments.run(p)
+        note = " (Permute nodes expanded as define-assignments does)"
+    e = _Emitter(p)
+    fn = e.function()
+    head = [
+        f"/* kernel {p.name}{', stage ' + stage if stage else ''}{note}: generated by systec_ref */",
+        *(f"/*   {_comment(line)} */" for line in _describe(p)),
+        "#include <math.h>",
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "#include <stdlib.h>",
+        "",
+    ]
+    return "\n".join(head) + ("\n\n".join(e.helper_src) + "\n\n" if e.helper_src else "") + fn + "\n"
+
+
+def _describe(p: Program) -> list[str]:
+    from ..ir.printer import fmt_tensor
+
+    return [fmt_tensor(t) for t in p.tensors] + [f"{k}: {v}" for k, v in p.notes]
+
+
+def _walk(s):
+    from ..rewrite.combinators import nodes
+
+    return nodes(s)
