@@ -153,6 +153,16 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench import dense
+
+    out = _console(args)
+    dense.run(args.kernel, args.quick, args.repeats, Path(args.out), out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systec_ref",
                                 description="A staged compiler for symmetric sparse tensor kernels.")
@@ -190,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--stage", help="the stage to emit (default: the final one)")
     sp.add_argument("-o", "--output", help="write the C to this file instead of printing it")
     sp.set_defaults(fn=cmd_emit)
+    sp = sub.add_parser("bench", help="time symmetric C against the baseline and the libraries",
+                        description="Benchmarks (dense): each kernel's symmetric C against the same compiler with "
+                                    "the symmetry passes off and against numpy/OpenBLAS, single-threaded, "
+                                    "medians of interleaved repeats; writes OUT/results.json.")
+    sp.add_argument("--quick", action="store_true", help="small sizes (a smoke test, seconds)")
+    sp.add_argument("--kernel", nargs="*", help="only these kernels (e.g. ssymv mttkrp4)")
+    sp.add_argument("--repeats", type=int, default=7, help="timed rounds per implementation (default 7)")
+    sp.add_argument("--out", default="bench-out", help="directory for results.json (default bench-out)")
+    sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
+    sp.set_defaults(fn=cmd_bench)
     sp = sub.add_parser("check", help="run every stage in the interpreter and compare",
                         description="Run every stage of the pipeline in the interpreter on random inputs; "
                                     "report per stage whether it agrees with the previous stage and with the "

@@ -63,8 +63,8 @@ def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ..
             twin[a], twin[b] = twin[b], twin[a]
             fmt = lambda p: f"{name}[{','.join(map(str, map(int, p)))}]"  # noqa: E731
             raise InputError(
-                f"{name} is declared symmetric in modes {g} but is not: {fmt(where)} = {arr[where]!r} while "
-                f"{fmt(twin)} = {arr[tuple(twin)]!r} (largest difference {float(diff[where]):.6g}); "
+                f"{name} is declared symmetric in modes {g} but is not: {fmt(where)} = {arr[where].item()!r} while "
+                f"{fmt(twin)} = {arr[tuple(twin)].item()!r} (largest difference {float(diff[where]):.6g}); "
                 f"symmetrize it or pass check=False to use its canonical triangle as is")
 
 

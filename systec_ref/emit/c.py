@@ -22,8 +22,29 @@ from __future__ import annotations
 import math
 
 from ..ir.nodes import (
-    Add, And, Assign, Block, Cmp, Const, DimSize, IConst, Idx, If, IPlus, Let, Local, Lookup, Loop, Mul,
-    Neg, Or, Permute, Program, Read, Stmt, TensorInfo,
+    Add,
+    And,
+    Assign,
+    Block,
+    Cmp,
+    Const,
+    DimSize,
+    IConst,
+    Idx,
+    If,
+    IPlus,
+    Let,
+    Local,
+    Lookup,
+    Loop,
+    Mul,
+    Neg,
+    Or,
+    Permute,
+    Program,
+    Read,
+    Stmt,
+    TensorInfo,
 )
 
 CTYPE = {"float64": "double", "float32": "float", "int64": "int64_t"}

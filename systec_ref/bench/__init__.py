@@ -1,0 +1,1 @@
+"""Benchmarks: timing side by side, machine description, the dense suite."""

@@ -1,0 +1,160 @@
+"""Dense benchmarks: the paper's kernels against the same compiler with the
+symmetry passes off and against what a Python user calls today.
+
+Every implementation is checked against the others before it is timed; all
+of them run single-threaded (BLAS pinned to one thread), in one process,
+interleaved (see :mod:`.timing`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..api import Kernel, load
+from ..compare import agree
+from ..errors import SystecError
+from .machine import describe
+from .timing import measure
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _khatri_rao(B: np.ndarray, times: int) -> np.ndarray:
+    out = B
+    for _ in range(times - 1):
+        out = (out[:, None, :] * B[None, :, :]).reshape(-1, B.shape[1])
+    return out
+
+
+def _libs_ssymv(x: dict) -> dict[str, Callable]:
+    from scipy.linalg.blas import dsymv
+
+    A, v = x["A"], x["x"]
+    return {"OpenBLAS dsymv": lambda: dsymv(1.0, A, v), "numpy A @ x": lambda: A @ v}
+
+
+def _libs_syprd(x: dict) -> dict[str, Callable]:
+    from scipy.linalg.blas import dsymv
+
+    A, v = x["A"], x["x"]
+    return {"numpy x @ (A @ x)": lambda: v @ (A @ v), "x @ dsymv(A, x)": lambda: v @ dsymv(1.0, A, v)}
+
+
+def _libs_ssyrk(x: dict) -> dict[str, Callable]:
+    from scipy.linalg.blas import dsyrk
+
+    A = x["A"]
+    return {"OpenBLAS dsyrk (one triangle)": lambda: dsyrk(1.0, A), "numpy A @ A.T": lambda: A @ A.T}
+
+
+def _libs_ttm(x: dict) -> dict[str, Callable]:
+    A, B = x["A"], x["B"]
+    n, r = B.shape
+    return {"numpy.einsum(optimize=True)": lambda: np.einsum("kjl,ki->ijl", A, B, optimize=True),
+            "unfolding B.T @ A(1)": lambda: (B.T @ A.reshape(n, n * n)).reshape(r, n, n)}
+
+
+def _libs_mttkrp(order: int) -> Callable[[dict], dict[str, Callable]]:
+    spec = {3: "ikl,lj,kj->ij", 4: "iklm,lj,kj,mj->ij", 5: "iklmo,lj,kj,mj,oj->ij"}[order]
+
+    def libs(x: dict) -> dict[str, Callable]:
+        A, B = x["A"], x["B"]
+        n = B.shape[0]
+        kr = _khatri_rao(B, order - 1)
+        return {"numpy.einsum(optimize=True)": lambda: np.einsum(spec, A, *([B] * (order - 1)), optimize=True),
+                "unfolding A(1) @ Khatri-Rao": lambda: A.reshape(n, -1) @ kr}
+    return libs
+
+
+@dataclass(frozen=True)
+class Case:
+    kernel: str
+    sizes: dict[str, int]
+    quick: dict[str, int]
+    libs: Callable[[dict], dict[str, Callable]]
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+CASES = [
+    Case("ssymv", {"n": 8000}, {"n": 2000}, _libs_ssymv, "memory bound: the ideal is 2x fewer reads of A"),
+    Case("syprd", {"n": 8000}, {"n": 2000}, _libs_syprd, "memory bound: the ideal is 2x"),
+    Case("ssyrk", {"n": 1500, "m": 1500}, {"n": 400, "m": 400}, _libs_ssyrk, "ideal 2x"),
+    Case("ttm", {"n": 160, "r": 32}, {"n": 60, "r": 16}, _libs_ttm, "ideal 2x (output symmetry)"),
+    Case("mttkrp3", {"n": 220, "r": 32}, {"n": 80, "r": 16}, _libs_mttkrp(3), "ideal 3! = 6 in reads, 2 per update"),
+    Case("mttkrp4", {"n": 70, "r": 32}, {"n": 30, "r": 16}, _libs_mttkrp(4), "ideal 4! = 24 in reads, 6 per update"),
+    Case("mttkrp5", {"n": 32, "r": 16}, {"n": 16, "r": 8}, _libs_mttkrp(5), "ideal 5! = 120 in reads, 24 per update"),
+]
+
+
+def _inputs(k: Kernel, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    return k.random_inputs(sizes, seed=0)
+
+
+def run_case(case: Case, quick: bool, repeats: int) -> dict:
+    path = EXAMPLES / f"{case.kernel}.ein"
+    if not path.exists():
+        raise SystecError(f"benchmark kernel {path} not found (run from a checkout of systec_ref)")
+    k = load(path)
+    sizes = case.quick if quick else case.sizes
+    inputs = _inputs(k, sizes)
+    arrays, dims = k.bind(inputs)  # verified symmetric once; the timed calls skip the check
+    opt, naive = k.c_function(), k.c_function("baseline")
+    out = k.ast.output.name
+    fns: dict[str, Callable] = {"systec_ref (symmetric)": lambda: opt(arrays, dims),
+                                "systec_ref (symmetry off)": lambda: naive(arrays, dims)}
+    libs = case.libs(inputs)
+    want = naive(arrays, dims)[out]
+    got = opt(arrays, dims)[out]
+    checks = {"systec_ref (symmetric)": bool(agree(got, want, k.ast.output.dtype))}
+    for name, f in libs.items():
+        r = np.asarray(f())
+        if "one triangle" in name:
+            r = np.triu(r) + np.triu(r, 1).T
+        checks[name] = bool(agree(r, want, "float64")) or bool(np.allclose(r, want, rtol=1e-9, atol=1e-9))
+    fns.update(libs)
+    timings = measure(fns, repeats=repeats)
+    base = timings["systec_ref (symmetric)"].median
+    return {
+        "kernel": case.kernel, "sizes": sizes, "notes": case.notes,
+        "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True)}
+                    for name, t in timings.items()},
+    }
+
+
+def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, console) -> dict:
+    from rich.table import Table
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency
+        threadpool_limits = None
+    cases = [c for c in CASES if not kernels or c.kernel in kernels]
+    unknown = sorted(set(kernels or ()) - {c.kernel for c in CASES})
+    if unknown:
+        raise SystecError(f"no dense benchmark for {', '.join(unknown)} (have: {', '.join(c.kernel for c in CASES)})")
+    import contextlib
+
+    limiter = threadpool_limits(1) if threadpool_limits else contextlib.nullcontext()
+    results = []
+    with limiter:
+        for case in cases:
+            r = run_case(case, quick, repeats)
+            results.append(r)
+            t = Table(title=f"{r['kernel']} {r['sizes']}: median of {repeats}, single thread", title_justify="left")
+            for col in ("implementation", "median ms", "min ms", "max ms", "time / symmetric", "agrees"):
+                t.add_column(col, justify="left" if col == "implementation" else "right")
+            for name, v in r["results"].items():
+                t.add_row(name, f"{v['median_s'] * 1e3:.3f}", f"{v['min_s'] * 1e3:.3f}", f"{v['max_s'] * 1e3:.3f}",
+                          f"{v['ratio_to_symmetric']:.2f}x", "yes" if v["agrees"] else "NO")
+            console.print(t)
+    doc = {"machine": describe(), "quick": quick, "repeats": repeats, "cases": results}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {out_dir / 'results.json'}")
+    return doc

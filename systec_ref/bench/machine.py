@@ -1,0 +1,48 @@
+"""What a benchmark ran on: recorded next to every result."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def describe() -> dict[str, object]:
+    import numpy
+    import scipy
+
+    from ..emit.build import toolchain
+
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+    }
+    try:
+        tc = toolchain()
+        info["compiler"] = tc.describe()
+        info["cflags"] = " ".join(tc.cflags)
+    except Exception as e:  # no compiler: the benchmark itself will say so
+        info["compiler"] = f"unavailable: {e}"
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                        for p in threadpool_info()]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    return info
