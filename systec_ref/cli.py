@@ -163,6 +163,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .viz.explain import ExplainOptions, explain, pass_names, reproduce_command
+
+    if args.list_passes:
+        for name in pass_names(args.naive):
+            print(name)
+        return 0
+    if not args.kernel:
+        raise SystecError("explain: give a kernel file (or --list-passes)")
+    kernel = _load(args)
+    sizes = _sizes_for(kernel, parse_sizes(args.size))
+    show = "all" if args.all else f"before:{args.before}" if args.before else f"after:{args.after}" if args.after \
+        else "changed"
+    opts = ExplainOptions(sizes=sizes, seed=args.seed, verify=args.verify, show=show, fmt=args.format,
+                          out_dir=Path(args.out_dir) if args.out_dir else None,
+                          command=reproduce_command(sys.argv[1:] if args.argv is None else args.argv))
+    return explain(kernel, opts, _console(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systec_ref",
                                 description="A staged compiler for symmetric sparse tensor kernels.")
@@ -193,6 +214,28 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Print the parsed kernel and the naive loop nest ('lower').")
     common(sp, inputs=False)
     sp.set_defaults(fn=cmd_show)
+    sp = sub.add_parser("explain", help="every pass, before and after, as text and diagrams",
+                        description="Show each pass that changed the program: a banner, the loop nest with the "
+                                    "changed lines marked, the interpreter's verdict and counts; then a summary "
+                                    "and the generated C. --out-dir writes numbered text/Graphviz/SVG files per "
+                                    "stage, a before/after sheet per pass, the C and an index.html.")
+    sp.add_argument("kernel", nargs="?", help="a .ein file")
+    sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
+    sp.add_argument("--naive", action="store_true", help="symmetry passes off, for comparison")
+    sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
+    sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 (others: {DEFAULT_SIZE})")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    sp.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                    help="run every stage in the interpreter on random inputs (default: on)")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="show every stage, changed or not")
+    which.add_argument("--before", metavar="PASS", help="show only the program before PASS")
+    which.add_argument("--after", metavar="PASS", help="show only the program after PASS")
+    sp.add_argument("--list-passes", action="store_true", help="print the pass names in order and exit")
+    sp.add_argument("--format", choices=("text", "dot", "svg", "png", "json"), default="text",
+                    help="text (default), json or dot on stdout; with --out-dir: the picture format (svg default)")
+    sp.add_argument("--out-dir", help="write numbered files per stage, the C and index.html here")
+    sp.set_defaults(fn=cmd_explain, argv=None)
     sp = sub.add_parser("emit", help="print (or write) the generated C of a stage",
                         description="Print the C99 generated from the final stage (or --stage NAME, or the "
                                     "baseline with --naive), syntax-highlighted on a terminal.")
@@ -221,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is not None and hasattr(args, "argv"):
+        args.argv = list(argv)
     try:
         return args.fn(args)
     except SystecError as e:

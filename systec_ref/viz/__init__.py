@@ -1,0 +1,1 @@
+"""Stage views: tree diffs of loop nests, Graphviz drawings, and the ``explain`` command."""
