@@ -179,7 +179,7 @@ def _index_html(k: Kernel, report: CheckReport | None, texts: list[str], entries
                 command: str) -> str:
     e = html.escape
     rows = []
-    for n, st, stem, _ in entries:
+    for n, st, _stem, _ in entries:
         if report is not None:
             s = report.stages[n]
             ok = "yes" if s.vs_previous.ok and s.vs_definition.ok else "NO"
