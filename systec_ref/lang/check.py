@@ -24,13 +24,23 @@ from .lexer import C_RESERVED, KEYWORDS, Source
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
+#: keyword arguments of ``Kernel.run`` that tensors passed by name would collide with
+RUN_OPTIONS = frozenset({"backend", "optimize", "check"})
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
 def _check_name(src: Source, name: str, pos: Pos, what: str) -> None:
     if name in KEYWORDS:
         raise src.error(f"'{name}' is a reserved word", pos, f"another {what}")
     if name in C_RESERVED:
-        raise src.error(f"'{name}' is reserved in C and cannot name a {what}", pos, f"another {what}")
+        raise src.error(f"'{name}' is reserved in C and cannot name {_a(what)}", pos, f"another {what}")
+    if what == "tensor" and name in RUN_OPTIONS:
+        raise src.error(f"'{name}' is an option of Kernel.run and cannot name a tensor", pos, "another tensor name")
     if not _IDENT.match(name) or len(name) > 63:
-        raise src.error(f"'{name}' cannot name a {what}", pos,
+        raise src.error(f"'{name}' cannot name {_a(what)}", pos,
                         "a name of letters, digits and '_' that starts with a letter (at most 63 characters)")
 
 
@@ -140,33 +150,39 @@ def _numbers(e: Expr) -> list[Number]:
 _IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
 
 
-def _value_when_unstored(e: Expr, tensor: str, fill: float) -> float | None:
-    """The rhs value wherever ``tensor`` reads its fill, if that is independent of
-    every other read (``None`` when it is not provably constant)."""
+_FINITE = "finite"  # an unknown but finite value: a read of another tensor
+
+
+def _value_when_unstored(e: Expr, tensor: str, fill: float) -> float | str | None:
+    """The rhs value wherever ``tensor`` reads its fill: a number, ``_FINITE``
+    (unknown but finite: reads of other tensors are assumed finite), or
+    ``None`` when nothing is known (e.g. ``inf * x``, whose sign depends on x)."""
     if isinstance(e, Access):
-        return fill if e.tensor == tensor else None
+        return fill if e.tensor == tensor else _FINITE
     if isinstance(e, Number):
         return e.value
     if isinstance(e, Neg):
         v = _value_when_unstored(e.operand, tensor, fill)
-        return None if v is None else -v
+        return v if v is None or v == _FINITE else -v
     assert isinstance(e, BinOp)
     a = _value_when_unstored(e.left, tensor, fill)
     b = _value_when_unstored(e.right, tensor, fill)
-    if e.op == "*":
-        if (a == 0 and b is None) or (b == 0 and a is None):
-            return 0
-        if a is None or b is None or math.isinf(a) or math.isinf(b):
-            return None  # inf * unknown has an unknown sign
-        return a * b
-    if e.op == "-":
-        b = None if b is None else -b
-    # an infinite term dominates any finite one (we assume other reads finite)
-    for x, y in ((a, b), (b, a)):
-        if x is not None and math.isinf(x) and (y is None or not math.isinf(y) or y == x):
-            return x
+    if e.op == "-" and b is not None and b != _FINITE:
+        b = -b
     if a is None or b is None:
-        return None
+        return 0 if e.op == "*" and (a == 0 or b == 0) and _FINITE in (a, b) else None
+    if e.op == "*":
+        if a == _FINITE or b == _FINITE:
+            other = b if a == _FINITE else a
+            if other == _FINITE or not math.isinf(other):
+                return 0 if other == 0 else _FINITE
+            return None  # inf * unknown: unknown sign
+        return a * b
+    if a == _FINITE or b == _FINITE:
+        other = b if a == _FINITE else a
+        return other if other != _FINITE and math.isinf(other) else _FINITE
+    if math.isinf(a) and math.isinf(b) and a != b:
+        return None  # inf - inf
     return a + b
 
 

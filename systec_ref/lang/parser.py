@@ -111,6 +111,9 @@ class _Parser:
                 self.fail("'kernel', 'in', 'out', 'order' or an assignment")
             self.end_of_statement()
         eof = self.tok
+        lines = self.src.text.rstrip().split("\n")
+        if eof.pos.line > len(lines):  # point at the end of the last line, where a reader looks
+            eof = Token("eof", "", Pos(len(lines), len(lines[-1]) + 1, 1))
         if name is None:
             raise self.src.error("missing 'kernel NAME' line", Pos(1, 1, 1), "a first line such as 'kernel ssymv'")
         if assignment is None:

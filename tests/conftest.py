@@ -1,0 +1,59 @@
+"""Shared fixtures.  Helpers live in ``helpers.py`` and strategies in ``strategies.py``;
+both are importable from every test module because this file puts tests/ (and the
+project root, for an uninstalled checkout) on ``sys.path``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+_TESTS = Path(__file__).resolve().parent
+for _p in (_TESTS, _TESTS.parent):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import helpers  # noqa: E402
+
+# Deterministic by default: every run draws the same examples (and writes no example
+# database).  HYPOTHESIS_PROFILE=explore draws fresh ones, for hunting bugs locally.
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+EXAMPLES = helpers.EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def examples() -> list[Path]:
+    return list(helpers.EXAMPLES)
+
+
+@pytest.fixture(params=helpers.EXAMPLES, ids=lambda p: p.stem)
+def example_path(request) -> Path:
+    """Each of examples/*.ein in turn."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def sizes_for():
+    return helpers.sizes_for
+
+
+@pytest.fixture(scope="session")
+def sparse_variant():
+    return helpers.sparse_variant
+
+
+@pytest.fixture(scope="session")
+def dense_variant():
+    return helpers.dense_variant
+
+
+def pytest_collection_modifyitems(config, items):
+    # the examples must exist, or every parametrization over them silently vanishes
+    if not helpers.EXAMPLES:
+        raise pytest.UsageError(f"no examples found in {helpers.EXAMPLES_DIR}")
