@@ -141,7 +141,8 @@ class _Emitter:
     # -- values -------------------------------------------------------------------
     def number(self, v: int | float) -> str:
         if self.p.dtype == "int64":
-            return f"INT64_C({int(v)})"
+            # INT64_C(-9223372036854775808) negates a literal too large for int64_t: write the minimum as INT64_MIN
+            return "INT64_MIN" if int(v) == -(2**63) else f"INT64_C({int(v)})"
         if isinstance(v, float) and math.isinf(v):
             return "INFINITY" if v > 0 else "(-INFINITY)"
         text = repr(float(v))
@@ -156,7 +157,8 @@ class _Emitter:
         if isinstance(e, Local):
             return e.name
         if isinstance(e, Neg):
-            return f"-{self.value(e.arg, 3)}"
+            inner = self.value(e.arg, 3)
+            return f"-({inner})" if inner.startswith("-") else f"-{inner}"  # never "--x", a decrement in C
         if isinstance(e, Lookup):
             values = ", ".join(self.number(v) for v in e.values)
             key = " | ".join(f"(({self.cond(b)}) ? {1 << n} : 0)" for n, b in enumerate(e.bits))
@@ -178,7 +180,8 @@ class _Emitter:
             return out
         if isinstance(s, Loop):
             v = s.var
-            head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; ++{v}) {{"
+            inc = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
+            head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; {inc}) {{"
             return [head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
         if isinstance(s, If):
             out = [f"{pad}if ({self.cond(s.cond)}) {{", *self.stmt(s.then, ind + 1)]

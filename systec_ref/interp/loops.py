@@ -225,10 +225,10 @@ class _Compiler:
                     f(env)
             return block
         if isinstance(s, Loop):
-            lo, hi, body, var = self.index(s.lo), self.index(s.hi), self.stmt(s.body), s.var
+            lo, hi, body, var, step = self.index(s.lo), self.index(s.hi), self.stmt(s.body), s.var, s.step
 
             def loop(env):
-                for v in range(lo(env), hi(env)):
+                for v in range(lo(env), hi(env), step):
                     env[var] = v
                     c.iterations += 1
                     body(env)

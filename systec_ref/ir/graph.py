@@ -38,7 +38,8 @@ def to_graph(p: Program) -> nx.DiGraph:
 
     def stmt(s: Stmt, parent: str, depth: int) -> str:
         if isinstance(s, Loop):
-            node = add("loop", f"for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}", parent, depth)
+            step = f" step {s.step}" if s.step != 1 else ""
+            node = add("loop", f"for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}{step}", parent, depth)
             block(s.body, node, depth + 1)
         elif isinstance(s, If):
             node = add("if", f"if {fmt_cond(s.cond)}", parent, depth)

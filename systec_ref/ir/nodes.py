@@ -10,7 +10,7 @@ Semantics, which the interpreter implements and the C emitter mirrors:
 
 * outputs start at ``TensorInfo.init`` (the identity of the reduction), then
   the body runs once; temporaries start at 0;
-* ``Loop(v, lo, hi)`` runs ``v = lo, lo+1, ..., hi-1`` (empty if ``hi <= lo``);
+* ``Loop(v, lo, hi, body, step)`` runs ``v = lo, lo+step, ...`` while ``v < hi``;
 * ``Assign(t, op, e)`` does ``t = t op e`` for ``op`` in ``+ min max`` and
   ``t = e`` for ``=``; ``Let(x, e)`` declares a scalar local;
 * ``Read(A, idx, sort)`` reads ``A`` after sorting, at run time, the
@@ -165,6 +165,7 @@ class Loop:
     lo: IndexExpr
     hi: IndexExpr
     body: Block
+    step: int = 1
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
     if isinstance(s, Let):
         return [f"{pad}let {s.name} = {fmt_value(s.value)}"]
     if isinstance(s, Loop):
-        return [f"{pad}for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}:", *fmt_block(s.body, indent + 1)]
+        step = f" step {s.step}" if s.step != 1 else ""
+        return [f"{pad}for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}{step}:", *fmt_block(s.body, indent + 1)]
     if isinstance(s, If):
         out = [f"{pad}if {fmt_cond(s.cond)}:", *fmt_block(s.then, indent + 1)]
         other = s.orelse

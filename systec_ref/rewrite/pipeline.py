@@ -18,6 +18,7 @@ from . import (
     replicate_output,
     restrict_iteration,
     split_diagonals,
+    unroll_and_jam,
     workspace,
 )
 from . import lower as lower_pass
@@ -37,11 +38,12 @@ PASSES: list = [
     lookup_table,
     hoist_reads,
     workspace,
+    unroll_and_jam,
 ]
 
 
 #: the passes that have nothing to do with symmetry: the baseline keeps them
-NON_SYMMETRY = [concordize, hoist_reads, workspace]
+NON_SYMMETRY = [concordize, hoist_reads, workspace, unroll_and_jam]
 
 FACES = ("split", "compact")
 
