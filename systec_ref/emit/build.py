@@ -51,13 +51,14 @@ class Toolchain:
 def toolchain() -> Toolchain:
     cc = os.environ.get("CC", "cc")
     flags = tuple(shlex.split(os.environ.get("CFLAGS", DEFAULT_CFLAGS)))
-    exe = shutil.which(cc)
-    if exe is None:
-        raise ToolError(f"no C compiler: '{cc}' is not on PATH (install gcc, e.g. 'apt-get install gcc', "
+    parts = shlex.split(cc) or ["cc"]  # CC may carry arguments, e.g. 'ccache gcc'
+    if shutil.which(parts[0]) is None:
+        where = "does not exist or is not executable" if os.sep in parts[0] else "is not on PATH"
+        raise ToolError(f"no C compiler: CC='{cc}' {where} (install gcc, e.g. 'apt-get install gcc', "
                         f"or set CC to a C compiler)")
     if cc not in _versions:
         try:
-            r = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+            r = subprocess.run([*parts, "--version"], capture_output=True, text=True, timeout=60)
             _versions[cc] = (r.stdout or r.stderr).strip()
         except (OSError, subprocess.SubprocessError) as e:
             raise ToolError(f"C compiler '{cc}' does not run: {e} (set CC to a working compiler)") from None
@@ -106,7 +107,7 @@ def build(source: str, name: str) -> Path:
         src = Path(tmp) / f"{name}.c"
         src.write_text(source)
         out = Path(tmp) / f"{name}.so"
-        cmd = [tc.cc, *tc.cflags, *REQUIRED_FLAGS, "-o", str(out), str(src), "-lm"]
+        cmd = [*shlex.split(tc.cc), *tc.cflags, *REQUIRED_FLAGS, "-o", str(out), str(src), "-lm"]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as e:
