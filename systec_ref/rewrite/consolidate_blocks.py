@@ -144,6 +144,11 @@ def _diagonal_chain(s: Stmt):
 def run(p: Program) -> tuple[Program, str]:
     if p.note("faces") != "compact":
         return p, "not applied: every face has its own nest (faces: split)"
+    if p.reduction == "+" and p.note("output symmetry"):
+        # replicate-output kept only the canonical writes of the strict part; on a face the
+        # dropped writes land on diagonal output elements the mirror does not fill, so a face
+        # is no longer the strict part scaled by 1/prod(run sizes!)
+        return p, "not applied: the output is replicated, so faces are not scaled strict parts"
     stats = [0]
     body = postwalk(lambda n: consolidate(n, p, stats) if isinstance(n, Block) else None)(p.body)
     if body == p.body:

@@ -98,6 +98,9 @@ def _apply(s, p: Program, stats: list[int]):
 def run(p: Program) -> tuple[Program, str]:
     if p.note("faces") != "compact":
         return p, "not applied: every face has its own nest (faces: split)"
+    if p.reduction == "+" and p.note("output symmetry"):
+        # see consolidate-blocks: after replicate-output a face is not a scaled strict part
+        return p, "not applied: the output is replicated, so faces are not scaled strict parts"
     stats = [0, 0]
     body = postwalk(lambda n: _apply(n, p, stats))(p.body)
     if body == p.body:
