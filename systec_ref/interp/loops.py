@@ -84,6 +84,9 @@ class _Compiler:
     def __init__(self, prog: Program, bufs: dict[str, _Buffer], dims: dict[str, int], counts: Counts):
         self.prog, self.bufs, self.dims, self.c = prog, bufs, dims, counts
         self.is_int = prog.dtype == "int64"
+        # locals that are updated (workspace accumulators): writing one into a tensor is a flush
+        self.accumulators = {n.target.name for n in _nodes(prog.body) if isinstance(n, Assign)
+                             and isinstance(n.target, Local)}
         self.rnd = _f32 if prog.dtype == "float32" else None
 
     # -- index expressions -------------------------------------------------
@@ -288,7 +291,7 @@ class _Compiler:
                 c.copies += 1
             return copy
 
-        if isinstance(s.value, Local):
+        if isinstance(s.value, Local) and s.value.name in self.accumulators:
             def flush(env):
                 o = off(env)
                 data[o] = check(combine(data[o], val(env)), label)
@@ -310,6 +313,12 @@ class _Compiler:
                 raise NumericError(f"int64 overflow: {where} would become {v}")
             return v
         return check
+
+
+def _nodes(node):
+    from ..rewrite.combinators import nodes
+
+    return nodes(node)
 
 
 def _combine(op: str, rnd):
