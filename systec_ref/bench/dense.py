@@ -85,10 +85,10 @@ CASES = [
     Case("ssymv", {"n": 8000}, {"n": 2000}, _libs_ssymv, "memory bound: the ideal is 2x fewer reads of A"),
     Case("syprd", {"n": 8000}, {"n": 2000}, _libs_syprd, "memory bound: the ideal is 2x"),
     Case("ssyrk", {"n": 1500, "m": 1500}, {"n": 400, "m": 400}, _libs_ssyrk, "ideal 2x"),
-    Case("ttm", {"n": 160, "r": 32}, {"n": 60, "r": 16}, _libs_ttm, "ideal 2x (output symmetry)"),
-    Case("mttkrp3", {"n": 220, "r": 32}, {"n": 80, "r": 16}, _libs_mttkrp(3), "ideal 3! = 6 in reads, 2 per update"),
-    Case("mttkrp4", {"n": 70, "r": 32}, {"n": 30, "r": 16}, _libs_mttkrp(4), "ideal 4! = 24 in reads, 6 per update"),
-    Case("mttkrp5", {"n": 32, "r": 16}, {"n": 16, "r": 8}, _libs_mttkrp(5), "ideal 5! = 120 in reads, 24 per update"),
+    Case("ttm", {"n": 200, "r": 32}, {"n": 60, "r": 16}, _libs_ttm, "ideal 2x (output symmetry)"),
+    Case("mttkrp3", {"n": 300, "r": 64}, {"n": 80, "r": 16}, _libs_mttkrp(3), "ideal 3! = 6 in reads, 2 per update"),
+    Case("mttkrp4", {"n": 100, "r": 32}, {"n": 30, "r": 16}, _libs_mttkrp(4), "ideal 4! = 24 in reads, 6 per update"),
+    Case("mttkrp5", {"n": 40, "r": 16}, {"n": 16, "r": 8}, _libs_mttkrp(5), "ideal 5! = 120 in reads, 24 per update"),
 ]
 
 
