@@ -1,0 +1,34 @@
+"""The benchmark command runs and writes a valid results.json (no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--repeats", "1", "--kernel", "ssymv",
+                        "mttkrp3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "SYSTEC_REF_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert {c["kernel"] for c in doc["cases"]} == {"ssymv", "mttkrp3"}
+    for case in doc["cases"]:
+        res = case["results"]
+        assert "systec_ref (symmetric)" in res and "systec_ref (symmetry off)" in res and len(res) >= 4
+        for v in res.values():
+            assert v["agrees"] is True
+            assert v["min_s"] <= v["median_s"] <= v["max_s"] and v["repeats"] == 1
+    assert doc["machine"]["compiler"] and doc["machine"]["cpu"]
+
+
+def test_bench_unknown_kernel_is_a_clear_error(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--kernel", "nope", "--out",
+                        str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no dense benchmark for nope" in r.stderr and "Traceback" not in r.stderr
