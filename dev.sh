@@ -13,6 +13,8 @@ ensure_system() {
     local missing=()
     command -v "${CC:-cc}" >/dev/null 2>&1 || missing+=(gcc)
     command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+    # headless Chromium renders explain's index.html in the test suite
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         say "installing system packages: ${missing[*]}"

@@ -120,3 +120,29 @@ def test_without_graphviz_writes_dot_and_says_how(tmp_path: Path) -> None:
     assert (out / "08-split-diagonals.dot").exists()
     assert not list(out.glob("*.svg"))
     assert "apt-get install graphviz" in r.stderr
+
+
+def test_index_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """The --out-dir page loads in a real browser with every diagram present (the setup command installs
+    Chromium from Debian's packages; without it this test fails and says how to get it)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "headless Chromium is needed for this test: 'apt-get install chromium' (./dev.sh does it as root)"
+    out = tmp_path / "ex"
+    r = _cli("explain", "examples/ssyrk.ein", "--out-dir", str(out))
+    assert r.returncode == 0, r.stderr
+    for svg in out.glob("*.svg"):
+        ET.parse(svg)
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+           f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*cmd, "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    body = dom[dom.index("<body"):dom.index(">", dom.index("<body"))]
+    images = int(body.split('data-images="')[1].split('"')[0])
+    assert images == len(list(out.glob("*.svg"))) > 10
+    assert 'data-broken-images="0"' in body
+    shot = tmp_path / "page.png"
+    subprocess.run([*cmd, "--window-size=1400,1800", f"--screenshot={shot}", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000

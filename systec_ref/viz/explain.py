@@ -221,6 +221,15 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 </table>
 {chr(10).join(sections)}
 <section id="c"><h2>generated C</h2><p><a href="{c_name}">{c_name}</a></p><pre>{e(k.c_source())}</pre></section>
+<script>
+// a self-check a headless browser (or a reader) can see: how many diagrams failed to load
+window.addEventListener("load", () => {{
+  const imgs = Array.from(document.images);
+  const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.body.dataset.images = imgs.length;
+  document.body.dataset.brokenImages = broken;
+}});
+</script>
 </body></html>
 """
 
