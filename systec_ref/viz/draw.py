@@ -66,7 +66,9 @@ def _nodes(g: nx.DiGraph, prefix: str, status: dict[str, str] | None, indent: st
             style += f' color="{_STATUS[st]}" penwidth=3'
             label = f"[{st}] " + label if not label.endswith("\\l") else f"[{st}]\\l" + label
         lines.append(f'{indent}{prefix}{n} [label="{label}" {style}];')
-    for a, b, e in sorted(g.edges(data=True), key=lambda t: (int(t[0][1:]), int(t[1][1:]))):
+    # with rankdir=LR, ordering=out stacks a node's children bottom-up: emit them last-first so the
+    # drawing reads top-down in program order
+    for a, b, e in sorted(g.edges(data=True), key=lambda t: (int(t[0][1:]), -int(t[1][1:]))):
         # statement order is kept by ordering=out; drawing 'next' edges too only adds crossing curves
         if e.get("kind") == "nest":
             lines.append(f"{indent}{prefix}{a} -> {prefix}{b};")
@@ -89,7 +91,8 @@ def pass_dot(before: nx.DiGraph, after: nx.DiGraph, sb: dict[str, str], sa: dict
              before_title: str, after_title: str, command: str = "") -> str:
     lines = [f"// {command}" if command else "// systec_ref", "digraph pass {",
              *_HEAD, f"  label={_quote(title)}; labelloc=t; fontsize=14;"]
-    for name, g, st, t in (("before", before, sb, before_title), ("after", after, sa, after_title)):
+    # defined after-first so that (LR layout) 'before' ends up on top
+    for name, g, st, t in (("after", after, sa, after_title), ("before", before, sb, before_title)):
         lines.append(f"  subgraph cluster_{name} {{")
         lines.append(f'    label={_quote(t)}; style=rounded; color="#999999";')
         lines += _nodes(g, f"{name[0]}_", st, "    ")
