@@ -228,6 +228,20 @@ def flatten_blocks(node: object) -> object:
     return postwalk(f)(node)
 
 
+def namer(p: Program, prefix: str) -> Callable[[], str]:
+    """A generator of names ``<prefix>0, <prefix>1, ...`` unused anywhere in ``p``."""
+    used = {getattr(n, "name", None) for n in nodes(p.body)} | {getattr(n, "var", None) for n in nodes(p.body)}
+    counter = [0]
+
+    def fresh() -> str:
+        while f"{prefix}{counter[0]}" in used:
+            counter[0] += 1
+        name = f"{prefix}{counter[0]}"
+        used.add(name)
+        return name
+    return fresh
+
+
 def replace_body(p: Program, body: Block) -> Program:
     return dataclasses.replace(p, body=flatten_blocks(body))
 
@@ -235,6 +249,6 @@ def replace_body(p: Program, body: Block) -> Program:
 __all__ = [
     "Add", "Assign", "Block", "Cond", "Const", "Elem", "Idx", "If", "Let", "Local", "Loop", "Mul", "Neg", "Permute",
     "Read", "Stmt", "chain", "fixpoint", "fresh_name", "index_names", "key", "main_assignments", "map_children",
-    "nodes", "postwalk", "prewalk", "rename_indices", "replace_body", "simplify_index", "split_coefficient",
+    "namer", "nodes", "postwalk", "prewalk", "rename_indices", "replace_body", "simplify_index", "split_coefficient",
     "uses_index", "with_coefficient",
 ]

@@ -129,22 +129,26 @@ def pattern_of(cond: object) -> Pattern | None:
     return Pattern(tuple(vars_), tuple(ops))
 
 
-def if_chain(s: object) -> list[tuple[Pattern, Block]] | None:
-    """The branches of an if/elif chain of pattern blocks (``define-assignments``)."""
+def _walk_chain(s: object, parse) -> list | None:
     out = []
     while s is not None:
         if not isinstance(s, If):
             return None
-        pat = pattern_of(s.cond)
-        if pat is None:
+        got = parse(s.cond)
+        if not got:
             return None
-        out.append((pat, s.then))
+        out.append((got, s.then))
         if s.orelse is None:
             break
         if len(s.orelse.body) != 1:
             return None
         s = s.orelse.body[0]
     return out
+
+
+def if_chain(s: object) -> list[tuple[Pattern, Block]] | None:
+    """The branches of an if/elif chain of pattern blocks (``define-assignments``)."""
+    return _walk_chain(s, pattern_of)
 
 
 def build_chain(branches: list[tuple[object, Block]]) -> If:
@@ -260,17 +264,4 @@ def branch_patterns(cond: object) -> list[Pattern] | None:
 
 def chain_branches(s: object) -> list[tuple[list[Pattern], Block]] | None:
     """Like :func:`if_chain`, for branches that may cover several patterns."""
-    out = []
-    while s is not None:
-        if not isinstance(s, If):
-            return None
-        pats = branch_patterns(s.cond)
-        if not pats:
-            return None
-        out.append((pats, s.then))
-        if s.orelse is None:
-            break
-        if len(s.orelse.body) != 1:
-            return None
-        s = s.orelse.body[0]
-    return out
+    return _walk_chain(s, branch_patterns)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.nodes import Assign, Block, Cmp, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
-from .combinators import index_names, nodes, postwalk, rename_indices, replace_body, simplify_index
+from .combinators import index_names, namer, postwalk, rename_indices, replace_body, simplify_index
 
 NAME = "unroll-and-jam"
 
@@ -123,14 +123,7 @@ def _jam(loop: Loop, fresh, factor: int = FACTOR) -> Stmt | None:
 
 
 def run(p: Program) -> tuple[Program, str]:
-    used = {getattr(n, "name", None) for n in nodes(p.body)}
-    counter = [0]
-
-    def fresh() -> str:
-        while f"_u{counter[0]}" in used:
-            counter[0] += 1
-        used.add(f"_u{counter[0]}")
-        return f"_u{counter[0]}"
+    fresh = namer(p, "_u")
     count = [0]
 
     def f(n):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..interp.loops import identity
 from ..ir.nodes import Assign, Block, Const, Elem, If, Let, Local, Loop, Permute, Program, Read, Stmt
-from .combinators import index_names, nodes, postwalk, replace_body
+from .combinators import index_names, namer, nodes, postwalk, replace_body
 
 NAME = "workspace"
 
@@ -79,14 +79,7 @@ def _block(b: Block, p: Program, fresh, stats: list[int]) -> Block:
 
 
 def run(p: Program) -> tuple[Program, str]:
-    used = {getattr(n, "name", None) for n in nodes(p.body)}
-    counter = [0]
-
-    def fresh() -> str:
-        while f"_t{counter[0]}" in used:
-            counter[0] += 1
-        used.add(f"_t{counter[0]}")
-        return f"_t{counter[0]}"
+    fresh = namer(p, "_t")
     stats = [0]
     body = _block(p.body, p, fresh, stats)
     if body == p.body:
