@@ -146,3 +146,20 @@ def test_index_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     subprocess.run([*cmd, "--window-size=1400,1800", f"--screenshot={shot}", (out / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_every_written_file_carries_the_reproducing_command(tmp_path: Path) -> None:
+    out = tmp_path / "ex"
+    r = _cli("explain", "examples/syprd.ein", "--out-dir", str(out), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    command = f"python -m systec_ref explain examples/syprd.ein --out-dir {out} --format json"
+    for p in sorted(out.iterdir()):
+        text = p.read_text()
+        if p.suffix == ".svg":
+            assert f"<metadata>{command}</metadata>" in text, p.name
+        elif p.suffix == ".json":
+            assert json.loads(text)["command"] == command
+        elif p.suffix == ".html":
+            assert f"<!-- {command} -->" in text.splitlines()[1]
+        else:
+            assert command in text.splitlines()[0], p.name

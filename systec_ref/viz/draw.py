@@ -107,8 +107,9 @@ def have_dot() -> bool:
 DOT_HINT = "Graphviz's 'dot' is not installed: wrote .dot files only (install it with 'apt-get install graphviz')"
 
 
-def render(dot_source: str, path: Path, fmt: str) -> None:
-    """Write ``path`` in ``fmt`` (svg or png) with Graphviz."""
+def render(dot_source: str, path: Path, fmt: str, command: str = "") -> None:
+    """Write ``path`` in ``fmt`` (svg or png) with Graphviz; ``command`` (the one that
+    reproduces the file) goes into an SVG comment or a PNG text chunk."""
     exe = shutil.which("dot")
     if exe is None:
         raise ToolError(DOT_HINT)
@@ -119,3 +120,28 @@ def render(dot_source: str, path: Path, fmt: str) -> None:
         raise ToolError(f"Graphviz failed: {e}") from None
     if r.returncode != 0:
         raise ToolError(f"Graphviz failed on {path.name}: {r.stderr.strip()}")
+    if command:
+        _stamp(path, fmt, command)
+
+
+def _stamp(path: Path, fmt: str, command: str) -> None:
+    if fmt == "svg":
+        text = path.read_text(encoding="utf-8")
+        # an XML comment cannot hold '--': the comment gives the gist, <metadata> the exact command
+        comment = "<!-- reproduce: " + command.replace("--", "- -") + " -->\n"
+        head, sep, rest = text.partition("?>\n")  # after the XML declaration, which must stay first
+        text = head + sep + comment + rest if sep else comment + text
+        from xml.sax.saxutils import escape
+
+        at = text.find(">", text.find("<svg")) + 1
+        text = text[:at] + f"\n<metadata>{escape(command)}</metadata>" + text[at:]
+        path.write_text(text, encoding="utf-8")
+    elif fmt == "png":
+        import struct
+        import zlib
+
+        data = path.read_bytes()
+        chunk = b"Comment\0" + command.encode("latin-1", "replace")
+        tagged = b"tEXt" + chunk
+        text = struct.pack(">I", len(chunk)) + tagged + struct.pack(">I", zlib.crc32(tagged) & 0xFFFFFFFF)
+        path.write_bytes(data[:33] + text + data[33:])  # right after the 8-byte signature and IHDR

@@ -159,9 +159,9 @@ def _write_dir(k: Kernel, report: CheckReport | None, texts: list[str], opts: Ex
             sheet = f"{stem}.pass"
             (d / f"{sheet}.dot").write_text(sdot)
         if dot_ok:
-            render(dot, d / f"{stem}.{img_fmt}", img_fmt)
+            render(dot, d / f"{stem}.{img_fmt}", img_fmt, opts.command)
             if sheet:
-                render((d / f"{sheet}.dot").read_text(), d / f"{sheet}.{img_fmt}", img_fmt)
+                render((d / f"{sheet}.dot").read_text(), d / f"{sheet}.{img_fmt}", img_fmt, opts.command)
         entries.append((n, st, stem, sheet))
     c_name = f"{k.name}.c"
     source = k.c_source()
@@ -169,7 +169,8 @@ def _write_dir(k: Kernel, report: CheckReport | None, texts: list[str], opts: Ex
     (d / "index.html").write_text(_index_html(k, report, texts, entries, img_fmt if dot_ok else None, c_name,
                                               opts.command))
     if opts.fmt == "json":
-        (d / "stages.json").write_text(json.dumps(_as_json(k, report), indent=2, sort_keys=True) + "\n")
+        doc = {"command": opts.command, **_as_json(k, report)}
+        (d / "stages.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     print(f"wrote {d}/ ({len(entries)} stages, index.html)", file=sys.stderr)
     if not dot_ok:
         print(DOT_HINT, file=sys.stderr)
