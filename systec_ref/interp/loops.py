@@ -41,6 +41,8 @@ from ..ir.nodes import (
     Permute,
     Program,
     Read,
+    SparseLevel,
+    SparseVal,
     Stmt,
 )
 from ..ir.printer import fmt_subscript
@@ -81,8 +83,10 @@ def identity(reduction: str, dtype: str) -> int | float:
 
 
 class _Compiler:
-    def __init__(self, prog: Program, bufs: dict[str, _Buffer], dims: dict[str, int], counts: Counts):
+    def __init__(self, prog: Program, bufs: dict[str, _Buffer], dims: dict[str, int], counts: Counts,
+                 sparse: dict | None = None):
         self.prog, self.bufs, self.dims, self.c = prog, bufs, dims, counts
+        self.sparse = sparse or {}
         self.is_int = prog.dtype == "int64"
         # locals that are updated (workspace accumulators): writing one into a tensor is a flush
         self.accumulators = {n.target.name for n in _nodes(prog.body) if isinstance(n, Assign)
@@ -181,6 +185,20 @@ class _Compiler:
         if isinstance(e, Neg):
             a = self.value(e.arg)
             return lambda env: -a(env)
+        if isinstance(e, SparseVal):
+            face = self._face(e.tensor, e.face)
+            vals, pos, name = face[2], self.index(e.pos), e.tensor
+            c.reads.setdefault(name, 0)
+            touched = c.touched.setdefault(name, set())
+
+            def sval(env):
+                p = pos(env)
+                if not 0 <= p < len(vals):
+                    raise InterpError(f"position {p} outside the {len(vals)} stored values of {name}{e.face}")
+                c.reads[name] += 1
+                touched.add((e.face, p))
+                return vals[p]
+            return sval
         if isinstance(e, Lookup):
             values = [int(v) if self.is_int else float(v) for v in e.values]
             bits = [self.cond(b) for b in e.bits]
@@ -247,6 +265,21 @@ class _Compiler:
                 elif other is not None:
                     other(env)
             return if_
+        if isinstance(s, SparseLevel):
+            pos_arr, crd = self._face(s.tensor, s.face)[0][s.level], self._face(s.tensor, s.face)[1][s.level]
+            parent = self.index(s.parent) if s.parent is not None else None
+            body, var, pvar = self.stmt(s.body), s.var, s.pos
+
+            def level(env):
+                q = parent(env) if parent is not None else 0
+                if not 0 <= q < len(pos_arr) - 1:
+                    raise InterpError(f"{s.tensor}{s.face} level {s.level}: parent position {q} out of range")
+                for p in range(pos_arr[q], pos_arr[q + 1]):
+                    env[pvar] = p
+                    env[var] = crd[p]
+                    c.iterations += 1
+                    body(env)
+            return level
         if isinstance(s, Permute):
             groups, body = s.groups, self.stmt(s.body)
 
@@ -304,6 +337,22 @@ class _Compiler:
             c.updates += 1
         return update
 
+    def _face(self, tensor: str, face: tuple[int, ...]):
+        """(pos lists, crd lists, vals) of one face; an absent face is empty."""
+        if tensor not in self.sparse:
+            raise InterpError(f"program iterates sparse storage of '{tensor}' but none was given")
+        st = self.sparse[tensor]
+        key = (tensor, face)
+        cache = self.__dict__.setdefault("_faces", {})
+        if key not in cache:
+            f = st.faces.get(face)
+            if f is None:
+                order = len(st.shape)
+                cache[key] = ([[0, 0]] + [[0] for _ in range(order - 1)], [[] for _ in range(order)], [])
+            else:
+                cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist())
+        return cache[key]
+
     def _checker(self):
         if not self.is_int:
             return lambda v, where: v
@@ -335,12 +384,14 @@ def _combine(op: str, rnd):
     return lambda old, new: new if new > old else old
 
 
-def run_program(prog: Program, arrays: dict[str, np.ndarray],
-                dims: dict[str, int]) -> tuple[dict[str, np.ndarray], Counts]:
+def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, int],
+                sparse: dict | None = None) -> tuple[dict[str, np.ndarray], Counts]:
     """Run ``prog`` on validated input ``arrays``; return every output and temporary, and the counts.
 
     ``dims`` binds each symbolic dimension; inputs must already have the shapes
     and dtypes of their declarations (see :func:`systec_ref.api.bind`).
+    ``sparse`` maps the tensors the program iterates as stored entries to
+    their :class:`~systec_ref.storage.SparseTensor`.
     """
     counts = Counts()
     bufs: dict[str, _Buffer] = {}
@@ -354,7 +405,7 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray],
         else:
             arr = np.full(shape, t.init, dtype=np_dtype)
         bufs[t.name] = _Buffer(t.name, arr)
-    _Compiler(prog, bufs, dims, counts).stmt(prog.body)({})
+    _Compiler(prog, bufs, dims, counts, sparse).stmt(prog.body)({})
     out = {}
     for t in prog.tensors:
         if t.role != "in":

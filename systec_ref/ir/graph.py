@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .nodes import Assign, Block, If, Let, Loop, Permute, Program, Stmt
-from .printer import fmt_cond, fmt_index, fmt_stmt
+from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, Stmt
+from .printer import fmt_cond, fmt_face, fmt_index, fmt_stmt
 
 
 def to_graph(p: Program) -> nx.DiGraph:
@@ -47,6 +47,9 @@ def to_graph(p: Program) -> nx.DiGraph:
             if s.orelse is not None:
                 other = add("else", "else", node, depth + 1)
                 block(s.orelse, other, depth + 2)
+        elif isinstance(s, SparseLevel):
+            node = add("loop", f"for ({s.pos}, {s.var}) in {s.tensor}{fmt_face(s.face)}.level{s.level}", parent, depth)
+            block(s.body, node, depth + 1)
         elif isinstance(s, Permute):
             groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
             node = add("permute", f"each rearrangement of {groups}", parent, depth)

@@ -124,7 +124,16 @@ class Lookup:
     bits: tuple[Cond, ...]
 
 
-Value = Union[Const, Read, Local, Add, Mul, Neg, Lookup]
+@dataclass(frozen=True)
+class SparseVal:
+    """The value stored at position ``pos`` of the last level of one face of a sparse tensor."""
+
+    tensor: str
+    face: tuple[int, ...]
+    pos: IndexExpr
+
+
+Value = Union[Const, Read, Local, Add, Mul, Neg, Lookup, SparseVal]
 
 # -- statements -----------------------------------------------------------------
 
@@ -189,7 +198,24 @@ class Permute:
     body: Block
 
 
-Stmt = Union[Assign, Let, Block, Loop, If, Permute]
+@dataclass(frozen=True)
+class SparseLevel:
+    """Iterate the stored fibers of one level of one face of a sparse tensor.
+
+    Binds ``pos`` to each position in ``pos[level][parent] .. pos[level][parent+1]``
+    (the whole of level 0 when ``parent`` is None) and ``var`` to its coordinate.
+    """
+
+    var: str
+    pos: str
+    tensor: str
+    face: tuple[int, ...]
+    level: int
+    parent: IndexExpr | None
+    body: Block
+
+
+Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel]
 
 # -- programs -------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ from .nodes import (
     Permute,
     Program,
     Read,
+    SparseLevel,
+    SparseVal,
     Stmt,
     TensorInfo,
 )
@@ -90,6 +92,8 @@ def fmt_value(e, parent: int = 0) -> str:
         return fmt_subscript(e.tensor, e.idx, e.sort)
     if isinstance(e, Local):
         return e.name
+    if isinstance(e, SparseVal):
+        return f"{e.tensor}{fmt_face(e.face)}.vals[{fmt_index(e.pos)}]"
     if isinstance(e, Neg):
         return "-" + fmt_value(e.arg, 3)
     if isinstance(e, Lookup):
@@ -106,6 +110,11 @@ def fmt_value(e, parent: int = 0) -> str:
             parts.append(("+ " if n else "") + fmt_value(a, 1 if n == 0 else 2))
     text = " ".join(parts)
     return f"({text})" if parent >= 1 else text
+
+
+def fmt_face(face: tuple[int, ...]) -> str:
+    """``<strict>`` or the bitmask of equal neighbours per symmetry group, e.g. ``<f1>``."""
+    return "<" + ("full" if not face else ",".join("strict" if m == 0 else f"f{m}" for m in face)) + ">"
 
 
 def fmt_target(t) -> str:
@@ -134,6 +143,10 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
                 out += [f"{pad}else:", *fmt_block(other, indent + 1)]
                 other = None
         return out
+    if isinstance(s, SparseLevel):
+        parent = "" if s.parent is None else f" under {fmt_index(s.parent)}"
+        head = f"{pad}for ({s.pos}, {s.var}) in {s.tensor}{fmt_face(s.face)}.level{s.level}{parent}:"
+        return [head, *fmt_block(s.body, indent + 1)]
     if isinstance(s, Permute):
         groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
         return [f"{pad}for each distinct rearrangement of {groups}:", *fmt_block(s.body, indent + 1)]

@@ -137,6 +137,28 @@ def rename_indices(node: object, mapping: dict[str, str]) -> object:
     return postwalk(f)(node)
 
 
+def bound_inside(loop: object) -> set[str]:
+    """Index variables a loop (dense or sparse) binds, itself and everything inside it."""
+    from ..ir.nodes import SparseLevel
+
+    out: set[str] = set()
+    for n in nodes(loop):
+        if isinstance(n, Loop):
+            out.add(n.var)
+        elif isinstance(n, SparseLevel):
+            out |= {n.var, n.pos}
+        elif isinstance(n, Permute):
+            out |= {v for g in n.groups for v in g}
+    return out
+
+
+def is_loop(s: object) -> bool:
+    """A dense loop or a sparse level: something whose body runs many times."""
+    from ..ir.nodes import SparseLevel
+
+    return isinstance(s, (Loop, SparseLevel))
+
+
 def uses_index(node: object, names: set[str] | frozenset[str]) -> bool:
     return any(isinstance(n, Idx) and n.name in names for n in nodes(node))
 
@@ -249,6 +271,6 @@ def replace_body(p: Program, body: Block) -> Program:
 __all__ = [
     "Add", "Assign", "Block", "Cond", "Const", "Elem", "Idx", "If", "Let", "Local", "Loop", "Mul", "Neg", "Permute",
     "Read", "Stmt", "chain", "fixpoint", "fresh_name", "index_names", "key", "main_assignments", "map_children",
-    "namer", "nodes", "postwalk", "prewalk", "rename_indices", "replace_body", "simplify_index", "split_coefficient",
-    "uses_index", "with_coefficient",
+    "bound_inside", "is_loop", "namer", "nodes", "postwalk", "prewalk", "rename_indices", "replace_body",
+    "simplify_index", "split_coefficient", "uses_index", "with_coefficient",
 ]

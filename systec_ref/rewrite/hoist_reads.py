@@ -31,8 +31,26 @@ After::
 
 from __future__ import annotations
 
-from ..ir.nodes import Add, Assign, Block, Const, If, Let, Local, Loop, Mul, Neg, Permute, Program, Read, Stmt
-from .combinators import index_names, nodes, postwalk, replace_body
+import dataclasses
+
+from ..ir.nodes import (
+    Add,
+    Assign,
+    Block,
+    Const,
+    If,
+    Let,
+    Local,
+    Loop,
+    Mul,
+    Neg,
+    Permute,
+    Program,
+    Read,
+    SparseVal,
+    Stmt,
+)
+from .combinators import bound_inside, index_names, is_loop, nodes, postwalk, replace_body
 
 NAME = "hoist-reads"
 
@@ -57,12 +75,11 @@ def _invariant(e: object, inner_vars: set[str], inner_locals: set[str]) -> bool:
 
 
 def _has_read(e: object) -> bool:
-    return any(isinstance(n, Read) for n in nodes(e))
+    return any(isinstance(n, (Read, SparseVal)) for n in nodes(e))
 
 
 def _hoist_loop(loop: Loop, names: _Names, stats: list[int]) -> list[Stmt]:
-    inner_vars = {loop.var} | {n.var for n in nodes(loop.body) if isinstance(n, Loop)}
-    inner_vars |= {v for n in nodes(loop.body) if isinstance(n, Permute) for g in n.groups for v in g}
+    inner_vars = bound_inside(loop)
     inner_locals = {n.name for n in nodes(loop.body) if isinstance(n, Let)}
     lets: dict[object, str] = {}
 
@@ -97,14 +114,14 @@ def _hoist_loop(loop: Loop, names: _Names, stats: list[int]) -> list[Stmt]:
         return None
     body = postwalk(g)(loop.body)
     stats[0] += len(lets)
-    return [Let(name, e) for e, name in lets.items()] + [Loop(loop.var, loop.lo, loop.hi, body)]
+    return [Let(name, e) for e, name in lets.items()] + [dataclasses.replace(loop, body=body)]
 
 
 def _licm(b: Block, names: _Names, stats: list[int]) -> Block:
     out: list[Stmt] = []
     for s in b.body:
-        if isinstance(s, Loop):
-            inner = Loop(s.var, s.lo, s.hi, _licm(s.body, names, stats))
+        if is_loop(s):
+            inner = dataclasses.replace(s, body=_licm(s.body, names, stats))
             out += _hoist_loop(inner, names, stats)
         elif isinstance(s, If):
             out.append(If(s.cond, _licm(s.then, names, stats), _licm(s.orelse, names, stats) if s.orelse else None))
@@ -121,7 +138,7 @@ def _cse_block(b: Block, names: _Names, stats: list[int]) -> Block:
     count: dict[Read, int] = {}
     for s in b.body:
         if isinstance(s, (Assign, Let)):
-            for r in (n for n in nodes(s.value) if isinstance(n, Read)):
+            for r in (n for n in nodes(s.value) if isinstance(n, (Read, SparseVal))):
                 count[r] = count.get(r, 0) + 1
     shared = [r for r, c in count.items() if c > 1]
     if not shared:
@@ -137,7 +154,7 @@ def _cse_block(b: Block, names: _Names, stats: list[int]) -> Block:
             name, start = names.new("_r"), 0
             new_lets.append(Let(name, r))
             stats[1] += 1
-        sub = postwalk(lambda n, r=r, name=name: Local(name) if n == r else None)
+        sub = postwalk(lambda n, r=r, name=name: Local(name) if n == r else None)  # noqa: B023
         for n in uses:
             if n >= start:
                 s = body[n]

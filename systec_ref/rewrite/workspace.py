@@ -24,16 +24,17 @@ After::
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..interp.loops import identity
 from ..ir.nodes import Assign, Block, Const, Elem, If, Let, Local, Loop, Permute, Program, Read, Stmt
-from .combinators import index_names, namer, nodes, postwalk, replace_body
+from .combinators import bound_inside, index_names, is_loop, namer, nodes, postwalk, replace_body
 
 NAME = "workspace"
 
 
 def _transform(loop: Loop, p: Program, fresh, stats: list[int]) -> list[Stmt]:
-    bound = {loop.var} | {n.var for n in nodes(loop.body) if isinstance(n, Loop)}
-    bound |= {v for n in nodes(loop.body) if isinstance(n, Permute) for g in n.groups for v in g}
+    bound = bound_inside(loop)
     read_tensors = {n.tensor for n in nodes(loop.body) if isinstance(n, Read)}
     targets: dict[tuple[Elem, str], str] = {}
     for n in nodes(loop.body):
@@ -57,15 +58,15 @@ def _transform(loop: Loop, p: Program, fresh, stats: list[int]) -> list[Stmt]:
     body = postwalk(f)(loop.body)
     before = [Let(name, Const(identity(op, p.dtype))) for (t, op), name in targets.items()]
     after = [Assign(t, op, Local(name)) for (t, op), name in targets.items()]
-    return before + [Loop(loop.var, loop.lo, loop.hi, body)] + after
+    return before + [dataclasses.replace(loop, body=body)] + after
 
 
 def _block(b: Block, p: Program, fresh, stats: list[int]) -> Block:
     out: list[Stmt] = []
     for s in b.body:
-        if isinstance(s, Loop):
+        if is_loop(s):
             for t in _transform(s, p, fresh, stats):
-                out.append(Loop(t.var, t.lo, t.hi, _block(t.body, p, fresh, stats)) if isinstance(t, Loop) else t)
+                out.append(dataclasses.replace(t, body=_block(t.body, p, fresh, stats)) if is_loop(t) else t)
         elif isinstance(s, If):
             out.append(If(s.cond, _block(s.then, p, fresh, stats),
                           _block(s.orelse, p, fresh, stats) if s.orelse else None))

@@ -1,0 +1,172 @@
+"""Pass ``sparse-iterate``: loops over a sparse tensor's modes become iteration over its stored entries.
+
+Precondition: every read of a ``sparse`` input annihilates the right-hand side
+where it holds its fill (the parser checks this), so the iterations it skips
+contribute nothing.  After ``split-diagonals``, each nest reads a symmetric
+tensor on one face only: its loops become the levels of that face of the
+canonical-only storage (see :mod:`systec_ref.storage`); a non-symmetric
+tensor (or the baseline, symmetry off) is iterated over its full storage.
+
+Before (strict part of SSYMV, A sparse)::
+
+    for i in 0..n:
+      for j in i+1..n:
+        y[j] += x[i] * A[i,j]
+
+After::
+
+    for (_q0, i) in A<strict>.level0:
+      for (_q1, j) in A<strict>.level1 under _q0:
+        y[j] += x[i] * A<strict>.vals[_q1]
+
+A nest whose bounds do not pin one face (e.g. ``j in i..n``), that reads the
+tensor at two different places, or holds an update that does not read it, is
+left dense — the tensor is then also passed dense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..ir.nodes import Assign, Block, IConst, Idx, IPlus, Let, Local, Loop, Program, Read, SparseLevel, SparseVal
+from .combinators import namer, nodes, postwalk, replace_body
+
+NAME = "sparse-iterate"
+
+
+def _path(root: Loop, vars_: list[str]) -> list[Loop] | None:
+    """Loops from ``root`` down to the loop of the last of ``vars_``: one loop per body."""
+    path = [root]
+    cur = root
+    while cur.var != vars_[-1]:
+        inner = [s for s in cur.body.body if isinstance(s, Loop)]
+        if len(inner) != 1 or any(not isinstance(s, (Loop, Let, Assign)) for s in cur.body.body):
+            return None
+        cur = inner[0]
+        path.append(cur)
+    seen = [lp.var for lp in path if lp.var in vars_]
+    return path if seen == vars_ else None
+
+
+def _face(p: Program, tensor, subs: list[str], loops: dict[str, Loop]) -> tuple[int, ...] | None:
+    """The face a nest's bounds pin, for canonical storage; None if they do not pin one."""
+    key = []
+    in_group = {q for g in tensor.symmetry for q in g}
+    for g in tensor.symmetry:
+        mask = 0
+        first = loops[subs[g[0]]]
+        if first.lo != IConst(0):
+            return None
+        for t, (a, b) in enumerate(zip(g, g[1:])):
+            if subs[a] == subs[b]:
+                mask |= 1 << t
+            elif loops[subs[b]].lo != IPlus(Idx(subs[a]), 1):
+                return None
+        key.append(mask)
+    for q, v in enumerate(subs):
+        if q not in in_group and loops[v].lo != IConst(0):
+            return None
+    return tuple(key)
+
+
+def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> Loop | None:
+    name = tensor.name
+    reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
+    if not reads or any(r != reads[0] for r in reads) or reads[0].sort:
+        return None
+    r = reads[0]
+    if not all(isinstance(i, Idx) for i in r.idx):
+        return None
+    subs = [i.name for i in r.idx]
+    distinct = list(dict.fromkeys(subs))
+    if root.var not in distinct:
+        return None
+    path = _path(root, distinct)
+    if path is None:
+        return None
+    loops = {lp.var: lp for lp in path}
+    # every update in the nest must read the tensor, or flush an accumulator that did
+    accumulators = {n.target.name for n in nodes(root) if isinstance(n, Assign) and isinstance(n.target, Local)}
+    for n in nodes(root):
+        if isinstance(n, Assign) and n.op != "=" and not any(isinstance(x, Read) and x.tensor == name
+                                                             for x in nodes(n.value)):
+            if not (isinstance(n.value, Local) and n.value.name in accumulators):
+                return None
+    symmetric = bool(tensor.symmetry) and bool(p.note("permutable"))
+    if symmetric:
+        face = _face(p, tensor, subs, loops)
+        want = "canonical"
+    else:
+        face = () if len(distinct) == len(subs) and all(loops[v].lo == IConst(0) for v in distinct) else None
+        want = "full"
+    if face is None or layout.setdefault(name, want) != want:
+        return None
+    pos = [fresh() for _ in subs]
+    levels = {v: [q for q, s in enumerate(subs) if s == v] for v in distinct}
+
+    def build(lp: Loop, body: Block) -> SparseLevel:
+        qs = levels[lp.var]
+        # repeated subscripts (a face with equal modes) are levels with a single child each
+        for q in reversed(qs[1:]):
+            body = Block((SparseLevel(fresh(), pos[q], name, face, q, Idx(pos[q - 1]), body),))
+        q = qs[0]
+        return SparseLevel(lp.var, pos[q], name, face, q, Idx(pos[q - 1]) if q else None, body)
+
+    value = SparseVal(name, face, Idx(pos[-1]))
+
+    def rebuild(n: int) -> object:
+        lp = path[n]
+        inner = [rebuild(n + 1) if s is path[n + 1] else s for s in lp.body.body] if n + 1 < len(path) \
+            else list(lp.body.body)
+        body = Block(tuple(inner), lp.body.comment)
+        if lp.var in levels:
+            return build(lp, body)
+        return dataclasses.replace(lp, body=body)
+    new = rebuild(0)
+    return postwalk(lambda x: value if x == r else None)(new)
+
+
+def run(p: Program) -> tuple[Program, str]:
+    sparse = [t for t in p.tensors if t.role == "in" and t.format == "sparse"]
+    if not sparse:
+        return p, "no sparse input"
+    fresh = namer(p, "_q")
+    layout: dict[str, str] = dict(p.note("sparse storage", ()))
+    count = [0]
+
+    def f(n):
+        if isinstance(n, Block):
+            out = []
+            changed = False
+            for s in n.body:
+                new = s
+                if isinstance(s, Loop):
+                    for t in sparse:
+                        got = _sparsify(new, p, t, layout, fresh) if isinstance(new, Loop) else None
+                        if got is not None:
+                            new = got
+                            count[0] += 1
+                changed |= new is not s
+                out.append(new)
+            return Block(tuple(out), n.comment) if changed else None
+        return None
+    body = _top_down(p.body, f)
+    if not count[0]:
+        return p, "not applied: no nest iterates a sparse tensor on one face"
+    new = replace_body(p, body).with_notes(**{"sparse storage": tuple(sorted(layout.items()))})
+    return new, f"{count[0]} nests iterate stored entries ({', '.join(f'{k}: {v}' for k, v in sorted(layout.items()))})"
+
+
+def _top_down(b: Block, f) -> Block:
+    """Sparsify outermost nests first; a nest that stays dense is searched inside."""
+    r = f(b)
+    b = r if r is not None else b
+    out = []
+    for s in b.body:
+        if isinstance(s, Block):
+            out.append(_top_down(s, f))
+        elif isinstance(s, Loop):
+            out.append(dataclasses.replace(s, body=_top_down(s.body, f)))
+        else:
+            out.append(s)
+    return Block(tuple(out), b.comment)
