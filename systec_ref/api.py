@@ -17,6 +17,7 @@ from .lang.ast import Kernel as KernelAST
 from .lang.parser import parse
 from .rewrite import pipeline
 from .rewrite.manager import Stage
+from .storage import for_program
 from .tensors import bind, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -73,7 +74,7 @@ class Kernel:
         """Run one stage (default: the final one) in the interpreter, with counts."""
         arrays, dims = self.bind(tensors, check)
         prog = stage if isinstance(stage, Program) else (self.final if stage is None else self.stage(stage).program)
-        outs, counts = run_program(prog, arrays, dims)
+        outs, counts = run_program(prog, arrays, dims, for_program(prog, arrays))
         return Result(outs[self.ast.output.name], counts)
 
     def definition(self, tensors: dict[str, object], check: bool = True) -> Result:
@@ -97,7 +98,7 @@ class Kernel:
         if backend == "c":
             arrays, dims = self.bind(tensors, check)
             fn = self.c_function(None if optimize else "baseline")
-            return fn(arrays, dims)[self.ast.output.name]
+            return fn(arrays, dims, for_program(fn.program, arrays))[self.ast.output.name]
         prog = self.final if optimize else self.naive
         return self.interpret(tensors, prog, check).value
 

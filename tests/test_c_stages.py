@@ -37,6 +37,7 @@ from systec_ref.emit import build
 from systec_ref.emit.c import emit_c
 from systec_ref.emit.runtime import CFunction
 from systec_ref.lang import parse
+from systec_ref.storage import for_program
 
 SEEDS = (0, 1)
 NS = (1, 2, 4)
@@ -195,7 +196,8 @@ def check_case(name: str, variant: str, faces: str, text: str, every_stage: bool
     for where, arrays, dims, wants in runs:
         before = {t: a.copy() for t, a in arrays.items()}
         for (label, _), want in zip(stages, wants):
-            got = funcs[label](arrays, dims)[out]
+            fn = funcs[label]
+            got = fn(arrays, dims, for_program(fn.program, arrays))[out]
             a = systec_ref.agree(got, want, dtype)
             checked += 1
             if not a.ok:
@@ -243,5 +245,6 @@ def test_empty_dimensions(path):
     arrays, dims = k.bind(inputs)
     for label, prog in stages:
         want = k.interpret(inputs, prog).value
-        got = funcs[label](arrays, dims)[k.ast.output.name]
+        fn = funcs[label]
+        got = fn(arrays, dims, for_program(fn.program, arrays))[k.ast.output.name]
         assert systec_ref.agree(got, want, k.ast.output.dtype), label

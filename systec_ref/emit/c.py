@@ -44,6 +44,8 @@ from ..ir.nodes import (
     Permute,
     Program,
     Read,
+    SparseLevel,
+    SparseVal,
     Stmt,
     TensorInfo,
 )
@@ -96,6 +98,10 @@ class _Emitter:
         for d, s in zip(t.dims[1:], subs[1:]):
             out = f"({out}) * {self.dim(d)} + {s}"
         return out
+
+    @staticmethod
+    def face_id(tensor: str, face: tuple[int, ...]) -> str:
+        return f"{tensor}_" + ("full" if not face else "f" + "_".join(map(str, face)))
 
     def cond(self, c) -> str:
         if isinstance(c, Cmp):
@@ -155,6 +161,8 @@ class _Emitter:
             return f"({s})" if parent and e.value < 0 else s
         if isinstance(e, Read):
             return self.elem(e.tensor, e.idx, e.sort)
+        if isinstance(e, SparseVal):
+            return f"{self.face_id(e.tensor, e.face)}_vals[{self.index(e.pos)}]"
         if isinstance(e, Local):
             return e.name
         if isinstance(e, Neg):
@@ -185,6 +193,13 @@ class _Emitter:
             inc = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
             head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; {inc}) {{"
             return [*ivdep, head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+        if isinstance(s, SparseLevel):
+            f = self.face_id(s.tensor, s.face)
+            q = "0" if s.parent is None else self.index(s.parent)
+            head = (f"{pad}for (int64_t {s.pos} = {f}_pos{s.level}[{q}]; {s.pos} < {f}_pos{s.level}[{q} + 1]; "
+                    f"++{s.pos}) {{")
+            bind = f"{pad}    const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
+            return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
         if isinstance(s, If):
             out = [f"{pad}if ({self.cond(s.cond)}) {{", *self.stmt(s.then, ind + 1)]
             if s.orelse is not None:
@@ -214,9 +229,17 @@ class _Emitter:
                 params.append(f"const {self.ctype} *restrict {t.name}")
             elif t.role == "out":
                 params.append(f"{self.ctype} *restrict {t.name}")
+        for tensor, face in sparse_faces(p):
+            f = self.face_id(tensor, face)
+            for lvl in range(self.tensors[tensor].order):
+                params += [f"const int64_t *restrict {f}_pos{lvl}", f"const int64_t *restrict {f}_crd{lvl}"]
+            params.append(f"const {self.ctype} *restrict {f}_vals")
         body: list[str] = []
         for d in dim_names(p):
             body.append(f"    (void){d};")
+        for t in p.tensors:
+            if t.role == "in":  # a sparse input may be read only through its stored entries
+                body.append(f"    (void){t.name};")
         temps = [t for t in p.tensors if t.role == "temp"]
         for t in p.tensors:
             if t.role == "in":
@@ -241,6 +264,13 @@ class _Emitter:
         return sig + " {\n" + "\n".join(body) + "\n}"
 
 
+def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
+    """The (tensor, face) pairs a program iterates, in the order of the C parameters."""
+    from ..rewrite.combinators import nodes
+
+    return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))})
+
+
 def _independent(loop: Loop) -> bool:
     """May the iterations of an innermost loop be reordered (vectorized) freely?
 
@@ -254,7 +284,7 @@ def _independent(loop: Loop) -> bool:
     """
     from ..rewrite.combinators import index_names, nodes
 
-    if any(isinstance(n, (Loop, If)) for n in nodes(loop.body)):
+    if any(isinstance(n, (Loop, If, SparseLevel)) for n in nodes(loop.body)):
         return False
     j = loop.var
     written = {n.tensor for n in nodes(loop.body) if isinstance(n, Elem)}

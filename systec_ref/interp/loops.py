@@ -187,7 +187,7 @@ class _Compiler:
             return lambda env: -a(env)
         if isinstance(e, SparseVal):
             face = self._face(e.tensor, e.face)
-            vals, pos, name = face[2], self.index(e.pos), e.tensor
+            vals, offsets, pos, name = face[2], face[3], self.index(e.pos), e.tensor
             c.reads.setdefault(name, 0)
             touched = c.touched.setdefault(name, set())
 
@@ -196,7 +196,7 @@ class _Compiler:
                 if not 0 <= p < len(vals):
                     raise InterpError(f"position {p} outside the {len(vals)} stored values of {name}{e.face}")
                 c.reads[name] += 1
-                touched.add((e.face, p))
+                touched.add(offsets[p])  # the dense offset of the entry, as for dense reads
                 return vals[p]
             return sval
         if isinstance(e, Lookup):
@@ -348,9 +348,11 @@ class _Compiler:
             f = st.faces.get(face)
             if f is None:
                 order = len(st.shape)
-                cache[key] = ([[0, 0]] + [[0] for _ in range(order - 1)], [[] for _ in range(order)], [])
+                cache[key] = ([[0, 0]] + [[0] for _ in range(order - 1)], [[] for _ in range(order)], [], [])
             else:
-                cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist())
+                strides = np.array([int(np.prod(st.shape[m + 1:])) for m in range(len(st.shape))], dtype=object)
+                offsets = [int(x) for x in (f.coords().astype(object) @ strides)] if f.nnz else []
+                cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist(), offsets)
         return cache[key]
 
     def _checker(self):

@@ -17,6 +17,7 @@ from . import (
     normalize,
     replicate_output,
     restrict_iteration,
+    sparse_iterate,
     split_diagonals,
     unroll_and_jam,
     workspace,
@@ -36,6 +37,7 @@ PASSES: list = [
     split_diagonals,
     consolidate_blocks,
     lookup_table,
+    sparse_iterate,
     hoist_reads,
     workspace,
     unroll_and_jam,
@@ -43,7 +45,7 @@ PASSES: list = [
 
 
 #: the passes that have nothing to do with symmetry: the baseline keeps them
-NON_SYMMETRY = [concordize, hoist_reads, workspace, unroll_and_jam]
+NON_SYMMETRY = [concordize, sparse_iterate, hoist_reads, workspace, unroll_and_jam]
 
 FACES = ("split", "compact")
 

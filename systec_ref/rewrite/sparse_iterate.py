@@ -101,8 +101,10 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
         want = "full"
     if face is None or layout.setdefault(name, want) != want:
         return None
-    pos = [fresh() for _ in subs]
     levels = {v: [q for q, s in enumerate(subs) if s == v] for v in distinct}
+    if any(qs != list(range(qs[0], qs[0] + len(qs))) for qs in levels.values()):
+        return None  # a repeated subscript must sit on consecutive levels (one loop binds it)
+    pos = [fresh() for _ in subs]
 
     def build(lp: Loop, body: Block) -> SparseLevel:
         qs = levels[lp.var]
