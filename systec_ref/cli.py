@@ -99,8 +99,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             ok &= a.ok
             table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", "", "", "", "")
     out.print(table)
+    _memory_report(kernel, arrays, out)
     out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")
     return 0 if ok else 1
+
+
+def _memory_report(kernel: api.Kernel, inputs: dict, out: Console) -> None:
+    """What the final stage stores of each sparse input, against storing every entry."""
+    from .storage import for_program
+
+    arrays, _ = kernel.bind(inputs, check=False)
+    for name, st in for_program(kernel.final, arrays).items():
+        out.print("memory: " + st.report(name), markup=False)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -124,6 +134,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     out.print(report.table(f"{kernel.name}: every stage against the previous one and the definition "
                            f"(sizes {', '.join(f'{k}={v}' for k, v in sizes.items())}, seed {args.seed})"))
     out.print(report.notes(), markup=False)
+    _memory_report(kernel, inputs, out)
     out.print("every stage agrees" if report.ok else "DISAGREEMENT: see the table")
     return 0 if report.ok else 1
 
