@@ -57,3 +57,14 @@ def pytest_collection_modifyitems(config, items):
     # the examples must exist, or every parametrization over them silently vanishes
     if not helpers.EXAMPLES:
         raise pytest.UsageError(f"no examples found in {helpers.EXAMPLES_DIR}")
+
+
+@pytest.fixture(scope="session")
+def c_compiler() -> str:
+    """The C compiler the C tests need (./dev.sh installs gcc); fail, do not skip, without one."""
+    import os
+    import shutil
+
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    assert cc, "no C compiler: install gcc (./dev.sh test does it as root) or set CC"
+    return cc

@@ -30,7 +30,7 @@ from systec_ref.emit.c import emit_c
 from systec_ref.emit.runtime import CFunction
 
 REAL_CC = shutil.which(os.environ.get("CC", "cc")) or shutil.which("cc")
-pytestmark = pytest.mark.skipif(REAL_CC is None, reason="no C compiler")
+pytestmark = pytest.mark.usefixtures("c_compiler")
 
 
 def make_wrapper(tmp_path: Path, barrier: int = 0) -> tuple[Path, Path]:

@@ -64,7 +64,7 @@ def test_emit_a_named_stage(cli):
     assert "stage define-assignments" in r.stdout.splitlines()[0]
 
 
-@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.usefixtures("c_compiler")
 def test_emit_to_a_file_that_compiles(cli, tmp_path):
     out = tmp_path / "mttkrp3.c"
     r = cli("emit", "examples/mttkrp3.ein", "-o", out)
@@ -84,7 +84,7 @@ def test_emit_to_an_unwritable_place(cli, tmp_path):
     no_traceback(r)
 
 
-@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.usefixtures("c_compiler")
 def test_run_with_the_c_backend(cli):
     r = cli("run", "examples/mttkrp3.ein", "--size", "n=4,r=2", "--backend", "c")
     assert r.returncode == 0, r.stderr + r.stdout
