@@ -50,22 +50,20 @@ from ..ir.nodes import (
     SparseVal,
     Stmt,
 )
-from .combinators import bound_inside, index_names, is_loop, nodes, postwalk, replace_body
+from .combinators import bound_inside, index_names, is_loop, namer, nodes, postwalk, replace_body
 
 NAME = "hoist-reads"
 
 
 class _Names:
-    def __init__(self, p: Program):
-        self.used = {getattr(n, "name", None) for n in nodes(p.body)}
-        self.counter = 0
+    """Fresh local names, one numbering per prefix (``_h`` hoisted, ``_r`` reads, ``_p`` products)."""
 
-    def new(self, base: str) -> str:
-        while f"{base}{self.counter}" in self.used:
-            self.counter += 1
-        name = f"{base}{self.counter}"
-        self.used.add(name)
-        return name
+    def __init__(self, p: Program):
+        self.p = p
+        self.by_prefix: dict = {}
+
+    def new(self, prefix: str) -> str:
+        return self.by_prefix.setdefault(prefix, namer(self.p, prefix))()
 
 
 def _invariant(e: object, inner_vars: set[str], inner_locals: set[str]) -> bool:
