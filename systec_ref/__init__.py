@@ -5,6 +5,7 @@ lists the named programs from ``lower`` to the optimized nest; ``Kernel.run``
 computes a result.  See the README and ``tutorials/``.
 """
 
+from . import storage
 from .api import Kernel, Result, compile, load
 from .check import check
 from .compare import agree
@@ -20,5 +21,5 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
     return _random_inputs(kernel.ast if isinstance(kernel, Kernel) else kernel, sizes, seed, density)
 
 
-__all__ = ["InputError", "Kernel", "Result", "SourceError", "SystecError", "ToolError", "agree", "check",
+__all__ = ["InputError", "Kernel", "Result", "SourceError", "SystecError", "ToolError", "agree", "storage", "check",
            "compile", "load", "random_inputs"]

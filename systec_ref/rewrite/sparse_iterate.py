@@ -99,11 +99,18 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
     else:
         face = () if len(distinct) == len(subs) and all(loops[v].lo == IConst(0) for v in distinct) else None
         want = "full"
-    if face is None or layout.setdefault(name, want) != want:
-        return None
     levels = {v: [q for q, s in enumerate(subs) if s == v] for v in distinct}
     if any(qs != list(range(qs[0], qs[0] + len(qs))) for qs in levels.values()):
         return None  # a repeated subscript must sit on consecutive levels (one loop binds it)
+    group_of = {q: n for n, g in enumerate(tensor.symmetry) for q in g}
+    for qs in levels.values():
+        # a level whose coordinate is *assumed* equal to the one above must be pinned by the face:
+        # both modes in one symmetry group (where the face stores exactly the equal ones)
+        if len(qs) > 1 and not (symmetric and all(q in group_of and group_of[q] == group_of[qs[0]] for q in qs)):
+            return None
+    # decided: record the storage layout only now, so a nest that stays dense does not pin it
+    if face is None or layout.setdefault(name, want) != want:
+        return None
     pos = [fresh() for _ in subs]
 
     def build(lp: Loop, body: Block) -> SparseLevel:
