@@ -42,24 +42,21 @@ class CSF:
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, len(shape))
         nnz, order = coords.shape
         pos, crd = [], []
-        # a new fiber starts at level l where the prefix coords[:, :l+1] changes
-        starts_prev = np.zeros(nnz, dtype=bool)
-        if nnz:
-            starts_prev[0] = True
+        # starts[p]: entry p opens a new fiber at the current level (its prefix up to here changed)
+        starts = np.zeros(nnz, dtype=bool)
+        starts[:1] = True
+        parent_of_entry = np.zeros(nnz, dtype=np.int64)  # fiber of the level above that holds entry p
+        n_parents = 1
         for lvl in range(order):
-            new = starts_prev.copy()
-            if nnz > 1:
-                new[1:] |= coords[1:, lvl] != coords[:-1, lvl]
+            new = starts.copy()
+            new[1:] |= coords[1:, lvl] != coords[:-1, lvl]
             idx = np.flatnonzero(new)
             crd.append(coords[idx, lvl].copy())
-            # parents are the fibers of the previous level; count children per parent
-            parent_of = np.cumsum(starts_prev)[idx] - 1 if nnz else np.zeros(0, dtype=np.int64)
-            n_parents = int(starts_prev.sum()) if lvl else 1
-            if lvl == 0:
-                parent_of = np.zeros(len(idx), dtype=np.int64)
-            counts = np.bincount(parent_of, minlength=n_parents) if len(idx) else np.zeros(n_parents, np.int64)
+            counts = np.bincount(parent_of_entry[idx], minlength=n_parents)
             pos.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-            starts_prev = new
+            parent_of_entry = np.cumsum(new) - 1
+            n_parents = len(idx)
+            starts = new
         return cls(tuple(int(s) for s in shape), tuple(pos), tuple(crd), np.asarray(vals).copy())
 
     def coords(self) -> np.ndarray:
