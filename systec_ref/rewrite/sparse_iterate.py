@@ -88,8 +88,9 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
     # every update in the nest must read the tensor, or flush an accumulator that did
     accumulators = {n.target.name for n in nodes(root) if isinstance(n, Assign) and isinstance(n.target, Local)}
     for n in nodes(root):
-        if isinstance(n, Assign) and n.op != "=" and not any(isinstance(x, Read) and x.tensor == name
-                                                             for x in nodes(n.value)):
+        if isinstance(n, Assign) and n.op == "=":
+            return None  # a copy (concordize's transposes, mirrors) must see unstored entries too
+        if isinstance(n, Assign) and not any(isinstance(x, Read) and x.tensor == name for x in nodes(n.value)):
             if not (isinstance(n.value, Local) and n.value.name in accumulators):
                 return None
     symmetric = bool(tensor.symmetry) and bool(p.note("permutable"))
