@@ -3,7 +3,6 @@ random inputs that honour a kernel's declarations."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -158,7 +157,3 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
             base = base[symmetrize_index(shape, d.symmetry)]
         out[d.name] = np.asarray(base, order="C")  # keeps a scalar input 0-d
     return out
-
-
-def all_points(shape: tuple[int, ...]):
-    return itertools.product(*(range(s) for s in shape))

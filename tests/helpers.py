@@ -78,15 +78,7 @@ def sparse_variant(text: str) -> str:
     """``text`` with every input ``sparse`` that the language accepts as sparse
     (with the fill its reduction needs); the others stay dense."""
     text = dense_variant(text)
-    fill = sparse_fill_for(parse(text).assignment.op)
-    for n in _input_lines(text):
-        candidate = _with_format(text, n, "sparse", fill)
-        try:
-            parse(candidate)
-        except SourceError:
-            continue
-        text = candidate
-    return text
+    return set_sparse(text, frozenset(d.name for d in parse(text).inputs))
 
 
 def set_sparse(text: str, names: set[str] | frozenset[str]) -> str:

@@ -227,17 +227,6 @@ def main_assignments(p: Program) -> list[Assign]:
             and n.target.tensor == out and n.op != "="]
 
 
-def fresh_name(p: Program | object, base: str) -> str:
-    """A name not used anywhere in ``p`` (generated names start with '_')."""
-    used = {getattr(n, "name", None) for n in nodes(p)} | {getattr(n, "var", None) for n in nodes(p)}
-    if isinstance(p, Program):
-        used |= {t.name for t in p.tensors}
-    n = 0
-    while f"{base}{n}" in used:
-        n += 1
-    return f"{base}{n}"
-
-
 def flatten_blocks(node: object) -> object:
     """Splice blocks without a comment into the block that holds them."""
     def f(n):
@@ -253,6 +242,7 @@ def flatten_blocks(node: object) -> object:
 def namer(p: Program, prefix: str) -> Callable[[], str]:
     """A generator of names ``<prefix>0, <prefix>1, ...`` unused anywhere in ``p``."""
     used = {getattr(n, "name", None) for n in nodes(p.body)} | {getattr(n, "var", None) for n in nodes(p.body)}
+    used |= {t.name for t in p.tensors}
     counter = [0]
 
     def fresh() -> str:
@@ -270,7 +260,7 @@ def replace_body(p: Program, body: Block) -> Program:
 
 __all__ = [
     "Add", "Assign", "Block", "Cond", "Const", "Elem", "Idx", "If", "Let", "Local", "Loop", "Mul", "Neg", "Permute",
-    "Read", "Stmt", "chain", "fixpoint", "fresh_name", "index_names", "key", "main_assignments", "map_children",
+    "Read", "Stmt", "chain", "fixpoint", "index_names", "key", "main_assignments", "map_children",
     "bound_inside", "is_loop", "namer", "nodes", "postwalk", "prewalk", "rename_indices", "replace_body",
     "simplify_index", "split_coefficient", "uses_index", "with_coefficient",
 ]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.nodes import Assign, Block, Elem, IConst, Idx, Loop, Program, Read, TensorInfo
-from .combinators import fresh_name, nodes, postwalk
+from .combinators import namer, nodes, postwalk
 from .lower import depth_order_ok, dim_expr
 
 NAME = "concordize"
@@ -60,7 +60,7 @@ def run(p: Program) -> tuple[Program, str]:
         k = (n.tensor, perm)
         if k not in perms:
             base = f"{n.tensor}_T"
-            name = base if base not in names else fresh_name(p, base)
+            name = base if base not in names else namer(p, base)()
             names.add(name)
             perms[k] = name
             info = TensorInfo(name, "temp", tuple(t.dims[q] for q in perm), (), "dense", 0, t.dtype, 0)

@@ -15,21 +15,18 @@ from dataclasses import dataclass
 from ..ir.nodes import (
     Add,
     And,
-    Assign,
     Block,
     Cmp,
     Const,
     Idx,
     If,
-    Lookup,
-    Loop,
     Mul,
     Neg,
     Program,
     Read,
     Value,
 )
-from .combinators import key, nodes, postwalk
+from .combinators import key, postwalk
 
 LT, EQ = "<", "=="
 
@@ -239,18 +236,6 @@ def sort_symmetric_reads(e: object, p: Program, by_name: bool = False) -> object
                 idx[q] = Idx(v)
         return Read(n.tensor, tuple(idx), tuple(sorted(set(runtime))))
     return postwalk(f)(e)
-
-
-def statement_assigns(b: Block) -> list[Assign]:
-    return [s for s in b.body if isinstance(s, Assign)]
-
-
-def loops_of(s: object) -> list[Loop]:
-    return [n for n in nodes(s) if isinstance(n, Loop)]
-
-
-def lookup_nodes(s: object) -> list[Lookup]:
-    return [n for n in nodes(s) if isinstance(n, Lookup)]
 
 
 def branch_patterns(cond: object) -> list[Pattern] | None:
