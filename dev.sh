@@ -36,7 +36,7 @@ ensure_venv() {
     [ -x .venv/bin/python ] || "$py" -m venv .venv
     local stamp=.venv/.systec_ref-installed
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
         touch "$stamp"
     fi
 }
@@ -51,7 +51,7 @@ case "$cmd" in
         ;;
     test)
         ensure_system; ensure_venv
-        .venv/bin/python -m ruff check systec_ref tests
+        .venv/bin/python -m ruff check systec_ref tests tutorials
         .venv/bin/python -m pytest "$@"
         ;;
     *) say "unknown command '$cmd' (use demo, test or setup)"; exit 2 ;;

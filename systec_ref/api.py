@@ -18,7 +18,7 @@ from .lang.parser import parse
 from .rewrite import pipeline
 from .rewrite.manager import Stage
 from .storage import for_program
-from .tensors import bind, random_inputs
+from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
 
@@ -74,13 +74,13 @@ class Kernel:
         """Run one stage (default: the final one) in the interpreter, with counts."""
         arrays, dims = self.bind(tensors, check)
         prog = stage if isinstance(stage, Program) else (self.final if stage is None else self.stage(stage).program)
-        outs, counts = run_program(prog, arrays, dims, for_program(prog, arrays))
+        outs, counts = run_program(prog, densify(arrays), dims, for_program(prog, arrays))
         return Result(outs[self.ast.output.name], counts)
 
     def definition(self, tensors: dict[str, object], check: bool = True) -> Result:
         """Evaluate the kernel by its definition (no loop nest at all)."""
         arrays, dims = self.bind(tensors, check)
-        value, counts = run_definition(self.ast, arrays, dims)
+        value, counts = run_definition(self.ast, densify(arrays), dims)
         return Result(value, counts)
 
     def run(self, *, backend: str = "interp", optimize: bool = True, check: bool = True,
@@ -98,9 +98,20 @@ class Kernel:
         if backend == "c":
             arrays, dims = self.bind(tensors, check)
             fn = self.c_function(None if optimize else "baseline")
-            return fn(arrays, dims, for_program(fn.program, arrays))[self.ast.output.name]
+            return self.call(fn, arrays, dims)
+
         prog = self.final if optimize else self.naive
         return self.interpret(tensors, prog, check).value
+
+    @staticmethod
+    def call(fn, arrays: dict, dims: dict[str, int]) -> np.ndarray:
+        """Call a compiled stage (:meth:`c_function`) on bound inputs (:meth:`bind`).
+
+        Sparse inputs given compressed stay compressed unless the stage reads them element
+        by element (then, and only then, they are expanded to a dense array)."""
+        dense = {n: (densify({n: a})[n] if n in fn.dense else a) for n, a in arrays.items()}
+        out = fn(dense, dims, for_program(fn.program, arrays))
+        return out[next(t.name for t in fn.program.tensors if t.role == "out")]
 
     # -- C -----------------------------------------------------------------------
     @cached_property

@@ -167,10 +167,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .bench import dense
+    from .bench import suite
 
     out = _console(args)
-    dense.run(args.kernel, args.quick, args.repeats, Path(args.out), out)
+    suite.run(args.kernel, args.quick, args.repeats, Path(args.out), out, tuple(args.suite or suite.SUITES))
     return 0
 
 
@@ -255,11 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", help="write the C to this file instead of printing it")
     sp.set_defaults(fn=cmd_emit)
     sp = sub.add_parser("bench", help="time symmetric C against the baseline and the libraries",
-                        description="Benchmarks (dense): each kernel's symmetric C against the same compiler with "
-                                    "the symmetry passes off and against numpy/OpenBLAS, single-threaded, "
-                                    "medians of interleaved repeats; writes OUT/results.json.")
+                        description="Benchmarks: each kernel's symmetric C against the same compiler with "
+                                    "the symmetry passes off and against numpy/OpenBLAS/scipy.sparse, on dense "
+                                    "inputs and on sparse ones (canonical-only storage; setup and memory reported "
+                                    "apart), single-threaded, medians of interleaved repeats; writes "
+                                    "OUT/results.json.")
     sp.add_argument("--quick", action="store_true", help="small sizes (a smoke test, seconds)")
-    sp.add_argument("--kernel", nargs="*", help="only these kernels (e.g. ssymv mttkrp4)")
+    sp.add_argument("--kernel", nargs="*", help="only these kernels (e.g. ssymv mttkrp4) or kernel/input "
+                                                "cases (e.g. ssymv/poisson2d)")
+    sp.add_argument("--suite", nargs="*", choices=("dense", "sparse"), help="only these suites (default: both)")
     sp.add_argument("--repeats", type=int, default=7, help="timed rounds per implementation (default 7)")
     sp.add_argument("--out", default="bench-out", help="directory for results.json (default bench-out)")
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")

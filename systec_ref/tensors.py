@@ -10,9 +10,12 @@ import numpy as np
 from .errors import InputError
 from .interp.loops import NP_DTYPES
 from .lang.ast import Kernel, TensorDecl
+from .storage.symmetric import SparseTensor
 
 
-def _as_array(d: TensorDecl, value: object) -> np.ndarray:
+def _as_array(d: TensorDecl, value: object, check: bool) -> np.ndarray | SparseTensor:
+    """A numpy array, or for a ``sparse`` declaration given compressed data, a :class:`SparseTensor`
+    (never densified here: a sparse input stays as small as it was given)."""
     try:
         import scipy.sparse as sp
     except ImportError:  # pragma: no cover - scipy is a dependency
@@ -23,11 +26,13 @@ def _as_array(d: TensorDecl, value: object) -> np.ndarray:
         if d.format != "sparse":
             raise InputError(f"{d.name}: a scipy.sparse matrix was given for a dense tensor "
                              f"(declare it 'sparse', or pass .toarray())")
-        dense = np.full(value.shape, d.fill, dtype=np.result_type(value.dtype, type(d.fill)))
-        coo = value.tocoo()
-        coo.sum_duplicates()
-        dense[coo.row, coo.col] = coo.data
-        value = dense
+        # entries scipy does not store hold the declared fill (e.g. inf: no edge)
+        return SparseTensor.from_scipy(value, d.symmetry, check, d.name, fill=d.fill)
+    if isinstance(value, SparseTensor):
+        if d.format != "sparse":
+            raise InputError(f"{d.name}: a SparseTensor was given for a dense tensor "
+                             f"(declare it 'sparse', or pass .to_dense())")
+        return value
     if isinstance(value, np.ndarray):
         arr = value
     else:
@@ -38,6 +43,10 @@ def _as_array(d: TensorDecl, value: object) -> np.ndarray:
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InputError(f"{d.name}: elements of type {arr.dtype} are not numbers")
     return arr
+
+
+def _same_fill(a: float, b: float) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
 def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> None:
@@ -68,11 +77,16 @@ def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ..
 
 
 def bind(kernel: Kernel, tensors: dict[str, object],
-         check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+         check: bool = True) -> tuple[dict[str, np.ndarray | SparseTensor], dict[str, int]]:
     """Validate the inputs of ``kernel``: every input present, numeric, of a dtype
     that converts safely to the declared one, of consistent shape, and (unless
     ``check=False``) symmetric where declared.  Returns the arrays, converted,
-    and the size of every dimension."""
+    and the size of every dimension.
+
+    A ``sparse`` input may be a dense array, a ``scipy.sparse`` matrix or a
+    :class:`~systec_ref.storage.SparseTensor`; the last two stay compressed
+    (a SparseTensor with other symmetry groups than declared is re-stored once,
+    and keeps that layout for the next call)."""
     names = [d.name for d in kernel.inputs]
     for name in sorted(tensors):
         if name not in names:
@@ -85,15 +99,16 @@ def bind(kernel: Kernel, tensors: dict[str, object],
     where: dict[str, str] = {}
     arrays: dict[str, np.ndarray] = {}
     for d in kernel.inputs:
-        arr = _as_array(d, tensors[d.name])
+        arr = _as_array(d, tensors[d.name], check)
         target = np.dtype(NP_DTYPES[d.dtype])
         if arr.dtype != target and not np.can_cast(arr.dtype, target, "safe"):
             raise InputError(f"{d.name} has dtype {arr.dtype}, which does not convert safely to the declared "
                              f"{d.dtype} (convert it explicitly, e.g. {d.name}.astype(np.{d.dtype}))")
-        if arr.ndim != d.order:
+        if len(arr.shape) != d.order:
             decl = f"{d.name}[{', '.join(map(str, d.dims))}]" if d.dims else d.name
-            raise InputError(f"{d.name} has {arr.ndim} dimension{'s' if arr.ndim != 1 else ''} "
-                             f"(shape {arr.shape}) but is declared {decl}")
+            nd = len(arr.shape)
+            raise InputError(f"{d.name} has {nd} dimension{'s' if nd != 1 else ''} "
+                             f"(shape {tuple(arr.shape)}) but is declared {decl}")
         for mode, (dim, size) in enumerate(zip(d.dims, arr.shape)):
             here = f"{d.name} (mode {mode})"
             if isinstance(dim, int):
@@ -104,11 +119,23 @@ def bind(kernel: Kernel, tensors: dict[str, object],
             else:
                 dims.setdefault(dim, int(size))
                 where.setdefault(dim, here)
+        if isinstance(arr, SparseTensor):
+            if not _same_fill(arr.fill, d.fill):
+                raise InputError(f"{d.name} holds {arr.fill!r} where it stores nothing, but is declared "
+                                 f"fill {d.fill!r} (build it with fill={d.fill!r})")
+            # stored canonical for the declared groups (verifying them unless check=False)
+            arrays[d.name] = arr.with_symmetry(d.symmetry, check, d.name).astype(target)
+            continue
         arr = np.asarray(arr, dtype=target, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         if check and d.symmetry:
             check_symmetry(d.name, arr, d.symmetry)
         arrays[d.name] = arr
     return arrays, dims
+
+
+def densify(arrays: dict[str, np.ndarray | SparseTensor]) -> dict[str, np.ndarray]:
+    """Every input as a dense array (for the interpreter and the definition, which are for small data)."""
+    return {n: a.to_dense() if isinstance(a, SparseTensor) else a for n, a in arrays.items()}
 
 
 def symmetrize_index(shape: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:

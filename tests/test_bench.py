@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_bench_quick_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "b"
-    r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--repeats", "1", "--kernel", "ssymv",
-                        "mttkrp3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+    r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--repeats", "1", "--suite", "dense",
+                        "--kernel", "ssymv", "mttkrp3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600,
                        env={**os.environ, "SYSTEC_REF_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "results.json").read_text())
@@ -31,4 +32,25 @@ def test_bench_quick_writes_results(tmp_path: Path) -> None:
 def test_bench_unknown_kernel_is_a_clear_error(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--kernel", "nope", "--out",
                         str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "no dense benchmark for nope" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no benchmark named nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sparse_bench_quick_reports_memory_and_setup(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--repeats", "1", "--suite", "sparse",
+                        "--kernel", "ssymv/bar", "mttkrp3/random-d0.1", "bellman/les_miserables_graph", "--out",
+                        str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "SYSTEC_REF_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [c["kernel"] for c in doc["cases"]] == ["ssymv/bar", "bellman/les_miserables_graph",
+                                                   "mttkrp3/random-d0.1"]
+    for case in doc["cases"]:
+        assert case["suite"] == "sparse"
+        assert all(v["agrees"] is True for v in case["results"].values())
+        mem = case["memory"]
+        assert 0 < mem["canonical bytes"] < mem["full storage bytes"]
+        assert mem["stored canonical"] < mem["stored full"]
+        assert set(case["setup_s"]) >= {"make input", "to full storage (baseline)"}
+    bar = doc["cases"][0]
+    assert "scipy CSR A @ x" in bar["results"] and bar["memory"]["scipy CSR bytes"] > 0

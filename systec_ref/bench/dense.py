@@ -8,7 +8,6 @@ interleaved (see :mod:`.timing`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 from ..api import Kernel, load
 from ..compare import agree
 from ..errors import SystecError
-from .machine import describe
 from .timing import measure
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -106,11 +104,11 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     arrays, dims = k.bind(inputs)  # verified symmetric once; the timed calls skip the check
     opt, naive = k.c_function(), k.c_function("baseline")
     out = k.ast.output.name
-    fns: dict[str, Callable] = {"systec_ref (symmetric)": lambda: opt(arrays, dims),
-                                "systec_ref (symmetry off)": lambda: naive(arrays, dims)}
+    fns: dict[str, Callable] = {"systec_ref (symmetric)": opt.prepare(arrays, dims),
+                                "systec_ref (symmetry off)": naive.prepare(arrays, dims)}
     libs = case.libs(inputs)
-    want = naive(arrays, dims)[out]
-    got = opt(arrays, dims)[out]
+    want = fns["systec_ref (symmetry off)"]()[out]
+    got = fns["systec_ref (symmetric)"]()[out]
     checks = {"systec_ref (symmetric)": bool(agree(got, want, k.ast.output.dtype))}
     for name, f in libs.items():
         r = np.asarray(f())
@@ -127,34 +125,5 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     }
 
 
-def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, console) -> dict:
-    from rich.table import Table
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency
-        threadpool_limits = None
-    cases = [c for c in CASES if not kernels or c.kernel in kernels]
-    unknown = sorted(set(kernels or ()) - {c.kernel for c in CASES})
-    if unknown:
-        raise SystecError(f"no dense benchmark for {', '.join(unknown)} (have: {', '.join(c.kernel for c in CASES)})")
-    import contextlib
-
-    limiter = threadpool_limits(1) if threadpool_limits else contextlib.nullcontext()
-    results = []
-    with limiter:
-        for case in cases:
-            r = run_case(case, quick, repeats)
-            results.append(r)
-            t = Table(title=f"{r['kernel']} {r['sizes']}: median of {repeats}, single thread", title_justify="left")
-            for col in ("implementation", "median ms", "min ms", "max ms", "time / symmetric", "agrees"):
-                t.add_column(col, justify="left" if col == "implementation" else "right")
-            for name, v in r["results"].items():
-                t.add_row(name, f"{v['median_s'] * 1e3:.3f}", f"{v['min_s'] * 1e3:.3f}", f"{v['max_s'] * 1e3:.3f}",
-                          f"{v['ratio_to_symmetric']:.2f}x", "yes" if v["agrees"] else "NO")
-            console.print(t)
-    doc = {"machine": describe(), "quick": quick, "repeats": repeats, "cases": results}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    console.print(f"wrote {out_dir / 'results.json'}")
-    return doc
+def select(names: list[str] | None) -> list[Case]:
+    return [c for c in CASES if not names or c.kernel in names]

@@ -49,6 +49,7 @@ from ..ir.nodes import (
     Stmt,
     TensorInfo,
 )
+from ..storage.symmetric import face_modes
 
 CTYPE = {"float64": "double", "float32": "float", "int64": "int64_t"}
 PREFIX = "systec_"
@@ -217,29 +218,32 @@ class _Emitter:
         if s.op == "+":
             return [f"{pad}{target} += {v};"]
         cmp = "<" if s.op == "min" else ">"
-        # same rule as the interpreter: a NaN on the right never replaces the current value
-        return [f"{pad}{{ const {self.ctype} sx_v = {v}; if (sx_v {cmp} {target}) {target} = sx_v; }}"]
+        # same rule as the interpreter: a NaN on the right never replaces the current value.  The store is
+        # unconditional so the compiler can use a min/max instruction: a conditional store is a branch on data
+        return [f"{pad}{{ const {self.ctype} sx_v = {v}; {target} = (sx_v {cmp} {target}) ? sx_v : {target}; }}"]
 
     # -- the function ------------------------------------------------------------
     def function(self) -> str:
         p = self.p
         params = [f"int64_t {d}" for d in dim_names(p)]
+        dense = dense_inputs(p)
         for t in p.tensors:
             if t.role == "in":
-                params.append(f"const {self.ctype} *restrict {t.name}")
+                if t.name in dense:
+                    params.append(f"const {self.ctype} *restrict {t.name}")
             elif t.role == "out":
                 params.append(f"{self.ctype} *restrict {t.name}")
         for tensor, face in sparse_faces(p):
             f = self.face_id(tensor, face)
-            for lvl in range(self.tensors[tensor].order):
+            t = self.tensors[tensor]
+            for lvl in range(len(face_modes(t.order, t.symmetry, face))):
                 params += [f"const int64_t *restrict {f}_pos{lvl}", f"const int64_t *restrict {f}_crd{lvl}"]
             params.append(f"const {self.ctype} *restrict {f}_vals")
         body: list[str] = []
         for d in dim_names(p):
             body.append(f"    (void){d};")
-        for t in p.tensors:
-            if t.role == "in":  # a sparse input may be read only through its stored entries
-                body.append(f"    (void){t.name};")
+        for name in dense:
+            body.append(f"    (void){name};")
         temps = [t for t in p.tensors if t.role == "temp"]
         for t in p.tensors:
             if t.role == "in":
@@ -262,6 +266,15 @@ class _Emitter:
         body.append("    return 0;")
         sig = f"int {function_name(p)}({', '.join(params)})"
         return sig + " {\n" + "\n".join(body) + "\n}"
+
+
+def dense_inputs(p: Program) -> list[str]:
+    """Inputs passed as dense arrays: all but the sparse ones the program reads only through their
+    stored entries (those arrive compressed and are never materialized)."""
+    from ..rewrite.combinators import nodes
+
+    read = {n.tensor for n in nodes(p.body) if isinstance(n, Read)}
+    return [t.name for t in p.tensors if t.role == "in" and (t.format != "sparse" or t.name in read)]
 
 
 def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:

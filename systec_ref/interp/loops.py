@@ -46,6 +46,7 @@ from ..ir.nodes import (
     Stmt,
 )
 from ..ir.printer import fmt_subscript
+from ..storage.symmetric import face_modes
 from .counts import Counts
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -347,11 +348,11 @@ class _Compiler:
         if key not in cache:
             f = st.faces.get(face)
             if f is None:
-                order = len(st.shape)
-                cache[key] = ([[0, 0]] + [[0] for _ in range(order - 1)], [[] for _ in range(order)], [], [])
+                levels = len(face_modes(len(st.shape), st.symmetry, face))
+                cache[key] = ([[0, 0]] + [[0] for _ in range(levels - 1)], [[] for _ in range(levels)], [], [])
             else:
                 strides = np.array([int(np.prod(st.shape[m + 1:])) for m in range(len(st.shape))], dtype=object)
-                offsets = [int(x) for x in (f.coords().astype(object) @ strides)] if f.nnz else []
+                offsets = [int(x) for x in (st.face_coords(face).astype(object) @ strides)] if f.nnz else []
                 cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist(), offsets)
         return cache[key]
 

@@ -19,6 +19,11 @@ After::
       for (_q1, j) in A<strict>.level1 under _q0:
         y[j] += x[i] * A<strict>.vals[_q1]
 
+On a diagonal face the pinned mode is not stored at all (``i == j``: one level)::
+
+    for (_q2, i) in A<f1>.level0:
+      y[i] += x[i] * A<f1>.vals[_q2]
+
 A nest whose bounds do not pin one face (e.g. ``j in i..n``), that reads the
 tensor at two different places, or holds an update that does not read it, is
 left dense — the tensor is then also passed dense.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.nodes import Assign, Block, IConst, Idx, IPlus, Let, Local, Loop, Program, Read, SparseLevel, SparseVal
+from ..storage.symmetric import face_modes
 from .combinators import namer, nodes, postwalk, replace_body
 
 NAME = "sparse-iterate"
@@ -112,17 +118,19 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
     # decided: record the storage layout only now, so a nest that stays dense does not pin it
     if face is None or layout.setdefault(name, want) != want:
         return None
-    pos = [fresh() for _ in subs]
+    # a face stores only the modes it does not pin (see storage.face_modes): a repeated subscript
+    # is one level, bound by the loop of its first mode
+    kept = face_modes(len(subs), tensor.symmetry if symmetric else (), face)
+    assert all(q not in kept for qs in levels.values() for q in qs[1:]), (subs, face)
+    rank = {q: n for n, q in enumerate(kept)}
+    pos = {q: fresh() for q in kept}
 
     def build(lp: Loop, body: Block) -> SparseLevel:
-        qs = levels[lp.var]
-        # repeated subscripts (a face with equal modes) are levels with a single child each
-        for q in reversed(qs[1:]):
-            body = Block((SparseLevel(fresh(), pos[q], name, face, q, Idx(pos[q - 1]), body),))
-        q = qs[0]
-        return SparseLevel(lp.var, pos[q], name, face, q, Idx(pos[q - 1]) if q else None, body)
+        q = levels[lp.var][0]
+        n = rank[q]
+        return SparseLevel(lp.var, pos[q], name, face, n, Idx(pos[kept[n - 1]]) if n else None, body)
 
-    value = SparseVal(name, face, Idx(pos[-1]))
+    value = SparseVal(name, face, Idx(pos[kept[-1]]))
 
     def rebuild(n: int) -> object:
         lp = path[n]

@@ -5,7 +5,10 @@ Canonical coordinates have the subscripts of each symmetry group sorted
 equality pattern of its sorted subscripts as a bitmask (bit t set when the
 t-th and (t+1)-th are equal); the face with every mask 0 is the strict part,
 which a kernel can iterate with no equality test at all.  Each face is a
-:class:`~systec_ref.storage.csf.CSF`.  A tensor without symmetry has one face.
+:class:`~systec_ref.storage.csf.CSF` over the modes the face does not pin
+(:func:`face_modes`): on the diagonal face of a matrix ``i == j`` the column
+is the row, so only one level is stored.  A tensor without symmetry has one
+face.
 
 Conversions (``from_dense``, ``from_scipy``, ``from_coo``) verify the declared
 symmetry — the error names the largest difference and where — and keep every
@@ -18,13 +21,13 @@ canonical coordinate are the same entry and must be equal.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
-from ..tensors import check_symmetry
 from .csf import CSF
 
 
@@ -44,6 +47,65 @@ def face_of(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarr
     return keys
 
 
+def face_modes(order: int, groups: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> list[int]:
+    """The modes a face stores: every mode but those its equality bits make equal to the previous
+    member of their group (their coordinate is that member's)."""
+    pinned = {b for g, mask in zip(groups, key) for t, (_, b) in enumerate(zip(g, g[1:])) if mask >> t & 1}
+    return [m for m in range(order) if m not in pinned]
+
+
+def _fill_pinned(stored: np.ndarray, order: int, groups, key) -> np.ndarray:
+    """Full coordinates from a face's stored ones (the inverse of dropping the pinned modes)."""
+    out = np.zeros((len(stored), order), dtype=np.int64)
+    out[:, face_modes(order, groups, key)] = stored
+    for g, mask in zip(groups, key):
+        for t, (a, b) in enumerate(zip(g, g[1:])):
+            if mask >> t & 1:
+                out[:, b] = out[:, a]
+    return out
+
+
+def _distinct_permutations(coords: np.ndarray, group: tuple[int, ...]) -> list[tuple[tuple[int, ...], np.ndarray]]:
+    """For canonical ``coords``, each permutation of ``group`` with the rows it maps to a *new* point.
+
+    A permutation of a sorted tuple repeats an earlier point exactly when it
+    swaps two equal subscripts; keeping, within every run of equal subscripts,
+    their original relative order picks each distinct rearrangement once.
+    """
+    out = []
+    k = len(group)
+    for perm in itertools.permutations(range(k)):
+        where = [0] * k  # where[t]: the new slot of the t-th sorted subscript
+        for slot, t in enumerate(perm):
+            where[t] = slot
+        keep = np.ones(len(coords), dtype=bool)
+        for t in range(k - 1):
+            if where[t] > where[t + 1]:
+                keep &= coords[:, group[t]] != coords[:, group[t + 1]]
+        out.append((perm, keep))
+    return out
+
+
+def expand_permutations(coords: np.ndarray, vals: np.ndarray,
+                        groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical entries to every distinct point they stand for, vectorized (no Python loop per entry)."""
+    coords = np.asarray(coords, dtype=np.int64)
+    for g in groups:
+        parts_c, parts_v = [], []
+        canon = canonical_coords(coords, (g,))
+        for perm, keep in _distinct_permutations(canon, g):
+            c = canon[keep]
+            moved = c.copy()
+            for slot, t in enumerate(perm):
+                moved[:, g[slot]] = c[:, g[t]]
+            parts_c.append(moved)
+            parts_v.append(vals[keep])
+        coords = np.concatenate(parts_c) if parts_c else coords
+        vals = np.concatenate(parts_v) if parts_v else vals
+    order = np.lexsort(coords.T[::-1]) if len(coords) else np.zeros(0, dtype=np.int64)
+    return coords[order], vals[order]
+
+
 def _is_stored(vals: np.ndarray, fill: float) -> np.ndarray:
     if isinstance(fill, float) and math.isnan(fill):
         return ~np.isnan(vals)
@@ -57,6 +119,8 @@ class SparseTensor:
     fill: float
     dtype: np.dtype
     faces: dict[tuple[int, ...], CSF]
+    # other layouts of this tensor already built (see with_symmetry); not part of its value
+    _layouts: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- construction ----------------------------------------------------------
     @classmethod
@@ -67,11 +131,16 @@ class SparseTensor:
         keys = face_of(coords, symmetry)
         faces: dict[tuple[int, ...], CSF] = {}
         if len(coords):
-            uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-            inv = inv.reshape(-1)
-            for n, key in enumerate(uniq):
-                sel = inv == n
-                faces[tuple(int(x) for x in key)] = CSF.from_sorted(shape, coords[sel], vals[sel])
+            # one number per face (masks have fewer bits than a group has modes) to split with
+            packed = np.zeros(len(coords), dtype=np.int64)
+            for col in range(keys.shape[1]):
+                packed = packed * (1 << max(len(g) for g in symmetry)) + keys[:, col]
+            for code in np.unique(packed):
+                sel = packed == code
+                key = tuple(int(x) for x in keys[np.argmax(sel)])
+                kept = face_modes(len(shape), tuple(symmetry), key)
+                # dropping a mode equal to an earlier one keeps the lexicographic order
+                faces[key] = CSF.from_sorted(tuple(shape[m] for m in kept), coords[sel][:, kept], vals[sel])
         return cls(tuple(int(s) for s in shape), tuple(tuple(g) for g in symmetry), fill, np.dtype(dtype), faces)
 
     @classmethod
@@ -79,6 +148,8 @@ class SparseTensor:
                    name: str = "tensor") -> SparseTensor:
         arr = np.asarray(arr)
         if check and symmetry:
+            from ..tensors import check_symmetry  # tensors binds SparseTensors: import here, not at the top
+
             check_symmetry(name, arr, tuple(symmetry))
         mask = _is_stored(arr, fill)
         coords = np.argwhere(mask).astype(np.int64)
@@ -90,10 +161,13 @@ class SparseTensor:
         return cls._build(arr.shape, tuple(symmetry), fill, arr.dtype, coords, vals)
 
     @classmethod
-    def from_scipy(cls, mat, symmetry=(), check: bool = True, name: str = "tensor") -> SparseTensor:
+    def from_scipy(cls, mat, symmetry=(), check: bool = True, name: str = "tensor",
+                   fill: float = 0) -> SparseTensor:
+        """From a ``scipy.sparse`` matrix; entries it does not store hold ``fill``, and entries it
+        stores explicitly are kept even when they are zero (unless ``fill`` is 0)."""
         coo = mat.tocoo()
         coords = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
-        return cls.from_coo(coords, np.asarray(coo.data), coo.shape, symmetry, 0, check, name)
+        return cls.from_coo(coords, np.asarray(coo.data), coo.shape, symmetry, fill, check, name)
 
     @classmethod
     def from_coo(cls, coords, values, shape, symmetry=(), fill: float = 0, check: bool = True,
@@ -107,27 +181,46 @@ class SparseTensor:
             if bad.any():
                 at = coords[np.argmax(bad)]
                 raise InputError(f"{name}: coordinate {tuple(int(x) for x in at)} is outside the shape {tuple(shape)}")
-        # exact duplicates are summed (scipy's convention)
-        if len(coords):
-            uniq, inv = np.unique(coords, axis=0, return_inverse=True)
-            summed = np.zeros(len(uniq), dtype=np.result_type(values.dtype, np.float64)
-                              if values.dtype.kind == "f" else values.dtype)
-            np.add.at(summed, inv.reshape(-1), values)
-            coords, values = uniq, summed.astype(values.dtype)
+        coords, values = _sum_duplicates(coords, values)  # scipy's convention
         keep = _is_stored(values, fill)
         coords, values = coords[keep], values[keep]
         if symmetry and len(coords):
-            canon = canonical_coords(coords, tuple(symmetry))
+            groups = tuple(symmetry)
+            canon = canonical_coords(coords, groups)
+            first, cls_of = _classes(coords, canon)
             if check:
-                _check_coo_symmetry(name, coords, values, canon, tuple(symmetry), fill)
-            first = {}
-            for n, c in enumerate(map(tuple, canon)):
-                # prefer the entry given at the canonical coordinate itself
-                if c not in first or tuple(coords[n]) == c:
-                    first[c] = n
-            idx = np.array(sorted(first.values()), dtype=np.int64)
-            coords, values = canon[idx], values[idx]
+                worst = _worst_class(canon, values, first, cls_of, groups, fill)
+                if worst is not None:
+                    mine = cls_of == worst
+                    _check_coo_symmetry(name, coords[mine], values[mine], canon[mine], groups, fill)
+            coords, values = canon[first], values[first]
         return cls._build(tuple(shape), tuple(symmetry), fill, values.dtype, coords, values)
+
+    def with_symmetry(self, symmetry=(), check: bool = True, name: str = "tensor") -> SparseTensor:
+        """The same tensor stored canonical-only for other symmetry groups (``()``: every entry).
+
+        Dropping symmetry is exact.  Adding one verifies it (unless ``check=False``).
+        The result is kept, so a tensor object reused across calls converts once.
+        """
+        groups = tuple(tuple(g) for g in symmetry)
+        if groups == self.symmetry:
+            return self
+        if groups not in self._layouts:
+            c, v = self.full_coo()  # sorted, each point once
+            if groups:
+                self._layouts[groups] = SparseTensor.from_coo(c, v, self.shape, groups, self.fill, check, name)
+            else:
+                faces = {(): CSF.from_sorted(self.shape, c, v)} if len(c) else {}
+                self._layouts[groups] = SparseTensor(self.shape, (), self.fill, self.dtype, faces)
+        return self._layouts[groups]
+
+    def astype(self, dtype) -> SparseTensor:
+        """Values converted to ``dtype`` (the caller checks that the conversion is safe)."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        faces = {k: CSF(f.shape, f.pos, f.crd, f.vals.astype(dtype)) for k, f in self.faces.items()}
+        return SparseTensor(self.shape, self.symmetry, self.fill, dtype, faces)
 
     # -- views ------------------------------------------------------------------
     @property
@@ -140,29 +233,17 @@ class SparseTensor:
         keys = sorted(self.faces)
         if not keys:
             return np.zeros((0, len(self.shape)), dtype=np.int64), np.zeros(0, dtype=self.dtype)
-        return (np.concatenate([self.faces[k].coords() for k in keys]),
+        return (np.concatenate([self.face_coords(k) for k in keys]),
                 np.concatenate([self.faces[k].vals for k in keys]))
+
+    def face_coords(self, key: tuple[int, ...]) -> np.ndarray:
+        """Full coordinates of the entries of one face, in storage order."""
+        return _fill_pinned(self.faces[key].coords(), len(self.shape), self.symmetry, key)
 
     def full_coo(self) -> tuple[np.ndarray, np.ndarray]:
         """Every coordinate of the full tensor (all distinct permutations of each canonical entry)."""
-        import itertools
-
         coords, vals = self.coo()
-        out_c, out_v = [], []
-        for c, v in zip(map(tuple, coords), vals):
-            choices = []
-            for g in self.symmetry:
-                choices.append(sorted(set(itertools.permutations([c[q] for q in g]))))
-            for combo in itertools.product(*choices):
-                x = list(c)
-                for g, perm in zip(self.symmetry, combo):
-                    for q, val in zip(g, perm):
-                        x[q] = val
-                out_c.append(x)
-                out_v.append(v)
-        if not out_c:
-            return np.zeros((0, len(self.shape)), dtype=np.int64), np.zeros(0, dtype=self.dtype)
-        return np.array(out_c, dtype=np.int64), np.array(out_v, dtype=self.dtype)
+        return expand_permutations(coords, vals, self.symmetry)
 
     def to_dense(self) -> np.ndarray:
         out = np.full(self.shape, self.fill, dtype=np.result_type(self.dtype, type(self.fill))
@@ -194,6 +275,62 @@ class SparseTensor:
         faces = ", ".join(f"{self.face_name(k)}: {f.nnz}" for k, f in sorted(self.faces.items()))
         return (f"{name}: {self.stored} canonical entries stored ({mine} bytes) vs {full} bytes for every "
                 f"permutation: {ratio}; by face: {faces or 'none'}")
+
+
+def _sum_duplicates(coords: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entries sorted by coordinate, those given at one coordinate more than once summed."""
+    if not len(coords):
+        return coords, values
+    order = np.lexsort(coords.T[::-1])
+    coords, values = coords[order], values[order]
+    new = np.ones(len(coords), dtype=bool)
+    new[1:] = (coords[1:] != coords[:-1]).any(axis=1)
+    if new.all():
+        return coords, values
+    starts = np.flatnonzero(new)
+    acc = values.astype(np.float64) if values.dtype.kind == "f" else values
+    return coords[starts], np.add.reduceat(acc, starts).astype(values.dtype)
+
+
+def _classes(coords: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group entries by canonical point: the entry that represents each class (the one given at the
+    canonical coordinate itself when there is one, else the first), and every entry's class number."""
+    is_canon = (canon == coords).all(axis=1)
+    order = np.lexsort([~is_canon] + [canon[:, m] for m in reversed(range(canon.shape[1]))])
+    sc = canon[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (sc[1:] != sc[:-1]).any(axis=1)
+    cls_sorted = np.cumsum(new) - 1
+    cls_of = np.empty(len(order), dtype=np.int64)
+    cls_of[order] = cls_sorted
+    return order[new], cls_of
+
+
+def _worst_class(canon, values, first, cls_of, groups, fill) -> int | None:
+    """The class with the largest asymmetry (a value differing from its representative, or a
+    permutation not given at all, i.e. holding the fill), or None if the entries are symmetric."""
+    rep = values[first][cls_of]
+    with np.errstate(invalid="ignore", over="ignore"):
+        dev = np.abs(values.astype(np.float64) - rep.astype(np.float64))
+        same = values == rep
+        if values.dtype.kind == "f":
+            same |= np.isnan(values) & np.isnan(rep)
+        dev = np.where(same, 0.0, np.nan_to_num(dev, nan=np.inf, posinf=np.inf))
+        per_class = np.zeros(len(first), dtype=np.float64)
+        np.maximum.at(per_class, cls_of, dev)
+        given = np.bincount(cls_of, minlength=len(first))
+        want = np.ones(len(first), dtype=np.int64)
+        reps = canon[first]
+        for g in groups:
+            want *= sum(keep.astype(np.int64) for _, keep in _distinct_permutations(reps, g))
+        missing = given < want
+        gap = np.abs(values[first].astype(np.float64) - float(fill))
+        gap = np.nan_to_num(gap, nan=np.inf, posinf=np.inf)
+        per_class = np.where(missing, np.maximum(per_class, np.where(gap > 0, gap, np.inf)), per_class)
+        bad = (per_class > 0) | missing
+    if not bad.any():
+        return None
+    return int(np.argmax(np.where(bad, per_class, -1.0)))
 
 
 def _check_coo_symmetry(name, coords, values, canon, groups, fill) -> None:

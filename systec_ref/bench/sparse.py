@@ -1,0 +1,268 @@
+"""Sparse benchmarks: symmetric sparse kernels on canonical-only storage against the same compiler
+with the symmetry passes off (reading full storage: every permutation of every entry) and, for
+matrices, against ``scipy.sparse``.
+
+Inputs: pyamg matrices (Poisson, linear elasticity, the real 'bar' example), networkx graphs,
+random symmetric tensors shaped like the paper's, and moment tensors of scikit-learn's bundled
+data.  Building the storage is timed apart from the kernel (a user converts once and keeps the
+tensor); the memory each layout takes is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..api import Kernel, load
+from ..compare import agree
+from ..errors import SystecError
+from ..storage import SparseTensor, for_program
+from .timing import measure
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def random_symmetric(n: int, order: int, density: float, seed: int = 0) -> SparseTensor:
+    """A fully symmetric ``n^order`` tensor holding ``density`` of its canonical entries (uniform
+    values in [-1, 1)); drawn as canonical coordinates directly, never dense."""
+    rng = np.random.default_rng(seed)
+    want = round(density * math.comb(n + order - 1, order))
+    got = np.zeros((0, order), dtype=np.int64)
+    while len(got) < want:
+        draw = np.sort(rng.integers(0, n, size=(int((want - len(got)) * 1.3) + 16, order)), axis=1)
+        got = np.unique(np.concatenate([got, draw]), axis=0)
+    got = got[np.sort(rng.permutation(len(got))[:want])]
+    vals = rng.uniform(-1.0, 1.0, size=len(got))
+    return SparseTensor.from_coo(got, vals, (n,) * order, (tuple(range(order)),), check=False)
+
+
+def moment_tensor(X: np.ndarray, order: int, chunk: int = 4096) -> SparseTensor:
+    """The empirical moment ``mean_s x_s (x) ... (x) x_s`` of the rows of ``X``, a real fully symmetric
+    tensor; computed on canonical coordinates only (exact zeros, e.g. of always-blank pixels, are
+    not stored)."""
+    import itertools
+
+    X = np.asarray(X, dtype=np.float64)
+    d = X.shape[1]
+    Xt = np.ascontiguousarray(X.T)
+    coords = np.array(list(itertools.combinations_with_replacement(range(d), order)), dtype=np.int64)
+    vals = np.empty(len(coords))
+    for s in range(0, len(coords), chunk):
+        c = coords[s:s + chunk]
+        prod = Xt[c[:, 0]].copy()
+        for m in range(1, order):
+            prod *= Xt[c[:, m]]
+        vals[s:s + chunk] = prod.mean(axis=1)
+    return SparseTensor.from_coo(coords, vals, (d,) * order, (tuple(range(order)),), check=False)
+
+
+def _pyamg():
+    try:
+        import pyamg
+    except ImportError:
+        raise SystecError("the sparse matrix benchmarks need pyamg: pip install -e '.[bench]'") from None
+    return pyamg
+
+
+def _graph(name: str):
+    import networkx as nx
+    import scipy.sparse as sp
+
+    g = getattr(nx, name)()
+    m = nx.to_scipy_sparse_array(g, nodelist=sorted(g.nodes), weight="weight", format="csr")
+    return sp.csr_matrix(m, dtype=np.float64)
+
+
+def _matrix(name: str, quick: bool):
+    import scipy.sparse as sp
+
+    if name == "poisson2d":
+        m = _pyamg().gallery.poisson((120, 120) if quick else (1000, 1000), format="csr")
+    elif name == "poisson3d":
+        m = _pyamg().gallery.poisson((20, 20, 20) if quick else (100, 100, 100), format="csr")
+    elif name == "elasticity2d":
+        m = _pyamg().gallery.linear_elasticity((60, 60) if quick else (500, 500), format="csr")[0]
+    elif name == "bar":
+        m = _pyamg().gallery.load_example("bar")["A"]
+    else:
+        m = _graph(name)
+    m = sp.csr_matrix(m, dtype=np.float64)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+def _digits(order: int, quick: bool) -> SparseTensor:
+    try:
+        from sklearn.datasets import load_breast_cancer, load_digits
+    except ImportError:
+        raise SystecError("the moment-tensor benchmarks need scikit-learn: pip install -e '.[bench]'") from None
+    X = load_digits().data if order == 3 or not quick else load_breast_cancer().data[:, :12]
+    X = (X - X.mean(axis=0)) / np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
+    return moment_tensor(X[:400] if quick else X, order)
+
+
+# -- cases -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    name: str  # kernel/input, as selected with --kernel (either part)
+    kernel: str  # a file under examples/ (sparse/<k>.ein or <k>.ein)
+    make: Callable[[bool], tuple[dict, dict[str, str]]]  # quick -> (inputs, description)
+    libs: Callable[[dict], dict[str, Callable]] | None = None
+    notes: str = ""
+
+
+def _matrix_case(kernel: str, matrix: str, libs=None, notes: str = "") -> Case:
+    def make(quick: bool):
+        m = _matrix(matrix, quick)
+        if kernel == "bellman":  # edge weights: |value|; no stored entry = no edge (fill inf)
+            m = abs(m).tocsr()
+        rng = np.random.default_rng(1)
+        return {"A": m, "x": rng.uniform(-1.0, 1.0, m.shape[0])}, {"matrix": matrix, "shape": str(m.shape)}
+    return Case(f"{kernel}/{matrix}", f"{'' if kernel == 'bellman' else 'sparse/'}{kernel}", make, libs, notes)
+
+
+def _tensor_case(kernel: str, order: int, n: int, density: float, quick_n: int, rank: int = 10) -> Case:
+    def make(quick: bool):
+        size = quick_n if quick else n
+        A = random_symmetric(size, order, density, seed=0)
+        B = np.random.default_rng(1).uniform(-1.0, 1.0, (size, rank))
+        return {"A": A, "B": B}, {"n": str(size), "density": str(density), "rank": str(rank)}
+    return Case(f"{kernel}/random-d{density:g}", f"sparse/{kernel}", make)
+
+
+def _moment_case(kernel: str, order: int, rank: int = 10) -> Case:
+    def make(quick: bool):
+        A = _digits(order, quick)
+        B = np.random.default_rng(1).uniform(-1.0, 1.0, (A.shape[0], rank))
+        src = "digits" if order == 3 or not quick else "breast_cancer[:, :12]"
+        return {"A": A, "B": B}, {"data": f"sklearn {src} moment M{order}", "n": str(A.shape[0]), "rank": str(rank)}
+    return Case(f"{kernel}/moments{order}", f"sparse/{kernel}", make)
+
+
+def _int64_indices(A):
+    """The same CSR matrix with 64-bit indices, as our storage has (scipy picks 32-bit when they fit)."""
+    B = A.copy()
+    B.indices, B.indptr = B.indices.astype(np.int64), B.indptr.astype(np.int64)
+    return B
+
+
+def _scipy_matvec(x: dict) -> dict[str, Callable]:
+    A, v = x["A"], x["x"]
+    B = _int64_indices(A)
+    return {"scipy CSR A @ x": lambda: A @ v, "scipy CSR A @ x (64-bit indices)": lambda: B @ v}
+
+
+def _scipy_quadratic(x: dict) -> dict[str, Callable]:
+    A, v = x["A"], x["x"]
+    return {"scipy CSR x @ (A @ x)": lambda: v @ (A @ v)}
+
+
+def _numpy_min_plus(x: dict) -> dict[str, Callable]:
+    A, v = x["A"], x["x"]
+    starts = A.indptr[:-1]
+    nonempty = np.diff(A.indptr) > 0
+
+    def step():
+        out = np.full(A.shape[0], np.inf)
+        out[nonempty] = np.minimum.reduceat(A.data + v[A.indices], starts[nonempty])
+        return out
+    return {"numpy min-plus on CSR (reduceat)": step}
+
+
+MATRICES = ("poisson2d", "poisson3d", "elasticity2d", "bar", "karate_club_graph", "les_miserables_graph")
+CASES = [
+    *(_matrix_case("ssymv", m, _scipy_matvec, "memory bound: half of A read") for m in MATRICES),
+    *(_matrix_case("syprd", m, _scipy_quadratic, "memory bound: half of A read") for m in MATRICES),
+    *(_matrix_case("bellman", m, _numpy_min_plus, "min-plus: one relaxation step")
+      for m in ("poisson2d", "les_miserables_graph")),
+    *(_tensor_case("ttm", 3, 500, d, 40) for d in (0.1, 0.0001)),
+    *(_tensor_case("mttkrp3", 3, 500, d, 40) for d in (0.1, 0.0001)),
+    *(_tensor_case("mttkrp4", 4, 100, d, 20) for d in (0.1, 0.0001)),
+    *(_tensor_case("mttkrp5", 5, 40, d, 12) for d in (0.1, 0.0001)),
+    _moment_case("ttm", 3), _moment_case("mttkrp3", 3), _moment_case("mttkrp4", 4),
+]
+
+
+def _ssyrk_case() -> Case:
+    def make(quick: bool):
+        import scipy.sparse as sp
+
+        n = 300 if quick else 1500
+        A = sp.random(n, n, density=0.1, random_state=np.random.default_rng(2), format="csr")
+        return {"A": A}, {"shape": str(A.shape), "density": "0.1"}
+    return Case("ssyrk/random-d0.1", "sparse/ssyrk", make,
+                notes="A is read at two places: the nest stays dense (no co-iteration); output symmetry only")
+
+
+CASES.append(_ssyrk_case())
+
+
+def select(names: list[str] | None) -> list[Case]:
+    if not names:
+        return list(CASES)
+    chosen = [c for c in CASES if c.name in names or c.name.split("/")[0] in names]
+    return chosen
+
+
+# -- running -----------------------------------------------------------------------------------
+def _bytes_of_scipy(m) -> int:
+    return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+
+def run_case(case: Case, quick: bool, repeats: int) -> dict:
+    path = EXAMPLES / f"{case.kernel}.ein"
+    if not path.exists():
+        raise SystecError(f"benchmark kernel {path} not found (run from a checkout of systec_ref)")
+    k: Kernel = load(path)
+    t0 = time.perf_counter()
+    inputs, described = case.make(quick)
+    seconds = {"make input": time.perf_counter() - t0}
+    raw = inputs["A"]
+    t0 = time.perf_counter()
+    arrays, dims = k.bind(inputs)  # canonical-only storage, symmetry verified (scipy input) once
+    seconds["to canonical storage (incl. symmetry check)"] = time.perf_counter() - t0
+    opt, naive = k.c_function(), k.c_function("baseline")
+    t0 = time.perf_counter()
+    st_naive = for_program(naive.program, arrays)  # the baseline's layout: every entry (built once, kept)
+    seconds["to full storage (baseline)"] = time.perf_counter() - t0
+    st_opt = for_program(opt.program, arrays)
+    out = k.ast.output.name
+    dense_opt = {n: a for n, a in arrays.items() if n in opt.dense}
+    dense_naive = {n: a for n, a in arrays.items() if n in naive.dense}
+    for fn, have in ((opt, dense_opt), (naive, dense_naive)):
+        missing = [n for n in fn.dense if n not in have or not isinstance(have[n], np.ndarray)]
+        if missing:  # read element by element: the only case where a sparse input is expanded
+            for n in missing:
+                have[n] = arrays[n].to_dense()
+    fns: dict[str, Callable] = {"systec_ref (symmetric)": opt.prepare(dense_opt, dims, st_opt),
+                                "systec_ref (symmetry off)": naive.prepare(dense_naive, dims, st_naive)}
+    libs = case.libs(inputs) if case.libs else {}
+    want = fns["systec_ref (symmetry off)"]()[out]
+    got = fns["systec_ref (symmetric)"]()[out]
+    checks = {"systec_ref (symmetric)": bool(agree(got, want, k.ast.output.dtype))}
+    for name, f in libs.items():
+        checks[name] = bool(agree(np.asarray(f()), want, "float64"))
+    fns.update(libs)
+    timings = measure(fns, repeats=repeats)
+    base = timings["systec_ref (symmetric)"].median
+    A = arrays["A"]
+    memory = {}
+    if isinstance(A, SparseTensor):
+        full = st_naive.get("A") or A.with_symmetry(())
+        memory = {"canonical bytes": A.memory_bytes(), "full storage bytes": full.memory_bytes(),
+                  "stored canonical": A.stored, "stored full": full.stored}
+        if hasattr(raw, "indptr"):
+            memory["scipy CSR bytes"] = _bytes_of_scipy(raw)
+    return {
+        "kernel": case.name, "file": f"examples/{case.kernel}.ein", "input": described, "notes": case.notes,
+        "memory": memory, "setup_s": seconds,
+        "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True)}
+                    for name, t in timings.items()},
+    }

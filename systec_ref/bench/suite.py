@@ -1,0 +1,80 @@
+"""The benchmark command: the dense and the sparse suites, one table per case, ``results.json``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from ..errors import SystecError
+from . import dense, sparse
+from .machine import describe
+
+SUITES = ("dense", "sparse")
+
+
+def _limit_threads():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _names(suite: str, cases) -> list[str]:
+    return [c.kernel if suite == "dense" else c.name for c in cases]
+
+
+def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, console,
+        suites: tuple[str, ...] = SUITES) -> dict:
+    from rich.table import Table
+
+    chosen = {"dense": dense.select(kernels) if "dense" in suites else [],
+              "sparse": sparse.select(kernels) if "sparse" in suites else []}
+    known = {n for s in SUITES for n in _names(s, (dense if s == "dense" else sparse).CASES)}
+    known |= {n.split("/")[0] for n in known}
+    unknown = sorted(set(kernels or ()) - known)
+    if unknown:
+        have = ", ".join(sorted({n.split("/")[0] for n in known}))
+        raise SystecError(f"no benchmark named {', '.join(unknown)} (kernels: {have}; or kernel/input, e.g. "
+                          f"ssymv/poisson2d)")
+    results = []
+    with _limit_threads():
+        for suite in SUITES:
+            for case in chosen[suite]:
+                r = (dense if suite == "dense" else sparse).run_case(case, quick, repeats)
+                r["suite"] = suite
+                results.append(r)
+                console.print(_table(r, repeats, Table))
+                for line in _extra_lines(r):
+                    console.print(line, markup=False)
+    doc = {"machine": describe(), "quick": quick, "repeats": repeats, "cases": results}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {out_dir / 'results.json'}")
+    return doc
+
+
+def _table(r: dict, repeats: int, Table):
+    what = r.get("sizes") or r.get("input")
+    t = Table(title=f"{r['suite']} {r['kernel']} {what}: median of {repeats}, single thread", title_justify="left")
+    for col in ("implementation", "median ms", "min ms", "max ms", "time / symmetric", "agrees"):
+        t.add_column(col, justify="left" if col == "implementation" else "right")
+    for name, v in r["results"].items():
+        t.add_row(name, f"{v['median_s'] * 1e3:.3f}", f"{v['min_s'] * 1e3:.3f}", f"{v['max_s'] * 1e3:.3f}",
+                  f"{v['ratio_to_symmetric']:.2f}x", "yes" if v["agrees"] else "NO")
+    return t
+
+
+def _extra_lines(r: dict) -> list[str]:
+    out = []
+    mem = r.get("memory") or {}
+    if mem:
+        line = (f"  memory: canonical {mem['canonical bytes'] / 2**20:.1f} MiB ({mem['stored canonical']} entries) vs "
+                f"full storage {mem['full storage bytes'] / 2**20:.1f} MiB ({mem['stored full']} entries)")
+        if "scipy CSR bytes" in mem:
+            line += f" vs scipy CSR {mem['scipy CSR bytes'] / 2**20:.1f} MiB"
+        out.append(line)
+    if r.get("setup_s"):
+        out.append("  setup (not timed above): " + ", ".join(f"{k} {v:.2f} s" for k, v in r["setup_s"].items()))
+    return out
