@@ -170,6 +170,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import suite
 
     out = _console(args)
+    if args.markdown:
+        import json
+
+        try:
+            doc = json.loads(Path(args.markdown).read_text(encoding="utf-8"))
+            text = suite.markdown(doc)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystecError(f"{args.markdown}: not a results.json written by 'bench' ({e})") from None
+        sys.stdout.write(text + "\n")
+        return 0
     suite.run(args.kernel, args.quick, args.repeats, Path(args.out), out, tuple(args.suite or suite.SUITES))
     return 0
 
@@ -264,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kernel", nargs="*", help="only these kernels (e.g. ssymv mttkrp4) or kernel/input "
                                                 "cases (e.g. ssymv/poisson2d)")
     sp.add_argument("--suite", nargs="*", choices=("dense", "sparse"), help="only these suites (default: both)")
+    sp.add_argument("--markdown", metavar="RESULTS_JSON", help="print the tables of an earlier run as Markdown "
+                                                               "and exit")
     sp.add_argument("--repeats", type=int, default=7, help="timed rounds per implementation (default 7)")
     sp.add_argument("--out", default="bench-out", help="directory for results.json (default bench-out)")
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")

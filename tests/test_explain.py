@@ -163,3 +163,25 @@ def test_every_written_file_carries_the_reproducing_command(tmp_path: Path) -> N
             assert f"<!-- {command} -->" in text.splitlines()[1]
         else:
             assert command in text.splitlines()[0], p.name
+
+
+def test_drawings_read_top_down_in_program_order() -> None:
+    """Graphviz lays siblings out in the order their edges are written: statements of one body must appear
+    top to bottom as in the program (checked on the laid-out positions, not on the .dot text)."""
+    import systec_ref
+    from systec_ref.ir.graph import to_graph
+    from systec_ref.viz.draw import stage_dot
+
+    k = systec_ref.load(ROOT / "examples" / "ssymv.ein")
+    g = to_graph(k.final)
+    plain = subprocess.run(["dot", "-Tplain"], input=stage_dot(g, "t"), capture_output=True, text=True,
+                           check=True).stdout
+    y = {line.split()[1]: float(line.split()[3]) for line in plain.splitlines() if line.startswith("node ")}
+    checked = 0
+    for parent in g.nodes:
+        kids = [b for _, b, e in g.out_edges(parent, data=True) if e.get("kind") == "nest"]
+        kids.sort(key=lambda n: int(n[1:]))
+        for a, b in zip(kids, kids[1:]):
+            assert y[a] > y[b], f"{g.nodes[a]['label']!r} is drawn below {g.nodes[b]['label']!r}"
+            checked += 1
+    assert checked >= 5

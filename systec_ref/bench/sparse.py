@@ -90,6 +90,10 @@ def _matrix(name: str, quick: bool):
         m = _pyamg().gallery.linear_elasticity((60, 60) if quick else (500, 500), format="csr")[0]
     elif name == "bar":
         m = _pyamg().gallery.load_example("bar")["A"]
+    elif name == "random-d0.1":  # density 0.1: 10M stored entries at n = 10000 (far beyond the caches)
+        n = 400 if quick else 10000
+        c, v = random_symmetric(n, 2, 0.1, seed=3).full_coo()
+        m = sp.csr_matrix((v, (c[:, 0], c[:, 1])), shape=(n, n))
     else:
         m = _graph(name)
     m = sp.csr_matrix(m, dtype=np.float64)
@@ -176,12 +180,13 @@ def _numpy_min_plus(x: dict) -> dict[str, Callable]:
     return {"numpy min-plus on CSR (reduceat)": step}
 
 
-MATRICES = ("poisson2d", "poisson3d", "elasticity2d", "bar", "karate_club_graph", "les_miserables_graph")
+MATRICES = ("poisson2d", "poisson3d", "elasticity2d", "random-d0.1", "bar", "karate_club_graph",
+            "les_miserables_graph")
 CASES = [
     *(_matrix_case("ssymv", m, _scipy_matvec, "memory bound: half of A read") for m in MATRICES),
     *(_matrix_case("syprd", m, _scipy_quadratic, "memory bound: half of A read") for m in MATRICES),
     *(_matrix_case("bellman", m, _numpy_min_plus, "min-plus: one relaxation step")
-      for m in ("poisson2d", "les_miserables_graph")),
+      for m in ("poisson2d", "random-d0.1", "les_miserables_graph")),
     *(_tensor_case("ttm", 3, 500, d, 40) for d in (0.1, 0.0001)),
     *(_tensor_case("mttkrp3", 3, 500, d, 40) for d in (0.1, 0.0001)),
     *(_tensor_case("mttkrp4", 4, 100, d, 20) for d in (0.1, 0.0001)),

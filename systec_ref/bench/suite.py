@@ -78,3 +78,36 @@ def _extra_lines(r: dict) -> list[str]:
     if r.get("setup_s"):
         out.append("  setup (not timed above): " + ", ".join(f"{k} {v:.2f} s" for k, v in r["setup_s"].items()))
     return out
+
+
+def markdown(doc: dict) -> str:
+    """The results as Markdown tables (one per suite), for the README and closing notes."""
+    m = doc["machine"]
+    quick = " (quick sizes)" if doc["quick"] else ""
+    lines = [f"Machine: {m.get('cpu')}, {m.get('cores')} cores; {m.get('platform')}; Python {m.get('python')}, "
+             f"numpy {m.get('numpy')}, scipy {m.get('scipy')}; compiler: {m.get('compiler')}. "
+             f"Medians of {doc['repeats']} interleaved rounds, single thread{quick}.",
+             ""]
+    for suite in SUITES:
+        cases = [c for c in doc["cases"] if c.get("suite", "dense") == suite]
+        if not cases:
+            continue
+        lines += [f"**{suite}**", "",
+                  "| case | input | symmetric ms | symmetry off ms | speedup | other baselines: ms (time / symmetric) "
+                  "| memory canonical / full |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in cases:
+            r = c["results"]
+            sym, off = r["systec_ref (symmetric)"], r["systec_ref (symmetry off)"]
+            libs = "; ".join(f"{k} {v['median_s'] * 1e3:.3g} ({v['ratio_to_symmetric']:.2f}x)"
+                             for k, v in r.items() if not k.startswith("systec_ref"))
+            what = c.get("sizes") or c.get("input") or {}
+            what = ", ".join(f"{k}={v}" for k, v in sorted(what.items()))
+            mem = c.get("memory") or {}
+            mem_text = (f"{mem['canonical bytes'] / 2**20:.1f} / {mem['full storage bytes'] / 2**20:.1f} MiB"
+                        if mem else "")
+            bad = "" if all(v["agrees"] for v in r.values()) else " **DISAGREES**"
+            lines.append(f"| {c['kernel']}{bad} | {what} | {sym['median_s'] * 1e3:.3g} | {off['median_s'] * 1e3:.3g} "
+                         f"| {off['ratio_to_symmetric']:.2f}x | {libs} | {mem_text} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -197,6 +197,9 @@ class _Emitter:
         if isinstance(s, SparseLevel):
             f = self.face_id(s.tensor, s.face)
             q = "0" if s.parent is None else self.index(s.parent)
+            split = _split_accumulators(s, self.p.dtype)
+            if split:
+                return self.split_level(s, split, ind)
             head = (f"{pad}for (int64_t {s.pos} = {f}_pos{s.level}[{q}]; {s.pos} < {f}_pos{s.level}[{q} + 1]; "
                     f"++{s.pos}) {{")
             bind = f"{pad}    const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
@@ -221,6 +224,35 @@ class _Emitter:
         # same rule as the interpreter: a NaN on the right never replaces the current value.  The store is
         # unconditional so the compiler can use a min/max instruction: a conditional store is a branch on data
         return [f"{pad}{{ const {self.ctype} sx_v = {v}; {target} = (sx_v {cmp} {target}) ? sx_v : {target}; }}"]
+
+    def split_level(self, s: SparseLevel, acc: dict[str, str], ind: int) -> list[str]:
+        """An innermost sparse loop whose reductions go to scalar accumulators, unrolled by two with a
+        second accumulator each: two independent dependency chains instead of one (the loop is otherwise
+        bound by the latency of one add per stored entry).  Statements run in the same order; only the
+        order of the accumulators' own additions changes, which the float tolerance allows."""
+        pad = "    " * ind
+        f = self.face_id(s.tensor, s.face)
+        q = "0" if s.parent is None else self.index(s.parent)
+        from ..rewrite.combinators import postwalk
+
+        twin = {a: f"{a}_b" for a in acc}
+        second = postwalk(lambda n: Local(twin[n.name]) if isinstance(n, Local) and n.name in twin else None)(s.body)
+        out = [f"{pad}{{  /* two accumulators per reduction: independent add chains */",
+               f"{pad}    const int64_t sx_lo = {f}_pos{s.level}[{q}], sx_hi = {f}_pos{s.level}[{q} + 1];"]
+        out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(IDENTITY[op])};" for a, op in sorted(acc.items())]
+        bind = f"const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
+        out += [f"{pad}    int64_t sx_p = sx_lo;",
+                f"{pad}    for (; sx_p + 1 < sx_hi; sx_p += 2) {{",
+                f"{pad}        {{ const int64_t {s.pos} = sx_p; {bind}",
+                *self.stmt(s.body, ind + 3), f"{pad}        }}",
+                f"{pad}        {{ const int64_t {s.pos} = sx_p + 1; {bind}",
+                *self.stmt(second, ind + 3), f"{pad}        }}",
+                f"{pad}    }}",
+                f"{pad}    if (sx_p < sx_hi) {{ const int64_t {s.pos} = sx_p; {bind}",
+                *self.stmt(s.body, ind + 2), f"{pad}    }}"]
+        for a, op in sorted(acc.items()):
+            out += self.stmt(Assign(Local(a), op, Local(twin[a])), ind + 1)
+        return out + [f"{pad}}}"]
 
     # -- the function ------------------------------------------------------------
     def function(self) -> str:
@@ -282,6 +314,34 @@ def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
     from ..rewrite.combinators import nodes
 
     return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))})
+
+
+IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
+
+
+def _split_accumulators(level: SparseLevel, dtype: str) -> dict[str, str]:
+    """Accumulators of an innermost sparse loop that may be split in two: float locals (integer adds stay in
+    program order: a different order could overflow where the program does not) updated only by
+    ``+=``/``min=``/``max=`` and not read otherwise inside the loop.  Empty if the loop does not qualify."""
+    from ..rewrite.combinators import nodes
+
+    if dtype == "int64" or any(isinstance(n, (Loop, If, SparseLevel, Permute)) for n in nodes(level.body)):
+        return {}
+    acc: dict[str, str] = {}
+    for n in nodes(level.body):
+        if isinstance(n, Assign) and isinstance(n.target, Local):
+            if n.op == "=" or acc.get(n.target.name, n.op) != n.op:
+                return {}
+            acc[n.target.name] = n.op
+    if not acc:
+        return {}
+    for n in nodes(level.body):
+        if isinstance(n, Let) and n.name in acc:
+            return {}
+        values = [n.value] if isinstance(n, (Assign, Let)) else []
+        if any(isinstance(x, Local) and x.name in acc for v in values for x in nodes(v)):
+            return {}
+    return acc
 
 
 def _independent(loop: Loop) -> bool:

@@ -264,3 +264,8 @@ __all__ = [
     "bound_inside", "is_loop", "namer", "nodes", "postwalk", "prewalk", "rename_indices", "replace_body",
     "simplify_index", "split_coefficient", "uses_index", "with_coefficient",
 ]
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 loop``, ``2 loops``: pass notes read as sentences."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"

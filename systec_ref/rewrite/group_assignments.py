@@ -21,7 +21,7 @@ After::
 from __future__ import annotations
 
 from ..ir.nodes import Assign, Block, Program, Stmt
-from .combinators import postwalk, replace_body, split_coefficient, with_coefficient
+from .combinators import plural, postwalk, replace_body, split_coefficient, with_coefficient
 
 NAME = "group-assignments"
 
@@ -73,7 +73,7 @@ def run(p: Program) -> tuple[Program, str]:
         return p, "no identical updates"
     new = replace_body(p, body)
     after = sum(1 for _ in _assigns(new))
-    return new, f"{before} assignments -> {after}"
+    return new, f"{plural(before, 'assignment')} -> {after}"
 
 
 def _assigns(p: Program):

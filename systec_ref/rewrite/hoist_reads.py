@@ -50,7 +50,7 @@ from ..ir.nodes import (
     SparseVal,
     Stmt,
 )
-from .combinators import bound_inside, index_names, is_loop, namer, nodes, postwalk, replace_body
+from .combinators import bound_inside, index_names, is_loop, namer, nodes, plural, postwalk, replace_body
 
 NAME = "hoist-reads"
 
@@ -248,7 +248,7 @@ def run(p: Program) -> tuple[Program, str]:
     body = postwalk(lambda n: _share_products(n, names, stats) if isinstance(n, Block) else None)(body)
     if body == p.body:
         return p, "nothing to hoist"
-    shared = f", {stats[2]} blocks share prefix/suffix products" if stats[2] else ""
-    return replace_body(p, body), (f"{stats[0]} loop-invariant values hoisted, {stats[1]} repeated reads "
-                                   f"shared{shared}")
+    shared = f", {plural(stats[2], 'block shares', 'blocks share')} prefix/suffix products" if stats[2] else ""
+    return replace_body(p, body), (f"{plural(stats[0], 'loop-invariant value')} hoisted, "
+                                   f"{plural(stats[1], 'repeated read')} shared{shared}")
 

@@ -28,7 +28,7 @@ from fractions import Fraction
 from math import factorial, prod
 
 from ..ir.nodes import Assign, Block, Cmp, Idx, If, Lookup, Mul, Or, Program
-from .combinators import postwalk, replace_body, split_coefficient
+from .combinators import plural, postwalk, replace_body, split_coefficient
 from .consolidate_blocks import _diagonal_chain, strict_body
 from .symmetry import Pattern
 
@@ -105,4 +105,5 @@ def run(p: Program) -> tuple[Program, str]:
     body = postwalk(lambda n: _apply(n, p, stats))(p.body)
     if body == p.body:
         return p, f"no compact diagonal nest of a set of {MIN_ORDER} or more variables"
-    return replace_body(p, body), f"{stats[1]} faces share one body with a bitmask-keyed factor table"
+    shared = plural(stats[1], "face shares", "faces share")
+    return replace_body(p, body), f"{shared} one body with a bitmask-keyed factor table"

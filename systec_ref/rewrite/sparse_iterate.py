@@ -35,7 +35,7 @@ import dataclasses
 
 from ..ir.nodes import Assign, Block, IConst, Idx, IPlus, Let, Local, Loop, Program, Read, SparseLevel, SparseVal
 from ..storage.symmetric import face_modes
-from .combinators import namer, nodes, postwalk, replace_body
+from .combinators import namer, nodes, plural, postwalk, replace_body
 
 NAME = "sparse-iterate"
 
@@ -172,7 +172,8 @@ def run(p: Program) -> tuple[Program, str]:
     if not count[0]:
         return p, "not applied: no nest iterates a sparse tensor on one face"
     new = replace_body(p, body).with_notes(**{"sparse storage": tuple(sorted(layout.items()))})
-    return new, f"{count[0]} nests iterate stored entries ({', '.join(f'{k}: {v}' for k, v in sorted(layout.items()))})"
+    layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
+    return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts})"
 
 
 def _top_down(b: Block, f) -> Block:

@@ -36,7 +36,7 @@ After::
 from __future__ import annotations
 
 from ..ir.nodes import Block, Idx, If, IPlus, Loop, Program, Stmt
-from .combinators import rename_indices, replace_body
+from .combinators import plural, rename_indices, replace_body
 from .symmetry import EQ, Pattern, build_chain, if_chain
 
 NAME = "split-diagonals"
@@ -137,5 +137,5 @@ def run(p: Program) -> tuple[Program, str]:
     body = split_block(p.body, groups, compact, count)
     if body == p.body:
         return p, "not applied: no pattern chain on a perfect loop path"
-    return replace_body(p, body), f"{count[0]} loop nests, none with a test in its hot loop" if not compact \
-        else f"{count[0]} loop nests (compact faces)"
+    return replace_body(p, body), f"{plural(count[0], 'loop nest')}, none with a test in its hot loop" \
+        if not compact else f"{plural(count[0], 'loop nest')} (compact faces)"

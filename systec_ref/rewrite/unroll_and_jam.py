@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.nodes import Assign, Block, Cmp, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
-from .combinators import index_names, namer, postwalk, rename_indices, replace_body, simplify_index
+from .combinators import index_names, namer, plural, postwalk, rename_indices, replace_body, simplify_index
 
 NAME = "unroll-and-jam"
 
@@ -137,4 +137,4 @@ def run(p: Program) -> tuple[Program, str]:
     body = postwalk(f)(p.body)
     if not count[0]:
         return p, "no triangular loop that updates along its inner loop"
-    return replace_body(p, body), f"{count[0]} loop{'s' if count[0] > 1 else ''} unrolled by {FACTOR} and jammed"
+    return replace_body(p, body), f"{plural(count[0], 'loop')} unrolled by {FACTOR} and jammed"

@@ -28,7 +28,7 @@ import dataclasses
 
 from ..interp.loops import identity
 from ..ir.nodes import Assign, Block, Const, Elem, If, Let, Local, Loop, Permute, Program, Read, Stmt
-from .combinators import bound_inside, index_names, is_loop, namer, nodes, postwalk, replace_body
+from .combinators import bound_inside, index_names, is_loop, namer, nodes, plural, postwalk, replace_body
 
 NAME = "workspace"
 
@@ -85,4 +85,4 @@ def run(p: Program) -> tuple[Program, str]:
     body = _block(p.body, p, fresh, stats)
     if body == p.body:
         return p, "no update is invariant in its loop"
-    return replace_body(p, body), f"{stats[0]} scalar accumulators"
+    return replace_body(p, body), plural(stats[0], "scalar accumulator")

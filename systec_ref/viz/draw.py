@@ -66,9 +66,9 @@ def _nodes(g: nx.DiGraph, prefix: str, status: dict[str, str] | None, indent: st
             style += f' color="{_STATUS[st]}" penwidth=3'
             label = f"[{st}] " + label if not label.endswith("\\l") else f"[{st}]\\l" + label
         lines.append(f'{indent}{prefix}{n} [label="{label}" {style}];')
-    # with rankdir=LR, ordering=out stacks a node's children bottom-up: emit them last-first so the
-    # drawing reads top-down in program order
-    for a, b, e in sorted(g.edges(data=True), key=lambda t: (int(t[0][1:]), -int(t[1][1:]))):
+    # with rankdir=LR, ordering=out stacks a node's children top-down in the order their edges are
+    # written: program order (tests/test_explain.py checks the laid-out positions with dot -Tplain)
+    for a, b, e in sorted(g.edges(data=True), key=lambda t: (int(t[0][1:]), int(t[1][1:]))):
         # statement order is kept by ordering=out; drawing 'next' edges too only adds crossing curves
         if e.get("kind") == "nest":
             lines.append(f"{indent}{prefix}{a} -> {prefix}{b};")
