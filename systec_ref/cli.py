@@ -304,3 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug of ours (or of a library under us): one line, not a traceback
+        if os.environ.get("SYSTEC_REF_DEBUG"):
+            raise
+        sys.stdout.flush()
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"internal error: {type(e).__name__}: {first} (a bug: please report it with the command; "
+              f"SYSTEC_REF_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3

@@ -113,3 +113,21 @@ def test_no_color_flag_and_env():
         proc = cli("run", "examples/ssymv.ein", "--size", "n=2", *args, env=env)
         assert_clean(proc)
         assert "agree" in proc.stdout
+
+
+def test_internal_error_is_one_line_exit_3(monkeypatch, capsys) -> None:
+    """A bug (any exception that is not a user error) gives one line and status 3, never a traceback."""
+    from systec_ref import cli
+
+    def boom(args):
+        raise RuntimeError("something broke\nsecond line")
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["show", "examples/ssymv.ein"])
+    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, a: args})())
+    args.fn = boom
+    monkeypatch.delenv("SYSTEC_REF_DEBUG", raising=False)
+    assert cli.main(["show", "examples/ssymv.ein"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: RuntimeError: something broke (a bug") and "Traceback" not in err
+    assert err.count("\n") == 1

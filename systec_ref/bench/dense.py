@@ -57,7 +57,16 @@ def _libs_ttm(x: dict) -> dict[str, Callable]:
     A, B = x["A"], x["B"]
     n, r = B.shape
     return {"numpy.einsum(optimize=True)": lambda: np.einsum("kjl,ki->ijl", A, B, optimize=True),
-            "unfolding B.T @ A(1)": lambda: (B.T @ A.reshape(n, n * n)).reshape(r, n, n)}
+            "unfolding B.T @ A(1)": lambda: (B.T @ A.reshape(n, n * n)).reshape(r, n, n),
+            **_opt_einsum("kjl,ki->ijl", A, B)}
+
+
+def _opt_einsum(spec: str, *operands) -> dict[str, Callable]:
+    try:
+        import opt_einsum
+    except ImportError:  # an optional baseline: pip install -e '.[bench]'
+        return {}
+    return {"opt_einsum.contract": lambda: opt_einsum.contract(spec, *operands)}
 
 
 def _libs_mttkrp(order: int) -> Callable[[dict], dict[str, Callable]]:
@@ -68,7 +77,8 @@ def _libs_mttkrp(order: int) -> Callable[[dict], dict[str, Callable]]:
         n = B.shape[0]
         kr = _khatri_rao(B, order - 1)
         return {"numpy.einsum(optimize=True)": lambda: np.einsum(spec, A, *([B] * (order - 1)), optimize=True),
-                "unfolding A(1) @ Khatri-Rao": lambda: A.reshape(n, -1) @ kr}
+                "unfolding A(1) @ Khatri-Rao": lambda: A.reshape(n, -1) @ kr,
+                **_opt_einsum(spec, A, *([B] * (order - 1)))}
     return libs
 
 

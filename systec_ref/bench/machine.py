@@ -45,4 +45,21 @@ def describe() -> dict[str, object]:
                         for p in threadpool_info()]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
+    info["libraries"] = library_versions()
+    info["threads"] = {v: os.environ.get(v, "(unset)") for v in
+                       ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    info["threads"]["timed with"] = "threadpoolctl.threadpool_limits(1); our kernels are single-threaded C"
     return info
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("numpy", "scipy", "networkx", "pyamg", "scikit-learn", "pyscf", "opt_einsum", "sparse", "tensora",
+                 "numba", "matplotlib", "rich"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out

@@ -88,8 +88,10 @@ def _matrix(name: str, quick: bool):
         m = _pyamg().gallery.poisson((20, 20, 20) if quick else (100, 100, 100), format="csr")
     elif name == "elasticity2d":
         m = _pyamg().gallery.linear_elasticity((60, 60) if quick else (500, 500), format="csr")[0]
-    elif name == "bar":
-        m = _pyamg().gallery.load_example("bar")["A"]
+    elif name in REAL_MATRICES:
+        m = _pyamg().gallery.load_example(name)["A"]
+        if name in NEARLY_SYMMETRIC:  # asymmetric at round-off level (see REAL_MATRICES): symmetrized
+            m = (m + m.T) / 2
     elif name == "random-d0.1":  # density 0.1: 10M stored entries at n = 10000 (far beyond the caches)
         n = 400 if quick else 10000
         c, v = random_symmetric(n, 2, 0.1, seed=3).full_coo()
@@ -118,8 +120,9 @@ class Case:
     name: str  # kernel/input, as selected with --kernel (either part)
     kernel: str  # a file under examples/ (sparse/<k>.ein or <k>.ein)
     make: Callable[[bool], tuple[dict, dict[str, str]]]  # quick -> (inputs, description)
-    libs: Callable[[dict], dict[str, Callable]] | None = None
+    libs: Callable[[dict, dict], dict[str, Callable]] | None = None  # (inputs, bound inputs) -> calls
     notes: str = ""
+    suite: str = "sparse"
 
 
 def _matrix_case(kernel: str, matrix: str, libs=None, notes: str = "") -> Case:
@@ -132,13 +135,16 @@ def _matrix_case(kernel: str, matrix: str, libs=None, notes: str = "") -> Case:
     return Case(f"{kernel}/{matrix}", f"{'' if kernel == 'bellman' else 'sparse/'}{kernel}", make, libs, notes)
 
 
-def _tensor_case(kernel: str, order: int, n: int, density: float, quick_n: int, rank: int = 10) -> Case:
+def _tensor_case(kernel: str, order: int, n: int, density: float, quick_n: int, rank: int | str = 10) -> Case:
+    """Paper-shaped random symmetric tensor; ``rank="n"`` makes the factor square."""
     def make(quick: bool):
         size = quick_n if quick else n
+        r = size if rank == "n" else rank
         A = random_symmetric(size, order, density, seed=0)
-        B = np.random.default_rng(1).uniform(-1.0, 1.0, (size, rank))
-        return {"A": A, "B": B}, {"n": str(size), "density": str(density), "rank": str(rank)}
-    return Case(f"{kernel}/random-d{density:g}", f"sparse/{kernel}", make)
+        B = np.random.default_rng(1).uniform(-1.0, 1.0, (size, r))
+        return {"A": A, "B": B}, {"n": str(size), "density": str(density), "rank": str(r)}
+    suffix = "-rank-n" if rank == "n" else ""
+    return Case(f"{kernel}/random-d{density:g}{suffix}", f"sparse/{kernel}", make, _tensor_libs(kernel))
 
 
 def _moment_case(kernel: str, order: int, rank: int = 10) -> Case:
@@ -147,7 +153,7 @@ def _moment_case(kernel: str, order: int, rank: int = 10) -> Case:
         B = np.random.default_rng(1).uniform(-1.0, 1.0, (A.shape[0], rank))
         src = "digits" if order == 3 or not quick else "breast_cancer[:, :12]"
         return {"A": A, "B": B}, {"data": f"sklearn {src} moment M{order}", "n": str(A.shape[0]), "rank": str(rank)}
-    return Case(f"{kernel}/moments{order}", f"sparse/{kernel}", make)
+    return Case(f"{kernel}/moments{order}", f"sparse/{kernel}", make, _tensor_libs(kernel))
 
 
 def _int64_indices(A):
@@ -157,18 +163,91 @@ def _int64_indices(A):
     return B
 
 
-def _scipy_matvec(x: dict) -> dict[str, Callable]:
+def _scipy_matvec(x: dict, bound: dict) -> dict[str, Callable]:
     A, v = x["A"], x["x"]
     B = _int64_indices(A)
-    return {"scipy CSR A @ x": lambda: A @ v, "scipy CSR A @ x (64-bit indices)": lambda: B @ v}
+    return {"scipy CSR A @ x": lambda: A @ v, "scipy CSR A @ x (64-bit indices)": lambda: B @ v,
+            **_tensora("y(i) = A(i,j) * x(j)", "d", {"A": ("ds", A), "x": ("d", v)})}
 
 
-def _scipy_quadratic(x: dict) -> dict[str, Callable]:
+def _scipy_quadratic(x: dict, bound: dict) -> dict[str, Callable]:
     A, v = x["A"], x["x"]
-    return {"scipy CSR x @ (A @ x)": lambda: v @ (A @ v)}
+    return {"scipy CSR x @ (A @ x)": lambda: v @ (A @ v),
+            **_tensora("s() = x(i) * A(i,j) * z(j)", "", {"A": ("ds", A), "x": ("d", v), "z": ("d", v)})}
 
 
-def _numpy_min_plus(x: dict) -> dict[str, Callable]:
+def _tensora(assignment: str, out_format: str, operands: dict[str, tuple[str, object]]) -> dict[str, Callable]:
+    """The kernel through tensora, a TACO-style compiler (no symmetry), if it is installed.
+
+    ``operands`` maps each name to (TACO format, value): 'd' dense and 's' compressed per mode;
+    a value is a numpy array, a scipy matrix or a SparseTensor (then every entry is given)."""
+    try:
+        from tensora import Tensor, tensor_method
+    except ImportError:
+        return {}
+    args = {}
+    for name, (fmt, value) in operands.items():
+        if isinstance(value, SparseTensor):
+            c, v = value.full_coo()
+            args[name] = Tensor.from_soa(tuple(c[:, m] for m in range(c.shape[1])), v, dimensions=value.shape,
+                                         format=fmt)
+        elif hasattr(value, "tocoo"):
+            args[name] = Tensor.from_scipy_sparse(value, format=fmt)
+        else:
+            args[name] = Tensor.from_numpy(np.asarray(value, dtype=np.float64), format=fmt)
+    out = assignment.split("=")[0].split("(")[0].strip()
+    formats = {out: out_format, **{n: f for n, (f, _) in operands.items()}}
+    method = tensor_method(assignment, formats)
+
+    class Call:
+        """Times the kernel only; the result is converted to numpy for the agreement check (tensora's
+        conversion is a Python loop over the elements, which would dominate the timing)."""
+
+        def __call__(self):
+            return method(**args)
+
+        def result(self):
+            return method(**args).to_numpy()
+    return {"tensora (TACO-style, no symmetry)": Call()}
+
+
+def _pydata_sparse(spec: str, A: SparseTensor, factors: list[np.ndarray], limit: int = 400_000) -> dict[str, Callable]:
+    """``sparse.einsum`` (pydata) on every entry of A, if installed and A is small enough: on the
+    paper-shaped inputs (10M+ entries) one call takes 40-80 s here, too slow to repeat."""
+    try:
+        import sparse as pydata
+    except ImportError:
+        return {}
+    c, v = A.full_coo()
+    if len(v) > limit:
+        return {}
+    S = pydata.COO(c.T, v, shape=A.shape)
+
+    def call():
+        out = pydata.einsum(spec, S, *factors)
+        return out.todense() if hasattr(out, "todense") else np.asarray(out)
+    return {"pydata sparse.einsum": call}
+
+
+_SPECS = {"ttm": ("kjl,ki->ijl", "C(i,j,l) = A(k,j,l) * B(k,i)", "ddd"),
+          "mttkrp3": ("ikl,lj,kj->ij", "C(i,j) = A(i,k,l) * B(l,j) * D(k,j)", "dd"),
+          "mttkrp4": ("iklm,lj,kj,mj->ij", "C(i,j) = A(i,k,l,m) * B(l,j) * D(k,j) * E(m,j)", "dd"),
+          "mttkrp5": ("iklmo,lj,kj,mj,oj->ij", "C(i,j) = A(i,k,l,m,o) * B(l,j) * D(k,j) * E(m,j) * F(o,j)", "dd")}
+
+
+def _tensor_libs(kernel: str) -> Callable[[dict, dict], dict[str, Callable]]:
+    spec, assignment, out_format = _SPECS[kernel]
+
+    def libs(x: dict, bound: dict) -> dict[str, Callable]:
+        A, B = bound["A"], x["B"]
+        factors = [B] * (len(spec.split(",")) - 1)
+        names = ["B", "D", "E", "F"][:len(factors)]
+        ops = {"A": ("s" * len(A.shape), A), **{n: ("dd", B) for n in names}}
+        return {**_tensora(assignment, out_format, ops), **_pydata_sparse(spec, A, factors)}
+    return libs
+
+
+def _numpy_min_plus(x: dict, bound: dict) -> dict[str, Callable]:
     A, v = x["A"], x["x"]
     starts = A.indptr[:-1]
     nonempty = np.diff(A.indptr) > 0
@@ -180,7 +259,11 @@ def _numpy_min_plus(x: dict) -> dict[str, Callable]:
     return {"numpy min-plus on CSR (reduceat)": step}
 
 
-MATRICES = ("poisson2d", "poisson3d", "elasticity2d", "random-d0.1", "bar", "karate_club_graph",
+#: pyamg's bundled real matrices that are symmetric: exactly, or (NEARLY_SYMMETRIC) up to round-off
+#: (unit_square 2e-16, local_disc_galerkin_diffusion 2e-12), which we symmetrize as (A + A')/2
+REAL_MATRICES = ("airfoil", "bar", "knot", "unit_cube", "unit_square", "local_disc_galerkin_diffusion")
+NEARLY_SYMMETRIC = ("unit_square", "local_disc_galerkin_diffusion")
+MATRICES = ("poisson2d", "poisson3d", "elasticity2d", "random-d0.1", *REAL_MATRICES, "karate_club_graph",
             "les_miserables_graph")
 CASES = [
     *(_matrix_case("ssymv", m, _scipy_matvec, "memory bound: half of A read") for m in MATRICES),
@@ -191,6 +274,8 @@ CASES = [
     *(_tensor_case("mttkrp3", 3, 500, d, 40) for d in (0.1, 0.0001)),
     *(_tensor_case("mttkrp4", 4, 100, d, 20) for d in (0.1, 0.0001)),
     *(_tensor_case("mttkrp5", 5, 40, d, 12) for d in (0.1, 0.0001)),
+    *(_tensor_case(k, o, n, d, qn, rank="n") for k, o, n, qn in (("mttkrp3", 3, 500, 40), ("mttkrp4", 4, 100, 20),
+                                                               ("mttkrp5", 5, 40, 12)) for d in (0.1, 0.0001)),
     _moment_case("ttm", 3), _moment_case("mttkrp3", 3), _moment_case("mttkrp4", 4),
 ]
 
@@ -202,11 +287,49 @@ def _ssyrk_case() -> Case:
         n = 300 if quick else 1500
         A = sp.random(n, n, density=0.1, random_state=np.random.default_rng(2), format="csr")
         return {"A": A}, {"shape": str(A.shape), "density": "0.1"}
-    return Case("ssyrk/random-d0.1", "sparse/ssyrk", make,
+    def libs(x: dict, bound: dict) -> dict[str, Callable]:
+        A = x["A"]
+        return {"scipy CSR A @ A.T": lambda: (A @ A.T).toarray(),
+                **_tensora("C(i,j) = A(i,k) * B(j,k)", "dd", {"A": ("ds", A), "B": ("ds", A)})}
+    return Case("ssyrk/random-d0.1", "sparse/ssyrk", make, libs,
                 notes="A is read at two places: the nest stays dense (no co-iteration); output symmetry only")
 
 
-CASES.append(_ssyrk_case())
+def _eri_case() -> Case:
+    """Partial symmetry on real data: electron-repulsion integrals (ij|kl) of water computed by pyscf,
+    symmetric in (i,j) and in (k,l); the Coulomb matrix J = sum_kl (ij|kl) D[k,l]."""
+    def make(quick: bool):
+        try:
+            from pyscf import gto
+        except ImportError:
+            raise SystecError("the partial-symmetry benchmark needs pyscf: pip install -e '.[bench]'") from None
+        from ..tensors import symmetrize_index
+
+        basis = "sto-3g" if quick else "cc-pvtz"
+        mol = gto.M(atom="O 0 0 0; H 0 0.757 0.587; H 0 -0.757 0.587", basis=basis, verbose=0)
+        G = mol.intor("int2e", aosym="s1")
+        # equal up to round-off (1e-15); take the canonical entry of each pair so the symmetry is exact
+        G = np.ascontiguousarray(G[symmetrize_index(G.shape, ((0, 1), (2, 3)))])
+        n = G.shape[0]
+        D = np.random.default_rng(1).uniform(-1.0, 1.0, (n, n))
+        return {"G": G, "D": D}, {"data": f"pyscf ERI of water, {basis}", "n": str(n)}
+
+    def libs(x: dict, bound: dict) -> dict[str, Callable]:
+        G, D = x["G"], x["D"]
+        n = D.shape[0]
+        out = {"numpy.einsum(optimize=True)": lambda: np.einsum("ijkl,kl->ij", G, D, optimize=True),
+               "BLAS G(ij,kl) @ D(kl)": lambda: (G.reshape(n * n, n * n) @ D.reshape(-1)).reshape(n, n)}
+        try:
+            import opt_einsum
+        except ImportError:
+            return out
+        return {**out, "opt_einsum.contract": lambda: opt_einsum.contract("ijkl,kl->ij", G, D)}
+    return Case("coulomb/eri-water", "coulomb", make, libs, "4-fold pair symmetry of the integrals; 8-fold in "
+                                                             "nature (ij|kl)=(kl|ij), which the kernel does not "
+                                                             "declare", suite="dense")
+
+
+CASES += [_ssyrk_case(), _eri_case()]
 
 
 def select(names: list[str] | None) -> list[Case]:
@@ -221,6 +344,19 @@ def _bytes_of_scipy(m) -> int:
     return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
 
 
+def _build_libs(case: Case, inputs: dict, arrays: dict) -> tuple[dict[str, Callable], dict[str, str]]:
+    """The other baselines for a case; one that cannot be built (a library's own error) is recorded
+    with its reason instead of stopping the run."""
+    if not case.libs:
+        return {}, {}
+    try:
+        return case.libs(inputs, arrays), {}
+    except SystecError:
+        raise
+    except Exception as e:
+        return {}, {"library baselines": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+
+
 def run_case(case: Case, quick: bool, repeats: int) -> dict:
     path = EXAMPLES / f"{case.kernel}.ein"
     if not path.exists():
@@ -229,7 +365,7 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     t0 = time.perf_counter()
     inputs, described = case.make(quick)
     seconds = {"make input": time.perf_counter() - t0}
-    raw = inputs["A"]
+    raw = inputs.get("A")
     t0 = time.perf_counter()
     arrays, dims = k.bind(inputs)  # canonical-only storage, symmetry verified (scipy input) once
     seconds["to canonical storage (incl. symmetry check)"] = time.perf_counter() - t0
@@ -248,16 +384,23 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
                 have[n] = arrays[n].to_dense()
     fns: dict[str, Callable] = {"systec_ref (symmetric)": opt.prepare(dense_opt, dims, st_opt),
                                 "systec_ref (symmetry off)": naive.prepare(dense_naive, dims, st_naive)}
-    libs = case.libs(inputs) if case.libs else {}
+    t0 = time.perf_counter()
+    libs, unavailable = _build_libs(case, inputs, arrays)
+    seconds["library inputs (converted for the other baselines)"] = time.perf_counter() - t0
     want = fns["systec_ref (symmetry off)"]()[out]
     got = fns["systec_ref (symmetric)"]()[out]
     checks = {"systec_ref (symmetric)": bool(agree(got, want, k.ast.output.dtype))}
-    for name, f in libs.items():
-        checks[name] = bool(agree(np.asarray(f()), want, "float64"))
+    for name, f in list(libs.items()):
+        try:
+            got_lib = f.result() if hasattr(f, "result") else f()
+            checks[name] = bool(agree(np.asarray(got_lib), want, "float64"))
+        except Exception as e:  # a library that fails on this input is reported, not fatal
+            unavailable[name] = f"{type(e).__name__}: {e}"
+            del libs[name]
     fns.update(libs)
     timings = measure(fns, repeats=repeats)
     base = timings["systec_ref (symmetric)"].median
-    A = arrays["A"]
+    A = arrays.get("A")
     memory = {}
     if isinstance(A, SparseTensor):
         full = st_naive.get("A") or A.with_symmetry(())
@@ -266,8 +409,9 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
         if hasattr(raw, "indptr"):
             memory["scipy CSR bytes"] = _bytes_of_scipy(raw)
     return {
-        "kernel": case.name, "file": f"examples/{case.kernel}.ein", "input": described, "notes": case.notes,
-        "memory": memory, "setup_s": seconds,
+        "kernel": case.name, "suite": case.suite, "file": f"examples/{case.kernel}.ein", "input": described,
+        "notes": case.notes,
+        "memory": memory, "setup_s": seconds, "unavailable": unavailable,
         "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True)}
                     for name, t in timings.items()},
     }

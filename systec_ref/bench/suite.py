@@ -21,17 +21,34 @@ def _limit_threads():
     return threadpool_limits(1)
 
 
-def _names(suite: str, cases) -> list[str]:
-    return [c.kernel if suite == "dense" else c.name for c in cases]
+@contextlib.contextmanager
+def _progress(console, total: int):
+    """A progress bar over the cases (on a terminal; plain runs print the tables only)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not console.is_terminal:
+        yield lambda label: None
+        return
+    with Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("", total=total)
+        started = [False]
+
+        def advance(label: str | None) -> None:
+            if started[0]:
+                bar.advance(task)
+            started[0] = True
+            bar.update(task, description=label or "done")
+        yield advance
 
 
 def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, console,
         suites: tuple[str, ...] = SUITES) -> dict:
     from rich.table import Table
 
-    chosen = {"dense": dense.select(kernels) if "dense" in suites else [],
-              "sparse": sparse.select(kernels) if "sparse" in suites else []}
-    known = {n for s in SUITES for n in _names(s, (dense if s == "dense" else sparse).CASES)}
+    chosen = [(dense, c) for c in dense.select(kernels) if "dense" in suites]
+    chosen += [(sparse, c) for c in sparse.select(kernels) if c.suite in suites]
+    known = {c.kernel for c in dense.CASES} | {c.name for c in sparse.CASES}
     known |= {n.split("/")[0] for n in known}
     unknown = sorted(set(kernels or ()) - known)
     if unknown:
@@ -39,19 +56,26 @@ def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, con
         raise SystecError(f"no benchmark named {', '.join(unknown)} (kernels: {have}; or kernel/input, e.g. "
                           f"ssymv/poisson2d)")
     results = []
-    with _limit_threads():
-        for suite in SUITES:
-            for case in chosen[suite]:
-                r = (dense if suite == "dense" else sparse).run_case(case, quick, repeats)
-                r["suite"] = suite
-                results.append(r)
-                console.print(_table(r, repeats, Table))
-                for line in _extra_lines(r):
-                    console.print(line, markup=False)
-    doc = {"machine": describe(), "quick": quick, "repeats": repeats, "cases": results}
+    with _limit_threads(), _progress(console, len(chosen)) as advance:
+        for module, case in chosen:
+            label = case.kernel if module is dense else case.name
+            advance(label)
+            r = module.run_case(case, quick, repeats)
+            r.setdefault("suite", "dense" if module is dense else case.suite)
+            results.append(r)
+            console.print(_table(r, repeats, Table))
+            for line in _extra_lines(r):
+                console.print(line, markup=False)
+        advance(None)
+        machine = describe()  # inside the limit: records the thread counts the timings ran with
+    doc = {"machine": machine, "quick": quick, "repeats": repeats, "cases": results}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     console.print(f"wrote {out_dir / 'results.json'}")
+    from .plot import plot
+
+    png = plot(doc, out_dir / "speedup.png")
+    console.print(f"wrote {png}" if png else "no plot: matplotlib is not installed (pip install -e '.[bench]')")
     return doc
 
 
@@ -75,6 +99,8 @@ def _extra_lines(r: dict) -> list[str]:
         if "scipy CSR bytes" in mem:
             line += f" vs scipy CSR {mem['scipy CSR bytes'] / 2**20:.1f} MiB"
         out.append(line)
+    for name, why in sorted((r.get("unavailable") or {}).items()):
+        out.append(f"  not timed: {name} ({why})")
     if r.get("setup_s"):
         out.append("  setup (not timed above): " + ", ".join(f"{k} {v:.2f} s" for k, v in r["setup_s"].items()))
     return out
