@@ -106,14 +106,41 @@ def _extra_lines(r: dict) -> list[str]:
     return out
 
 
+#: below this a call is dominated by the ctypes call, not by the kernel (~2 µs here)
+TIMEABLE_S = 1e-4
+
+
+def summary(doc: dict) -> str:
+    """One line per case large enough to time: speedup over symmetry off and over the fastest other
+    baseline (library or compiler) run on the same input."""
+    lines = ["| case | input | symmetric ms | vs symmetry off | fastest other baseline | vs it |",
+             "|---|---|---|---|---|---|"]
+    for c in doc["cases"]:
+        r = c["results"]
+        sym = r["systec_ref (symmetric)"]["median_s"]
+        if sym < TIMEABLE_S:
+            continue
+        others = {k: v for k, v in r.items() if not k.startswith("systec_ref")}
+        best = min(others.items(), key=lambda kv: kv[1]["median_s"]) if others else None
+        what = c.get("sizes") or c.get("input") or {}
+        what = ", ".join(f"{k}={v}" for k, v in sorted(what.items()) if k != "matrix")
+        vs_best = f"{best[1]['ratio_to_symmetric']:.2f}x" if best else "—"
+        lines.append(f"| {c.get('suite', 'dense')} {c['kernel']} | {what} | {sym * 1e3:.3g} "
+                     f"| {r['systec_ref (symmetry off)']['ratio_to_symmetric']:.2f}x "
+                     f"| {best[0] if best else '—'} | {vs_best} |")
+    return "\n".join(lines)
+
+
 def markdown(doc: dict) -> str:
     """The results as Markdown tables (one per suite), for the README and closing notes."""
     m = doc["machine"]
     quick = " (quick sizes)" if doc["quick"] else ""
+    summary_lines = ["**Summary** (cases of at least 0.1 ms; `vs`: time of the other / time of the symmetric kernel)",
+                     "", summary(doc), ""]
     lines = [f"Machine: {m.get('cpu')}, {m.get('cores')} cores; {m.get('platform')}; Python {m.get('python')}, "
              f"numpy {m.get('numpy')}, scipy {m.get('scipy')}; compiler: {m.get('compiler')}. "
              f"Medians of {doc['repeats']} interleaved rounds, single thread{quick}.",
-             ""]
+             "", *summary_lines]
     for suite in SUITES:
         cases = [c for c in doc["cases"] if c.get("suite", "dense") == suite]
         if not cases:
