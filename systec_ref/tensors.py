@@ -172,15 +172,23 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
     out = {}
     for d in kernel.inputs:
         shape = tuple(sizes[x] if isinstance(x, str) else x for x in d.dims)
-        if d.dtype == "int64":
-            base = rng.integers(-4, 5, size=shape).astype(np.int64)
-        else:
-            base = rng.uniform(-1.0, 1.0, size=shape).astype(NP_DTYPES[d.dtype])
-        if d.format == "sparse":
-            keep = rng.random(size=shape) < density
-            fill = d.fill if not (d.dtype == "int64" and isinstance(d.fill, float) and math.isinf(d.fill)) else 0
-            base = np.where(keep, base, np.asarray(fill, dtype=base.dtype))
-        if d.symmetry and base.size:
-            base = base[symmetrize_index(shape, d.symmetry)]
-        out[d.name] = np.asarray(base, order="C")  # keeps a scalar input 0-d
+        try:
+            out[d.name] = _random_array(d, shape, rng, density)
+        except (MemoryError, ValueError) as e:  # e.g. 'in A[100000, 100000, 100000]': numpy cannot allocate it
+            raise InputError(f"{d.name}: cannot make a random array of shape {shape} ({e or type(e).__name__})"
+                             ) from None
     return out
+
+
+def _random_array(d: TensorDecl, shape: tuple[int, ...], rng: np.random.Generator, density: float) -> np.ndarray:
+    if d.dtype == "int64":
+        base = rng.integers(-4, 5, size=shape).astype(np.int64)
+    else:
+        base = rng.uniform(-1.0, 1.0, size=shape).astype(NP_DTYPES[d.dtype])
+    if d.format == "sparse":
+        keep = rng.random(size=shape) < density
+        fill = d.fill if not (d.dtype == "int64" and isinstance(d.fill, float) and math.isinf(d.fill)) else 0
+        base = np.where(keep, base, np.asarray(fill, dtype=base.dtype))
+    if d.symmetry and base.size:
+        base = base[symmetrize_index(shape, d.symmetry)]
+    return np.asarray(base, order="C")  # keeps a scalar input 0-d

@@ -6,16 +6,29 @@ dims, every output index occurs on the right-hand side, every input is read,
 the output is not read, output indices are distinct.  Storage formats are the
 one place where the parser is consulted: an input drawn ``sparse`` stays sparse
 only if the language accepts it (see ``helpers.set_sparse``).
+
+For the fuzzers (``test_fuzz_*.py``): ``kernels(max_order=5)`` draws inputs of
+order up to 5; :class:`InputSpec` / :func:`input_specs` describe random inputs
+beyond :func:`systec_ref.random_inputs` — all-diagonal tensors and NaN/±inf
+entries where the kernel's semantics define them (:func:`special_targets`) —
+and :func:`fuzz_inputs` builds them.  A spec is plain data (it round-trips
+through JSON), so a failing case can be stored in ``tests/corpus/``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field
 
+import numpy as np
 from helpers import set_sparse
 from hypothesis import strategies as st
 
+import systec_ref
 from systec_ref.lang import parse
+from systec_ref.lang.ast import Kernel as KernelAST
+from systec_ref.lang.ast import accesses, index_dims, index_vars
+from systec_ref.tensors import symmetrize_index
 
 INDEX_NAMES = ("i", "j", "k", "l", "p")  # at most 5 index variables
 INPUT_NAMES = ("A", "B", "C")
@@ -89,7 +102,8 @@ def _symmetry(draw, dims: list) -> str:
 
 @st.composite
 def kernels(draw, max_indices: int = 5, dtypes: tuple[str, ...] = ("float64", "int64"),
-            ops: tuple[str, ...] = OPS) -> str:
+            ops: tuple[str, ...] = OPS, max_order: int = 4) -> str:
+    """Source text of a random valid kernel; inputs have order up to ``max_order``."""
     dtype = draw(st.sampled_from(dtypes))
     op = draw(st.sampled_from(ops))
     names = INDEX_NAMES[: draw(st.integers(1, max_indices))]
@@ -106,7 +120,7 @@ def kernels(draw, max_indices: int = 5, dtypes: tuple[str, ...] = ("float64", "i
                 v = draw(st.sampled_from(names))
                 first += [v, draw(st.sampled_from([w for w in names if idim[w] == idim[v]]))]
         else:
-            first = [draw(st.sampled_from(names)) for _ in range(draw(st.integers(0, 4)))]
+            first = [draw(st.sampled_from(names)) for _ in range(draw(st.integers(0, max_order)))]
         dims = [idim[v] for v in first]
         uses = [tuple(first)]
         for _ in range(draw(st.integers(0, 1))):
@@ -161,3 +175,124 @@ def kernels(draw, max_indices: int = 5, dtypes: tuple[str, ...] = ("float64", "i
 def ast_kernels(**kw) -> st.SearchStrategy:
     """Parsed ASTs of :func:`kernels`."""
     return kernels(**kw).map(parse)
+
+
+# -- inputs for the fuzzers ------------------------------------------------------------
+
+SPECIALS = ("nan", "inf", "-inf", "mixed")
+_SPECIAL_VALUES = {"nan": (math.nan,), "inf": (math.inf,), "-inf": (-math.inf,),
+                   "mixed": (math.nan, math.inf, -math.inf)}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to make the inputs of one fuzz case (JSON-friendly: see :meth:`to_json`).
+
+    ``sizes`` binds every symbolic dim; ``seed`` and ``density`` go to
+    :func:`systec_ref.random_inputs`; ``diagonal`` keeps only the entries of
+    each symmetric input whose subscripts are equal within every symmetry group
+    (the others become the fill, or 0 for a dense input); ``special`` puts
+    ``specials`` NaN/±inf entries (at canonical points, mirrored) into each
+    input of :func:`special_targets`; ``faces``/``symmetry`` are the compile
+    options.
+    """
+
+    sizes: dict = field(default_factory=dict)
+    seed: int = 0
+    density: float = 1.0
+    diagonal: bool = False
+    special: str | None = None
+    specials: int = 1
+    faces: str = "split"
+    symmetry: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> InputSpec:
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+
+
+def special_targets(k: KernelAST) -> list[str]:
+    """The inputs that may hold NaN or ±inf without leaving the kernel's documented semantics.
+
+    * int64 has neither: none.
+    * ``min=``/``max=``: every input.  A NaN right-hand side never changes the output, and the
+      language admits a sparse input only if its fill (±inf) makes every term the identity or NaN
+      — whatever the other operands hold — so skipping unstored entries stays exact.
+    * ``+=``/``=`` with no sparse input: every input.  With one sparse input read once: that
+      input only.  Skipping its unstored entries assumes that the other factors of their
+      products are finite (``0 * inf`` would be NaN), as :mod:`systec_ref.lang.check` states.
+      With more sparse inputs, or one read twice: none.
+    """
+    if k.output.dtype == "int64":
+        return []
+    names = [d.name for d in k.inputs]
+    if k.assignment.reduction != "+":
+        return names
+    sparse = [d.name for d in k.inputs if d.format == "sparse"]
+    if not sparse:
+        return names
+    if len(sparse) == 1 and sum(a.tensor == sparse[0] for a in accesses(k.assignment.rhs)) == 1:
+        return sparse
+    return []
+
+
+#: largest index space :func:`input_specs` makes with n = 5 (the interpreter runs every stage over it)
+MAX_POINTS = 700
+
+
+def _points(k: KernelAST, sizes: dict) -> int:
+    dims = index_dims(k)
+    return math.prod(sizes[d] if isinstance(d, str) else d for d in (dims[v] for v in index_vars(k)))
+
+
+@st.composite
+def input_specs(draw, k: KernelAST, sizes: dict | None = None, special: bool = True) -> InputSpec:
+    """A random :class:`InputSpec` for ``k``: n in 1..3 or 5 (if the index space stays small), r in 1..2
+    (unless ``sizes``), density 1, 0.5 or 0 (an empty sparse tensor), sometimes all-diagonal inputs,
+    sometimes NaN/±inf entries."""
+    if sizes is None:
+        dims = sorted({d for t in k.decls for d in t.dims if isinstance(d, str)})
+        # n = 5 now and then: unroll-and-jam's blocks of four rows only run from n = 4 on
+        n, r = draw(st.sampled_from([1, 2, 3, 3, 5])), draw(st.integers(1, 2))
+        sizes = {d: (r if d in ("r", "m") else n) for d in dims}
+        if n > 3 and _points(k, sizes) > MAX_POINTS:
+            sizes = {d: (r if d in ("r", "m") else 3) for d in dims}
+    targets = special_targets(k) if special else []
+    kind = draw(st.sampled_from((None, None, *SPECIALS))) if targets else None
+    return InputSpec(sizes=sizes, seed=draw(st.integers(0, 2**16)), density=draw(st.sampled_from([1.0, 0.5, 0.0])),
+                     diagonal=draw(st.integers(0, 4)) == 0, special=kind,
+                     specials=draw(st.integers(1, 3)) if kind else 1)
+
+
+def fuzz_inputs(k: systec_ref.Kernel | KernelAST, spec: InputSpec) -> dict[str, np.ndarray]:
+    """The inputs ``spec`` describes for kernel ``k`` (deterministic in ``spec``)."""
+    ast = k.ast if isinstance(k, systec_ref.Kernel) else k
+    inputs = systec_ref.random_inputs(ast, spec.sizes, spec.seed, spec.density)
+    rng = np.random.default_rng(spec.seed + 1)
+    targets = set(special_targets(ast)) if spec.special else set()
+    out = {}
+    for d in ast.inputs:
+        arr = np.array(inputs[d.name], copy=True)
+        empty = d.fill if d.format == "sparse" else 0
+        if spec.diagonal and d.symmetry and arr.size:
+            coords = np.indices(arr.shape)
+            on = np.ones(arr.shape, dtype=bool)
+            for g in d.symmetry:
+                for a, b in zip(g, g[1:]):
+                    on &= coords[a] == coords[b]
+            arr = np.where(on, arr, np.asarray(empty, dtype=arr.dtype))
+        if d.name in targets and arr.size:
+            values = _SPECIAL_VALUES[spec.special]
+            for _ in range(spec.specials):
+                point = [int(rng.integers(0, s)) for s in arr.shape]
+                for g in d.symmetry:  # write at the canonical point: symmetrizing copies it everywhere
+                    for p, v in zip(g, sorted(point[q] for q in g)):
+                        point[p] = v
+                arr[tuple(point)] = values[int(rng.integers(0, len(values)))]
+            if d.symmetry:
+                arr = arr[symmetrize_index(arr.shape, d.symmetry)]
+        out[d.name] = np.asarray(arr, order="C")
+    return out

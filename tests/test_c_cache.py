@@ -169,12 +169,13 @@ def test_cache_dir_is_created_private(fresh):
 
 # -- concurrency ------------------------------------------------------------------------
 
-def test_two_processes_compiling_the_same_kernel(tmp_path):
-    """Both compile at once (the wrapper holds each until both have started); both succeed;
-    one valid entry per source is left, and no temporary files."""
-    wrapper, log = make_wrapper(tmp_path, barrier=2)
+@pytest.mark.parametrize("procs", [2, pytest.param(8, marks=pytest.mark.slow)])
+def test_processes_compiling_the_same_kernel(tmp_path, procs):
+    """All compile at once (the wrapper holds each until all have started), into a cache directory
+    that does not exist yet; all succeed; one valid entry (object, checksum, source) is left, private,
+    and no temporary files."""
+    wrapper, log = make_wrapper(tmp_path, barrier=procs)
     cache = tmp_path / "cache"
-    cache.mkdir()
     script = textwrap.dedent(f"""\
         import systec_ref
         k = systec_ref.load({str(helpers.example("mttkrp3"))!r})
@@ -184,18 +185,21 @@ def test_two_processes_compiling_the_same_kernel(tmp_path):
         print("ok")
         """)
     env = subprocess_env(cache, wrapper)
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    ps = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True) for _ in range(procs)]
+    results = [p.communicate(timeout=300) for p in ps]
+    for p, (out, err) in zip(ps, results):
         assert p.returncode == 0 and out.strip() == "ok", err
-    assert len(compilations(log)) == 2, "the two processes did not both compile"
+    assert len(compilations(log)) == procs, f"{len(compilations(log))} compilations by {procs} processes"
     sos = entries(cache)
     assert len(sos) == 1, sos
     so = sos[0]
     assert build._valid(so, so.with_suffix(".sha256"))
     assert so.with_suffix(".c").is_file()
-    assert not [p for p in cache.iterdir() if p.name.startswith(".build-") or p.name.endswith("-failed.c")]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(so.with_suffix(s).name for s in (".c", ".sha256", ".so"))
+    for f in cache.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
+    assert stat.S_IMODE(cache.stat().st_mode) & 0o077 == 0
 
 
 # -- corruption ---------------------------------------------------------------------------
@@ -229,8 +233,34 @@ def _garbage_with_matching_checksum(so: Path, sums: Path) -> None:
     sums.write_text(build._digest(so) + "\n")
 
 
+def _compile_so(c_text: str, out: Path) -> None:
+    src = out.with_suffix(".c")
+    src.write_text(c_text)
+    subprocess.run([REAL_CC, "-shared", "-fPIC", "-o", str(out), str(src)], check=True, capture_output=True)
+
+
+def _trojan(so: Path, sums: Path) -> None:
+    """A working shared object that defines the kernel's function and, when loaded, leaves a mark: it
+    must never be loaded (its checksum is not the recorded one)."""
+    mark = so.parent.parent / "trojan-ran"
+    _compile_so(textwrap.dedent(f"""\
+        #include <stdio.h>
+        __attribute__((constructor)) static void mark(void) {{ FILE *f = fopen("{mark}", "w"); if (f) fclose(f); }}
+        int systec_ssymv(void) {{ return 0; }}
+        """), so.parent.parent / "trojan.so")
+    os.replace(so.parent.parent / "trojan.so", so)
+
+
+def _another_kernel(so: Path, sums: Path) -> None:
+    """A valid object of another kernel with the same function name, the checksum left as it was."""
+    _compile_so("int systec_ssymv(long n, const double *A, const double *x, double *y) { return 0; }\n",
+                so.parent.parent / "other.so")
+    os.replace(so.parent.parent / "other.so", so)
+
+
 @pytest.mark.parametrize("damage", [_truncate, _flip_a_byte, _empty, _wrong_checksum, _no_checksum,
-                                    _garbage_with_matching_checksum], ids=lambda f: f.__name__.strip("_"))
+                                    _garbage_with_matching_checksum, _trojan, _another_kernel],
+                         ids=lambda f: f.__name__.strip("_"))
 def test_corrupted_entry_is_rebuilt_not_loaded(fresh, damage):
     cache, log = fresh
     k = systec_ref.load(helpers.example("ssymv"))
@@ -242,6 +272,7 @@ def test_corrupted_entry_is_rebuilt_not_loaded(fresh, damage):
     damage(so, sums)
     fn = CFunction(k.final, source_stage)
     assert fn.source == source
+    assert not (cache.parent / "trojan-ran").exists(), "a tampered object was loaded"
     assert len(compilations(log)) == 2, "the damaged entry was not rebuilt"
     assert build._valid(so, sums)
     ssymv_check(k, fn)
@@ -274,3 +305,149 @@ def test_a_cached_object_gives_bitwise_identical_results(fresh):
     b = k2.run(backend="c", **inputs)
     assert np.array_equal(a, b)
     assert len(compilations(log)) == 1
+
+
+# -- safety: a cache that cannot be turned against its user --------------------------------------
+
+def _other_uid(monkeypatch, path: Path) -> None:
+    """Make ``path`` belong to someone else: really as root, else as ``os.stat`` reports it."""
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+        return
+    real_stat, other = os.stat, os.geteuid() + 1
+
+    def stat_as_another_owner(p, *args, **kw):
+        st = real_stat(p, *args, **kw)
+        if os.fspath(p) != str(path):
+            return st
+        fields = list(st[:10])
+        fields[4] = other  # st_uid
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat_as_another_owner)
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o1777], ids=oct)
+def test_a_cache_dir_others_can_write_is_refused(fresh, mode):
+    cache, log = fresh
+    cache.mkdir()
+    cache.chmod(mode)
+    k = systec_ref.load(helpers.example("ssymv"))
+    with pytest.raises(systec_ref.ToolError) as e:
+        k.c_function()
+    assert str(cache) in str(e.value) and f"chmod go-w {cache}" in str(e.value)
+    assert compilations(log) == [] and list(cache.iterdir()) == []
+    cache.chmod(0o755)  # readable by others is fine; writable is not
+    ssymv_check(k, k.c_function())
+
+
+def test_a_cache_dir_of_another_user_is_refused(fresh, monkeypatch):
+    cache, log = fresh
+    cache.mkdir(mode=0o700)
+    _other_uid(monkeypatch, cache)
+    with pytest.raises(systec_ref.ToolError, match=r"belongs to uid \d+, not to you") as e:
+        systec_ref.load(helpers.example("ssymv")).c_function()
+    assert str(cache) in str(e.value)
+    assert compilations(log) == []
+
+
+def test_a_symlinked_cache_dir_is_judged_by_its_target(fresh, tmp_path):
+    cache, _ = fresh
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o777)
+    target.chmod(0o777)
+    cache.symlink_to(target)
+    with pytest.raises(systec_ref.ToolError, match="writable by its group and other users"):
+        systec_ref.load(helpers.example("ssymv")).c_function()
+
+
+def test_a_parent_others_can_write_without_sticky_bit_is_refused(fresh, tmp_path, monkeypatch):
+    _, log = fresh
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("SYSTEC_REF_CACHE", str(shared / "cache"))
+    k = systec_ref.load(helpers.example("ssymv"))
+    with pytest.raises(systec_ref.ToolError, match="above the cache") as e:
+        k.c_function()
+    assert str(shared) in str(e.value)
+    assert compilations(log) == []
+    shared.chmod(0o1777)  # like /tmp: others cannot rename or remove what is not theirs
+    ssymv_check(k, k.c_function())
+
+
+def _group_writable(p: Path, monkeypatch) -> None:
+    p.chmod(0o660)
+
+
+def _world_writable(p: Path, monkeypatch) -> None:
+    p.chmod(0o606)
+
+
+def _owned_by_another_user(p: Path, monkeypatch) -> None:
+    _other_uid(monkeypatch, p)
+
+
+def _a_symlink(p: Path, monkeypatch) -> None:
+    real = p.parent.parent / ("real" + p.suffix)
+    os.replace(p, real)
+    p.symlink_to(real)
+
+
+@pytest.mark.parametrize("which", [".so", ".sha256"])
+@pytest.mark.parametrize("how", [_group_writable, _world_writable, _owned_by_another_user, _a_symlink],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_an_entry_others_could_have_written_is_refused(fresh, monkeypatch, which, how):
+    cache, log = fresh
+    k = systec_ref.load(helpers.example("ssymv"))
+    source = emit_c(k.final, k.stages[-1].name)
+    so = build.build(source, k.final.name)
+    entry = so.with_suffix(which)
+    how(entry, monkeypatch)
+    with pytest.raises(systec_ref.ToolError, match="refusing to use the compiled-kernel cache") as e:
+        CFunction(k.final, k.stages[-1].name)
+    assert str(entry) in str(e.value) and "rm " in str(e.value)
+    assert len(compilations(log)) == 1
+
+
+def test_entries_are_private_whatever_the_umask(fresh):
+    cache, _ = fresh
+    old = os.umask(0)
+    try:
+        k = systec_ref.load(helpers.example("ssymv"))
+        ssymv_check(k, k.c_function())
+    finally:
+        os.umask(old)
+    files = list(cache.iterdir())
+    assert sorted(f.suffix for f in files) == [".c", ".sha256", ".so"]
+    for f in [cache, *files]:
+        assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, (f, oct(f.stat().st_mode))
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "x y", "", "k;rm", "9lives", "k" * 65, "\u00e9t\u00e9"])
+def test_a_kernel_name_that_is_not_an_identifier_never_reaches_the_disk(fresh, name):
+    cache, log = fresh
+    with pytest.raises(systec_ref.ToolError, match="not a C identifier"):
+        build.build("int f(void) { return 0; }\n", name)
+    assert compilations(log) == [] and not cache.exists()
+
+
+@pytest.mark.parametrize("field", ["kernel", "tensor", "dimension"])
+def test_names_reach_c_only_as_validated_identifiers(fresh, field):
+    """A Program built by hand (not by the parser, which checks names) with a name that is not a C
+    identifier, or is a C keyword, is refused before any C is written."""
+    import dataclasses
+
+    _, log = fresh
+    p = systec_ref.load(helpers.example("ssymv")).final
+    for bad in ["A); system(\"id\"", "int", "x-y"]:
+        if field == "kernel":
+            q = dataclasses.replace(p, name=bad)
+        elif field == "tensor":
+            q = dataclasses.replace(p, tensors=(dataclasses.replace(p.tensors[0], name=bad), *p.tensors[1:]))
+        else:
+            t = p.tensors[0]
+            q = dataclasses.replace(p, tensors=(dataclasses.replace(t, dims=(bad,) * len(t.dims)), *p.tensors[1:]))
+        with pytest.raises(systec_ref.ToolError, match=f"{field} name .* is not a valid C identifier"):
+            CFunction(q, "hand-made")
+    assert compilations(log) == []

@@ -143,3 +143,16 @@ def test_every_permutation_restored():
     assert len(c) == 27
     for x in itertools.product(range(3), repeat=3):
         assert arr[x] == v[[tuple(r) for r in c].index(x)]
+
+
+def test_order_zero_and_float32_inf_fill_round_trip():
+    """Found by the differential fuzzer: a scalar tensor, and a float32 tensor whose fill is inf, come back as
+    they went in (value and dtype)."""
+    for v in (5.0, 0.0):
+        assert SparseTensor.from_dense(np.array(v)).to_dense() == np.array(v)
+    assert SparseTensor.from_coo(np.zeros((1, 0)), [3.0], ()).to_dense() == np.array(3.0)
+    a = np.array([[np.inf, 1.0], [1.0, np.inf]], dtype=np.float32)
+    back = SparseTensor.from_dense(a, ((0, 1),), fill=np.inf).to_dense()
+    assert back.dtype == np.float32 and np.array_equal(back, a)
+    b = np.array([[7, 1], [1, 7]], dtype=np.int64)
+    assert SparseTensor.from_dense(b, ((0, 1),), fill=7).to_dense().dtype == np.int64

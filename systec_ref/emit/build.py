@@ -11,6 +11,18 @@
   processes compiling the same kernel both succeed), and a sidecar records
   the SHA-256 of the shared object, checked before every load: a corrupted
   or truncated entry is rebuilt, never loaded.
+* Cache safety: the directory must be owned by the user and writable by
+  nobody else, and so must every entry that is loaded (and no directory
+  above it may be writable by others without the sticky bit); otherwise
+  :class:`~systec_ref.errors.ToolError` names the path and the fix.  Entries
+  are written ``0o700``/``0o600`` whatever the umask.  A kernel name becomes
+  part of a file name only if it is a C identifier.
+* Sanitizers: with ``SYSTEC_REF_SANITIZE=1`` every kernel is compiled with
+  :data:`SANITIZE_FLAGS` as well (AddressSanitizer and UndefinedBehavior-
+  Sanitizer; part of the cache key like every flag).  Python is not
+  instrumented, so the process must start with the ASan runtime preloaded:
+  ``LD_PRELOAD=$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0``
+  (see ``tests/sanitize_driver.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +30,10 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -32,6 +46,15 @@ from ..errors import ToolError
 #: every BLAS does; results stay within the 1e-12 tolerance of the interpreter.
 DEFAULT_CFLAGS = "-O3 -march=native -fno-math-errno -fassociative-math -fno-signed-zeros -fno-trapping-math"
 REQUIRED_FLAGS = ["-std=c99", "-fPIC", "-shared"]
+#: added to the flags when ``SYSTEC_REF_SANITIZE`` is set (and not ``0``): any out-of-bounds
+#: access, use of freed memory or undefined behaviour (signed overflow, bad shift, ...) aborts.
+#: ``-O1`` (the last -O wins): the usual level for sanitizers, and GCC 12 at -O2/-O3 with
+#: -fsanitize=signed-integer-overflow,bounds miscompiles the subscript sort of a mirrored output
+#: (wrong results from correct C; its value-range pass, -ftree-vrp, is at fault)
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g",
+                  "-O1")
+#: what may name a cache entry (and a C function): a C identifier of at most 64 characters
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
@@ -48,9 +71,38 @@ class Toolchain:
         return f"{self.cc} {' '.join(self.cflags)} ({self.version.splitlines()[0] if self.version else '?'})"
 
 
+def sanitizing() -> bool:
+    """Is sanitizer mode on (``SYSTEC_REF_SANITIZE`` set, and not to ``0``)?"""
+    return os.environ.get("SYSTEC_REF_SANITIZE", "") not in ("", "0")
+
+
+def sanitizer_preload(cc: str | None = None) -> str:
+    """The ASan runtime to preload into an uninstrumented Python (``cc -print-file-name=libasan.so``)."""
+    parts = shlex.split(cc or os.environ.get("CC", "cc")) or ["cc"]
+    try:
+        r = subprocess.run([*parts, "-print-file-name=libasan.so"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ToolError(f"C compiler '{' '.join(parts)}' does not run: {e}") from None
+    path = r.stdout.strip()
+    if r.returncode != 0 or not os.path.isabs(path) or not os.path.exists(path):
+        raise ToolError("the compiler has no AddressSanitizer runtime (libasan.so): install it "
+                        "(gcc ships it; e.g. 'apt-get install gcc') or turn SYSTEC_REF_SANITIZE off")
+    return path
+
+
+def _asan_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return "libasan" in f.read()
+    except OSError:  # no /proc: let dlopen decide
+        return True
+
+
 def toolchain() -> Toolchain:
     cc = os.environ.get("CC", "cc")
     flags = tuple(shlex.split(os.environ.get("CFLAGS", DEFAULT_CFLAGS)))
+    if sanitizing():
+        flags += SANITIZE_FLAGS
     parts = shlex.split(cc) or ["cc"]  # CC may carry arguments, e.g. 'ccache gcc'
     if shutil.which(parts[0]) is None:
         where = "does not exist or is not executable" if os.sep in parts[0] else "is not on PATH"
@@ -73,7 +125,57 @@ def cache_dir() -> Path:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         d = Path(base) / "systec_ref"
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_private_dir(d)
     return d
+
+
+def _refuse(path: Path, problem: str, fix: str) -> ToolError:
+    return ToolError(f"refusing to use the compiled-kernel cache: {path} {problem}, so another user could "
+                     f"make this process load their code; {fix} (or set SYSTEC_REF_CACHE to a private directory)")
+
+
+def _others_write(mode: int) -> str:
+    who = [w for w, bit in (("its group", stat.S_IWGRP), ("other users", stat.S_IWOTH)) if mode & bit]
+    return " and ".join(who)
+
+
+def _check_private_dir(d: Path) -> None:
+    """The cache directory must be the user's own and writable by nobody else, and no directory above
+    it may let others replace it (writable by group or others without the sticky bit)."""
+    st = d.stat()  # a symbolic link is followed: what matters is the directory really used
+    q = shlex.quote(str(d))
+    if not stat.S_ISDIR(st.st_mode):
+        raise ToolError(f"the compiled-kernel cache {d} is not a directory (remove it or set SYSTEC_REF_CACHE)")
+    if st.st_uid != os.geteuid():
+        raise _refuse(d, f"belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})",
+                      f"remove it ('rm -r {q}') so it is created afresh")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(d, f"is writable by {_others_write(st.st_mode)} (mode {stat.S_IMODE(st.st_mode):o})",
+                      f"run 'chmod go-w {q}'")
+    for parent in Path(os.path.realpath(d)).parents:
+        pst = parent.stat()
+        if pst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not pst.st_mode & stat.S_ISVTX:
+            raise _refuse(parent, f"(above the cache) is writable by {_others_write(pst.st_mode)} without the "
+                          f"sticky bit (mode {stat.S_IMODE(pst.st_mode):o}), so they could replace the cache",
+                          f"run 'chmod go-w {shlex.quote(str(parent))}' or move the cache")
+
+
+def _check_entry(path: Path) -> bool:
+    """Whether ``path`` exists; raise if it is an entry that someone else could have written
+    (not a regular file of the user's, or writable by group or others)."""
+    try:
+        st = path.lstat()  # never follow a link out of the cache
+    except FileNotFoundError:
+        return False
+    q = shlex.quote(str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, "is not a regular file (a link, perhaps)", f"remove it ('rm {q}')")
+    if st.st_uid != os.geteuid():
+        raise _refuse(path, f"belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})", f"remove it ('rm {q}')")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(path, f"is writable by {_others_write(st.st_mode)} (mode {stat.S_IMODE(st.st_mode):o})",
+                      f"remove it ('rm {q}') or run 'chmod go-w {q}'")
+    return True
 
 
 def cache_key(source: str, tc: Toolchain) -> str:
@@ -89,14 +191,23 @@ def _digest(path: Path) -> str:
 
 
 def _valid(so: Path, sums: Path) -> bool:
+    """The entry exists, is safe to load (see :func:`_check_entry`; raises if not) and matches the
+    checksum recorded when it was built."""
     try:
-        return so.is_file() and sums.is_file() and sums.read_text().strip() == _digest(so)
+        return _check_entry(so) and _check_entry(sums) and sums.read_text().strip() == _digest(so)
     except OSError:
         return False
 
 
+def _write_private(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def build(source: str, name: str) -> Path:
     """Compile (or find in the cache) ``source``; return the path of the shared object."""
+    if not _NAME.match(name):
+        raise ToolError(f"kernel name {name!r} is not a C identifier: it cannot name a compiled kernel")
     tc = toolchain()
     key = cache_key(source, tc)
     d = cache_dir()
@@ -104,26 +215,30 @@ def build(source: str, name: str) -> Path:
     if _valid(so, sums):
         return so
     with tempfile.TemporaryDirectory(dir=d, prefix=".build-") as tmp:
-        src = Path(tmp) / f"{name}.c"
-        src.write_text(source)
+        # named as the copy kept next to the entry, and debug info pointing there: the same bytes
+        # whichever process builds it, and a sanitizer report names a file that exists
+        src = Path(tmp) / f"{name}-{key[:32]}.c"
+        _write_private(src, source)
         out = Path(tmp) / f"{name}.so"
-        cmd = [*shlex.split(tc.cc), *tc.cflags, *REQUIRED_FLAGS, "-o", str(out), str(src), "-lm"]
+        debug = [f"-fdebug-prefix-map={tmp}={d}"] if any(f.startswith("-g") for f in tc.cflags) else []
+        cmd = [*shlex.split(tc.cc), *tc.cflags, *debug, *REQUIRED_FLAGS, "-o", str(out), str(src), "-lm"]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as e:
             raise ToolError(f"C compiler failed to run: {e}\ncommand: {shlex.join(cmd)}") from None
         if r.returncode != 0:
             keep = d / f"{name}-{key[:32]}-failed.c"
-            keep.write_text(source)
+            _write_private(keep, source)
             raise ToolError(f"C compilation failed for {keep} (exit {r.returncode})\n"
                             f"command: {shlex.join(cmd)}\n{(r.stderr or r.stdout).strip()}")
+        out.chmod(0o700)  # whatever the umask: nobody else may write what this process will load
         digest = _digest(out)
         staged_sum = Path(tmp) / "sum"
-        staged_sum.write_text(digest + "\n")
+        _write_private(staged_sum, digest + "\n")
         # the object first, then its checksum: a reader that sees the checksum sees the object
         os.replace(out, so)
         os.replace(staged_sum, sums)
-        (d / f"{name}-{key[:32]}.c").write_text(source)
+        os.replace(src, d / src.name)
     return so
 
 
@@ -135,6 +250,10 @@ def load(source: str, name: str) -> ctypes.CDLL:
         lib = _loaded.get(key)
         if lib is not None:
             return lib
+        if sanitizing() and not _asan_loaded():
+            raise ToolError("SYSTEC_REF_SANITIZE is set, but this process was not started with the "
+                            "AddressSanitizer runtime: run it as LD_PRELOAD=$(cc -print-file-name=libasan.so) "
+                            "ASAN_OPTIONS=detect_leaks=0 python ... (or unset SYSTEC_REF_SANITIZE)")
         so = build(source, name)
         if not _valid(so, so.with_suffix(".sha256")):
             so.unlink(missing_ok=True)

@@ -75,6 +75,7 @@ class _Emitter:
         self.helpers: dict[tuple, str] = {}
         self.helper_src: list[str] = []
         self.locals: set[str] = set()
+        self.opaque = False  # some loop bound goes through SX_OPAQUE
 
     # -- index expressions ---------------------------------------------------
     def index(self, e) -> str:
@@ -193,6 +194,10 @@ class _Emitter:
             ivdep = [f"{pad}SX_IVDEP"] if _independent(s) else []
             inc = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
             head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; {inc}) {{"
+            if _opaque_bound(s, self.p.dtype):
+                self.opaque = True
+                head = (f"{pad}for (int64_t {v} = {self.index(s.lo)}, sx_end_{v} = SX_OPAQUE({self.index(s.hi)}); "
+                        f"{v} < sx_end_{v}; {inc}) {{  /* a reduction: trip count hidden, see _opaque_bound */")
             return [*ivdep, head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
         if isinstance(s, SparseLevel):
             f = self.face_id(s.tensor, s.face)
@@ -319,6 +324,128 @@ def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
 IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
 
 
+def _fixed_trips(loop: Loop) -> int:
+    """The trip count of ``loop`` if it is fixed (constant bounds, or one index plus two offsets), else 0."""
+    from ..rewrite.combinators import simplify_index
+
+    def split(e):
+        e = simplify_index(e)
+        if isinstance(e, IConst):
+            return None, e.value
+        if isinstance(e, IPlus):
+            return e.base, e.offset
+        return e, 0
+    (b0, o0), (b1, o1) = split(loop.lo), split(loop.hi)
+    return max(0, -(-(o1 - o0) // loop.step)) if b0 == b1 else 0
+
+
+def _opaque_bound(loop: Loop, dtype: str) -> bool:
+    """Is ``loop`` a float reduction over a few fixed trips (a dim like 2, or a triangle peeled by
+    unroll-and-jam) — a statement of its body adds into a target its variable does not move?  The C compiler
+    would unroll it into one sum whose terms share the loop's invariant factors, and factor them
+    (``h*a + h*b`` -> ``h*(a + b)``: inf where the sum is NaN).  Its bound is emitted through ``SX_OPAQUE``,
+    which hides the trip count: a loop of unknown trip count is not unrolled, and its sum not factored."""
+    from ..rewrite.combinators import index_names
+
+    if dtype == "int64" or _fixed_trips(loop) < 2:
+        return False
+
+    def straight(stmts):
+        return [x for st in stmts for x in (straight(st.body) if isinstance(st, Block) else [st])]
+    return any(isinstance(st, Assign) and st.op == "+" and loop.var not in index_names(st.target)
+               for st in straight(loop.body.body))
+
+
+def reassociation_risk(p: Program) -> str | None:
+    """Why letting the C compiler reassociate could change a NaN or ±inf result of ``p`` (None: it cannot).
+
+    ``-fassociative-math`` lets the compiler reorder sums and products, which moves rounding but never
+    changes which results are NaN or ±inf (``inf - inf`` is NaN in any order) — reductions stay
+    vectorizable.  It also lets it *cancel* (``-x + x`` to 0) and *factor* (``a*b + a*c`` to
+    ``a*(b + c)``), which can: for x = inf, ``-x + x`` is NaN, and for a = inf, b = 1, c = -0.5,
+    ``a*b + a*c`` is NaN but ``a*(b + c)`` is inf.  Cancelling needs a negation; factoring needs two
+    terms with a common non-constant factor summed into one place: one expression, or one target updated
+    twice in a straight line of code — seen through the ``let``s in scope, and through loops of a few
+    fixed trips, which the compiler unrolls (unless :func:`_opaque_bound` hides their trip count).  It
+    does not factor across the iterations of a loop of unknown trip count.  A float program with either
+    is compiled with reassociation off (a pragma; its reductions then do not vectorize); the others keep
+    it.  (GCC's ``__builtin_assoc_barrier`` around each term is not enough: after vectorizing a loop,
+    GCC still factored the terms of SYPRD's jammed rows.)"""
+    from ..rewrite.combinators import nodes, rename_indices
+
+    if p.dtype == "int64":
+        return None
+    for n in nodes(p.body):
+        if isinstance(n, Neg) or (isinstance(n, Const) and n.value < 0) or \
+                (isinstance(n, Lookup) and any(v < 0 for v in n.values)):
+            return "it subtracts: -x + x must not cancel to 0 (it is NaN for x = inf)"
+
+    # accumulators hold run-time sums: opaque; any other local is its let's value, as the compiler sees it
+    accumulators = {n.target.name for n in nodes(p.body) if isinstance(n, Assign) and isinstance(n.target, Local)}
+
+    def inlined(e, env: dict):
+        return env.get(e.name) if isinstance(e, Local) and e.name not in accumulators else None
+
+    def addends(e, env: dict) -> list:
+        if isinstance(e, Add):
+            return [t for a in e.args for t in addends(a, env)]
+        if isinstance(inlined(e, env), Add):
+            return addends(inlined(e, env), env)
+        return [e]
+
+    def factors(e, env: dict) -> frozenset:
+        if isinstance(e, Mul):
+            return frozenset().union(*(factors(a, env) for a in e.args))
+        if isinstance(e, (Const, Lookup)):  # positive constants: factoring them out is exact for inf and NaN
+            return frozenset()
+        if inlined(e, env) is not None:
+            return factors(inlined(e, env), env)
+        return frozenset({e})
+
+    def shared(terms: list[frozenset]) -> bool:
+        seen: set = set()
+        for f in terms:
+            if f & seen:
+                return True
+            seen |= f
+        return False
+
+    def walk(stmts, env: dict, chains: dict) -> bool:
+        """Straight-line statements sharing ``env`` (lets in scope) and ``chains`` (the factors of the terms
+        summed into each target so far)."""
+        for s in stmts:
+            if isinstance(s, Block):
+                if walk(s.body, env, chains):
+                    return True
+            elif isinstance(s, Let):
+                if shared([factors(t, env) for t in addends(s.value, env)]):
+                    return True
+                env[s.name] = s.value
+            elif isinstance(s, Assign):
+                terms = [factors(t, env) for t in addends(s.value, env)]
+                if s.op == "+":
+                    terms = chains[s.target] = chains.get(s.target, []) + terms
+                if shared(terms):
+                    return True
+            elif isinstance(s, If):
+                if walk(s.then.body, dict(env), {}) or (s.orelse is not None and walk(s.orelse.body, dict(env), {})):
+                    return True
+            elif isinstance(s, Loop) and _fixed_trips(s) > 1 and not _opaque_bound(s, p.dtype):
+                # the C compiler unrolls a loop of a few fixed trips (a dim like 2, or a triangle peeled by
+                # unroll-and-jam) into straight-line code, then factors: two copies of its body join the
+                # chains of the code around it (in the second, its variable is another)
+                twin = rename_indices(s.body, {s.var: s.var + "_2"})
+                if walk([s.body, twin], env, chains):
+                    return True
+            elif walk(s.body.body, dict(env), {}):  # Loop, SparseLevel, Permute
+                return True
+        return False
+
+    if walk(p.body.body, {}, {}):
+        return "two terms with a common factor are summed: a*b + a*c must not become a*(b + c)"
+    return None
+
+
 def _split_accumulators(level: SparseLevel, dtype: str) -> dict[str, str]:
     """Accumulators of an innermost sparse loop that may be split in two: float locals (integer adds stay in
     program order: a different order could overflow where the program does not) updated only by
@@ -399,6 +526,31 @@ def emit_c(p: Program, stage: str = "") -> str:
         "#endif",
         "",
     ]
+    if e.opaque:
+        head += [
+            "/* hides a loop bound from the optimizer: a reduction over a few fixed trips would be unrolled into one",
+            "   sum whose terms share a factor, and -fassociative-math would factor it (see _opaque_bound) */",
+            "#if defined(__GNUC__)",
+            '#define SX_OPAQUE(x) __extension__ ({ int64_t sx_o = (x); __asm__("" : "+r"(sx_o)); sx_o; })',
+            "#else",
+            "#define SX_OPAQUE(x) (x)",
+            "#endif",
+            "",
+        ]
+    risk = reassociation_risk(p)
+    gcc: list[str] = []
+    if risk:
+        head.append(f"/* sums stay in program order: {_comment(risk)} (see reassociation_risk in emit/c.py) */")
+        gcc.append('"no-associative-math"')
+    if p.dtype != "int64" and any(isinstance(n, Assign) and n.op in ("min", "max") for n in _walk(p.body)):
+        # with -fno-signed-zeros, GCC may vectorize t = (v < t) ? v : t as a min instruction that, in some
+        # lanes, lets a NaN through and then replaces it: honouring signed zeros keeps the update as written
+        head.append("/* min/max updates keep their NaN rule (a NaN never replaces the current value) when vectorized:"
+                    " signed zeros honoured */")
+        gcc.append('"signed-zeros"')
+    if gcc:
+        head += ["#if defined(__clang__)", *(["#pragma clang fp reassociate(off)"] if risk else []),
+                 "#elif defined(__GNUC__)", f"#pragma GCC optimize ({', '.join(gcc)})", "#endif", ""]
     return "\n".join(head) + ("\n\n".join(e.helper_src) + "\n\n" if e.helper_src else "") + fn + "\n"
 
 

@@ -5,11 +5,19 @@ symmetry); non-contiguous or Fortran-ordered arrays were copied to C order
 there (documented in the README).  Here every pointer is checked once more —
 dtype, C-contiguity, shape against the dimensions passed — so generated code
 never indexes an array whose extent it was not told.
+
+Names reach C only as validated identifiers: the parser checks them, and
+:func:`check_names` checks them again here (a :class:`Program` may be built
+by hand).  One compiled kernel may be called from several threads at once:
+ctypes releases the GIL during the call, every call gets fresh output arrays,
+and the C keeps no state between calls (no globals; temporaries are
+allocated per call).
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -17,15 +25,30 @@ import numpy as np
 from ..errors import InputError, ToolError
 from ..interp.loops import NP_DTYPES
 from ..ir.nodes import Program
+from ..lang.lexer import C_RESERVED
 from ..storage.symmetric import face_modes
 from .build import load
 from .c import dense_inputs, dim_names, emit_c, function_name, sparse_faces
+
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}\Z")
+
+
+def check_names(program: Program) -> None:
+    """Raise :class:`ToolError` unless the kernel, tensor and dimension names of ``program`` are C
+    identifiers (a letter, then letters, digits and '_'; at most 63 characters; not reserved in C)."""
+    names = [("kernel", program.name)] + [("tensor", t.name) for t in program.tensors]
+    names += [("dimension", d) for d in dim_names(program)]
+    for what, name in names:
+        if not isinstance(name, str) or not _IDENT.match(name) or name in C_RESERVED:
+            raise ToolError(f"{what} name {name!r} of kernel {program.name!r} is not a valid C identifier; "
+                            f"refusing to compile it")
 
 
 class CFunction:
     """A program compiled to C and loaded; call it with validated arrays and dims."""
 
     def __init__(self, program: Program, stage: str = ""):
+        check_names(program)
         self.program = program
         self.source = emit_c(program, stage)
         lib = load(self.source, program.name)

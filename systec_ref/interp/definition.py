@@ -31,7 +31,7 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
 
     def ev(e: Expr, env: dict[str, int]):
         if isinstance(e, Number):
-            return int(e.value) if is_int else float(e.value)
+            return int(e.value) if is_int else rnd(float(e.value)) if rnd else float(e.value)
         if isinstance(e, Access):
             v = lists[e.tensor]
             for i in e.indices:

@@ -161,7 +161,8 @@ class _Compiler:
     def value(self, e) -> Callable[[dict], object]:
         c, rnd = self.c, self.rnd
         if isinstance(e, Const):
-            v = int(e.value) if self.is_int else float(e.value)
+            # a float32 literal is rounded to float32 first, as C's ``0.1f`` is
+            v = int(e.value) if self.is_int else rnd(float(e.value)) if rnd else float(e.value)
             return lambda env: v
         if isinstance(e, Read):
             off, data, name = self.offset(e.tensor, e.idx, e.sort), self.bufs[e.tensor].data, e.tensor
@@ -201,7 +202,7 @@ class _Compiler:
                 return vals[p]
             return sval
         if isinstance(e, Lookup):
-            values = [int(v) if self.is_int else float(v) for v in e.values]
+            values = [int(v) if self.is_int else rnd(float(v)) if rnd else float(v) for v in e.values]
             bits = [self.cond(b) for b in e.bits]
 
             def lookup(env):
@@ -306,12 +307,16 @@ class _Compiler:
         if isinstance(s.target, Local):
             name = s.target.name
             combine = _combine(op, self.rnd)
+            # one accumulator added into another (unroll-and-jam's per-row partials) is a flush, not work
+            partial = isinstance(s.value, Local) and s.value.name in self.accumulators
 
             def assign_local(env):
                 if name not in env:
                     raise InterpError(f"local '{name}' updated before it is defined")
                 env[name] = check(combine(env[name], val(env)), name)
-                if op != "=":
+                if partial:
+                    c.flushes += 1
+                elif op != "=":
                     c.local_updates += 1
             return assign_local
         t: Elem = s.target

@@ -21,6 +21,7 @@ import re
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
 from .lexer import C_RESERVED, KEYWORDS, Source
 
+INT64_MAX = 2**63 - 1
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -120,6 +121,12 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
         for e in _numbers(k.assignment.rhs):
             if isinstance(e.value, float):
                 raise src.error(f"literal {e.value!r} in an int64 kernel", e.pos, "an integer literal")
+            if e.value > INT64_MAX:
+                raise src.error(f"literal {e.value} does not fit in int64", e.pos,
+                                f"an integer of at most {INT64_MAX}")
+    for d in k.decls:
+        if d.dtype == "int64" and isinstance(d.fill, int) and not -INT64_MAX - 1 <= d.fill <= INT64_MAX:
+            raise src.error(f"fill {d.fill} does not fit in int64", d.pos, f"an integer of at most {INT64_MAX}")
     if k.order is not None:
         assert order_pos is not None
         ivars = index_vars(k)

@@ -16,7 +16,10 @@
     unary       := '-' unary | primary
     primary     := NUMBER | access | '(' expr ')'
 
-Syntax only; meaning is checked by :mod:`systec_ref.lang.check`.
+Syntax only; meaning is checked by :mod:`systec_ref.lang.check`.  Limits: an expression nests
+at most :data:`MAX_DEPTH` levels (a sum or product of n terms nests n-1 levels; parentheses and
+negations count too), and integers (dims, literals) must fit in int64 — every stage after this
+one recurses over the expression and emits 64-bit C.
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ from .check import check_kernel
 from .lexer import KEYWORDS, Source, Token, tokenize
 
 ASSIGN_OPS = ("+=", "min=", "max=", "=")
+#: deepest expression accepted: the passes, the interpreter and the printers recurse over it
+MAX_DEPTH = 64
+INT64_MAX = 2**63 - 1
+
+
+def _too_deep(e: Expr) -> Expr | None:
+    """The first operator of ``e`` (outermost first) nested deeper than :data:`MAX_DEPTH`, if any;
+    iterative, so that a deep expression cannot exhaust the Python stack here."""
+    stack = [(e, 1)]
+    while stack:
+        node, d = stack.pop()
+        if d > MAX_DEPTH and isinstance(node, (BinOp, Neg)):
+            return node
+        if isinstance(node, BinOp):
+            stack += [(node.right, d + 1), (node.left, d + 1)]
+        elif isinstance(node, Neg):
+            stack.append((node.operand, d + 1))
+    return None
 
 
 class _Parser:
@@ -35,6 +56,7 @@ class _Parser:
         self.src = src
         self.toks = tokenize(src)
         self.i = 0
+        self.nesting = 0  # open parentheses and negations: the parser's own recursion
 
     # -- token helpers -------------------------------------------------------
     @property
@@ -134,6 +156,9 @@ class _Parser:
                 if t.kind == "int":
                     if int(t.text) < 1:
                         raise self.src.error(f"dimension {t.text} is not positive", t.pos, "a dimension of at least 1")
+                    if int(t.text) > INT64_MAX:
+                        raise self.src.error(f"dimension {t.text} does not fit in int64", t.pos,
+                                             f"a dimension of at most {INT64_MAX}")
                     dims.append(int(t.text))
                     self.advance()
                 elif t.kind == "name":
@@ -248,7 +273,20 @@ class _Parser:
             self.fail("'+=', 'min=', 'max=' or '='")
         self.advance()
         rhs = self.expr()
+        deep = _too_deep(rhs)
+        if deep is not None:
+            self._deep(deep.pos)
         return Assignment(lhs, t.text, rhs, pos=t.pos)
+
+    def _deep(self, pos: Pos):
+        raise self.src.error(f"expression nested too deeply (more than {MAX_DEPTH} levels)", pos,
+                             f"at most {MAX_DEPTH} levels: a sum or product of n terms nests n-1, "
+                             "each parenthesis or negation one more")
+
+    def _enter(self, tok: Token) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_DEPTH:
+            self._deep(tok.pos)
 
     # -- expressions ---------------------------------------------------------
     def access(self) -> Access:
@@ -286,7 +324,10 @@ class _Parser:
     def unary(self) -> Expr:
         if self.at("op", "-"):
             op = self.advance()
-            return Neg(self.unary(), pos=op.pos)
+            self._enter(op)
+            e = Neg(self.unary(), pos=op.pos)
+            self.nesting -= 1
+            return e
         return self.primary()
 
     def primary(self) -> Expr:
@@ -298,9 +339,10 @@ class _Parser:
             self.advance()
             return Number(float(t.text), pos=t.pos)
         if self.at("op", "("):
-            self.advance()
+            self._enter(self.advance())
             e = self.expr()
             self.expect_op(")")
+            self.nesting -= 1
             return e
         if t.kind == "name" and t.text not in KEYWORDS:
             return self.access()

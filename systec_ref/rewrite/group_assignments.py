@@ -3,7 +3,9 @@
 Precondition: ``normalize`` (equal updates are structurally equal).
 
 In each run of consecutive assignments of one block: for ``+``,
-``a*X; b*X`` becomes ``(a+b)*X`` (dropped if the sum is 0); for the
+``a*X; b*X`` becomes ``(a+b)*X`` (dropped if the sum is 0 and X is an
+integer, or absent: in floating point ``0 * X`` is NaN when X is ±inf or
+NaN, so a float ``0 * X`` stays); for the
 idempotent ``min`` and ``max``, ``X; X`` becomes ``X``.  Reordering is safe:
 every update is a commutative reduction and no right-hand side reads an
 output.
@@ -26,7 +28,8 @@ from .combinators import plural, postwalk, replace_body, split_coefficient, with
 NAME = "group-assignments"
 
 
-def group_run(run: list[Assign]) -> list[Assign]:
+def group_run(run: list[Assign], exact: bool = False) -> list[Assign]:
+    """Merge the updates of ``run``; ``exact``: the values are integers (``0 * X`` is 0)."""
     order: list[tuple] = []
     coef: dict[tuple, object] = {}
     for a in run:
@@ -44,7 +47,7 @@ def group_run(run: list[Assign]) -> list[Assign]:
     for k in order:
         target, op, x = k
         if op == "+":
-            if coef[k] == 0:
+            if coef[k] == 0 and (x is None or exact):
                 continue
             out.append(Assign(target, op, with_coefficient(coef[k], x)))
         else:
@@ -52,23 +55,24 @@ def group_run(run: list[Assign]) -> list[Assign]:
     return out
 
 
-def group_block(b: Block) -> Block:
+def group_block(b: Block, exact: bool = False) -> Block:
     out: list[Stmt] = []
     run: list[Assign] = []
     for s in b.body:
         if isinstance(s, Assign) and s.op != "=":
             run.append(s)
             continue
-        out += group_run(run)
+        out += group_run(run, exact)
         run = []
         out.append(s)
-    out += group_run(run)
+    out += group_run(run, exact)
     return Block(tuple(out), b.comment)
 
 
 def run(p: Program) -> tuple[Program, str]:
     before = sum(1 for _ in _assigns(p))
-    body = postwalk(lambda n: group_block(n) if isinstance(n, Block) else None)(p.body)
+    exact = p.dtype == "int64"
+    body = postwalk(lambda n: group_block(n, exact) if isinstance(n, Block) else None)(p.body)
     if body == p.body:
         return p, "no identical updates"
     new = replace_body(p, body)

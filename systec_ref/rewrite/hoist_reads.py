@@ -94,10 +94,12 @@ def _hoist_loop(loop: Loop, names: _Names, stats: list[int]) -> list[Stmt]:
             return hoist(e)
         if isinstance(e, (Mul, Add)):
             fixed = [a for a in e.args if inv(a)]
-            rest = [walk(a) for a in e.args if not inv(a)]
             if fixed and (len(fixed) > 1 or isinstance(fixed[0], Read)) and \
                     any(_has_read(a) or isinstance(a, Local) for a in fixed):
                 part = fixed[0] if len(fixed) == 1 else type(e)(tuple(fixed))
+                # walk the other operands only here: walking them before this test and again below
+                # made the pass exponential in the depth of a nested sum or product
+                rest = [walk(a) for a in e.args if not inv(a)]
                 return type(e)((hoist(part), *rest))
             return type(e)(tuple(walk(a) for a in e.args))
         if isinstance(e, Neg):

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir.nodes import Assign, Block, Cmp, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
-from .combinators import index_names, namer, plural, postwalk, rename_indices, replace_body, simplify_index
+from ..interp.loops import identity
+from ..ir.nodes import Assign, Block, Cmp, Const, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
+from .combinators import index_names, namer, nodes, plural, postwalk, rename_indices, replace_body, simplify_index
 
 NAME = "unroll-and-jam"
 
@@ -95,18 +96,33 @@ def _shift(stmts: list[Stmt], i: str, by: int, names: dict[str, str]) -> list[St
     return [postwalk(f)(s) for s in stmts] if by else list(stmts)
 
 
-def _jam(loop: Loop, fresh, factor: int = FACTOR) -> Stmt | None:
+def _accumulators(stmts: list[Stmt], defined: list[str]) -> dict[str, str]:
+    """Locals the rows update but never read, defined outside the loop: name -> reduction."""
+    out = {n.target.name: n.op for s in stmts for n in nodes(s)
+           if isinstance(n, Assign) and isinstance(n.target, Local) and n.target.name not in defined}
+    read = {n.name for s in stmts for n in nodes(s.value) if isinstance(n, Local)}
+    return {a: op for a, op in out.items() if a not in read and op in ("+", "min", "max")}
+
+
+def _jam(loop: Loop, fresh, dtype: str, factor: int = FACTOR) -> Stmt | None:
     shape = _shape(loop)
     if shape is None:
         return None
     pre, j, post, c = shape
     defined = [s.name for s in pre + list(j.body.body) + post if isinstance(s, Let)]
+    # a float accumulator gets one partial per jammed row, added to it after the sweep: the rows' updates then
+    # are separate sums, whose terms (which share factors, e.g. SYPRD's x[j]) the C compiler cannot factor
+    # (a*b + a*c -> a*(b + c) is not exact for a = inf; see reassociation_risk in emit/c.py).  Integer sums
+    # stay in program order: another order could overflow where the program does not
+    accs = _accumulators(pre + list(j.body.body) + post, defined) if dtype != "int64" else {}
     i = loop.var
-    rows = []
+    rows, partials = [], []
     for u in range(factor):
-        names = {n: fresh() for n in defined} if u else {}
+        names = {n: fresh() for n in [*defined, *accs]} if u else {}
+        partials += [(a, names[a]) for a in accs] if u else []
         rows.append((_shift(pre, i, u, names), _shift(list(j.body.body), i, u, names), _shift(post, i, u, names)))
-    stmts: list[Stmt] = [s for r in rows for s in r[0]]
+    stmts: list[Stmt] = [Let(part, Const(identity(accs[a], dtype))) for a, part in partials]
+    stmts += [s for r in rows for s in r[0]]
     # row i+u starts at i+u+c; the rows still missing elements before the common start are peeled
     for u in range(factor - 1):
         lo, hi = simplify_index(IPlus(Idx(i), u + c)), simplify_index(IPlus(Idx(i), factor - 1 + c))
@@ -114,6 +130,7 @@ def _jam(loop: Loop, fresh, factor: int = FACTOR) -> Stmt | None:
     start = simplify_index(IPlus(Idx(i), factor - 1 + c))
     stmts.append(Loop(j.var, start, j.hi, Block(tuple(s for r in rows for s in r[1]))))
     stmts += [s for r in rows for s in r[2]]
+    stmts += [Assign(Local(a), accs[a], Local(part)) for a, part in partials]
     pair = Block(tuple(stmts), comment=f"rows {i}..{i}+{factor - 1} in one sweep over {j.var} (unroll-and-jam)")
     last = fresh()  # a new name: C would read 'for (int64_t i = i; ...)' as its own uninitialized i
     rest = Loop(last, Idx(i), loop.hi, rename_indices(Block(loop.body.body), {i: last}))
@@ -128,7 +145,7 @@ def run(p: Program) -> tuple[Program, str]:
 
     def f(n):
         if isinstance(n, Loop):
-            r = _jam(n, fresh)
+            r = _jam(n, fresh, p.dtype)
             if r is not None:
                 count[0] += 1
             return r

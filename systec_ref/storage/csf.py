@@ -16,6 +16,7 @@ Example, entries (0,1)=a, (0,3)=b, (2,2)=c::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,14 @@ class CSF:
     def from_sorted(cls, shape: tuple[int, ...], coords: np.ndarray, vals: np.ndarray) -> CSF:
         """Build from coordinates sorted lexicographically without duplicates, shape (nnz, order)."""
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, len(shape))
-        nnz, order = coords.shape
+        return cls.from_sorted_columns(shape, lambda lvl: coords[:, lvl], len(coords), np.asarray(vals).copy())
+
+    @classmethod
+    def from_sorted_columns(cls, shape: tuple[int, ...], column: Callable[[int], np.ndarray], nnz: int,
+                            vals: np.ndarray) -> CSF:
+        """Like :meth:`from_sorted`, with ``column(l)`` giving the coordinates of mode ``l`` (asked for
+        once per level, so a caller can gather them one column at a time); ``vals`` is kept, not copied."""
+        order = len(shape)
         pos, crd = [], []
         # starts[p]: entry p opens a new fiber at the current level (its prefix up to here changed)
         starts = np.zeros(nnz, dtype=bool)
@@ -48,16 +56,20 @@ class CSF:
         parent_of_entry = np.zeros(nnz, dtype=np.int64)  # fiber of the level above that holds entry p
         n_parents = 1
         for lvl in range(order):
+            col = np.asarray(column(lvl), dtype=np.int64)
             new = starts.copy()
-            new[1:] |= coords[1:, lvl] != coords[:-1, lvl]
+            new[1:] |= col[1:] != col[:-1]
             idx = np.flatnonzero(new)
-            crd.append(coords[idx, lvl].copy())
+            crd.append(col[idx])
+            del col
             counts = np.bincount(parent_of_entry[idx], minlength=n_parents)
             pos.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-            parent_of_entry = np.cumsum(new) - 1
             n_parents = len(idx)
+            del idx
+            np.cumsum(new, out=parent_of_entry)
+            parent_of_entry -= 1
             starts = new
-        return cls(tuple(int(s) for s in shape), tuple(pos), tuple(crd), np.asarray(vals).copy())
+        return cls(tuple(int(s) for s in shape), tuple(pos), tuple(crd), np.asarray(vals))
 
     def coords(self) -> np.ndarray:
         """The stored coordinates, shape (nnz, order), in storage order."""

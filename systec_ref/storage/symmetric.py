@@ -34,8 +34,63 @@ from .csf import CSF
 def canonical_coords(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
     out = np.array(coords, dtype=np.int64, copy=True)
     for g in groups:
-        out[:, list(g)] = np.sort(out[:, list(g)], axis=1)
+        part = out[:, list(g)]
+        part.sort(axis=1)
+        out[:, list(g)] = part
     return out
+
+
+def _is_canonical(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """Per row: are the subscripts of every group already sorted?  (One column pair at a time: no
+    temporary as large as ``coords``.)"""
+    ok = np.ones(len(coords), dtype=bool)
+    for g in groups:
+        for a, b in zip(g, g[1:]):
+            ok &= coords[:, a] <= coords[:, b]
+    return ok
+
+
+def _row_changes(coords: np.ndarray) -> np.ndarray:
+    """Per row: does it differ from the previous one (the first row always does)?"""
+    new = np.zeros(len(coords), dtype=bool)
+    new[:1] = True
+    for m in range(coords.shape[1]):
+        new[1:] |= coords[1:, m] != coords[:-1, m]
+    return new
+
+
+def _lex_order(coords: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The stable permutation that sorts the rows lexicographically, or None if they already are.
+
+    Rows of a shape whose size fits in int64 are sorted by one packed key (far less time and memory
+    than a lexsort on every column)."""
+    n, order = coords.shape
+    if n < 2:
+        return None
+    ahead = np.zeros(n - 1, dtype=bool)  # row i+1 > row i, decided by an earlier column
+    tied = np.ones(n - 1, dtype=bool)
+    for m in range(order):
+        a, b = coords[:-1, m], coords[1:, m]
+        ahead |= tied & (a < b)
+        tied &= a == b
+    if (ahead | tied).all():
+        return None
+    del ahead, tied
+    key = _packed(coords, shape)
+    return np.argsort(key, kind="stable") if key is not None else np.lexsort(coords.T[::-1])
+
+
+def _packed(coords: np.ndarray, shape: tuple[int, ...], spare_bits: int = 0) -> np.ndarray | None:
+    """Each row (within ``shape``) as one int64 in lexicographic order, shifted left by ``spare_bits``;
+    None if the shape is too large for that."""
+    if not coords.shape[1] or math.prod(int(x) for x in shape) >= 2 ** (63 - spare_bits):
+        return None
+    key = coords[:, 0].copy()
+    for m in range(1, coords.shape[1]):
+        key *= int(shape[m])
+        key += coords[:, m]
+    key <<= spare_bits
+    return key
 
 
 def face_of(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
@@ -102,7 +157,7 @@ def expand_permutations(coords: np.ndarray, vals: np.ndarray,
             parts_v.append(vals[keep])
         coords = np.concatenate(parts_c) if parts_c else coords
         vals = np.concatenate(parts_v) if parts_v else vals
-    order = np.lexsort(coords.T[::-1]) if len(coords) else np.zeros(0, dtype=np.int64)
+    order = np.lexsort(coords.T[::-1]) if len(coords) and coords.shape[1] else np.arange(len(coords))
     return coords[order], vals[order]
 
 
@@ -125,23 +180,39 @@ class SparseTensor:
     # -- construction ----------------------------------------------------------
     @classmethod
     def _build(cls, shape, symmetry, fill, dtype, coords: np.ndarray, vals: np.ndarray) -> SparseTensor:
-        coords = canonical_coords(coords, symmetry)
-        order = np.lexsort(coords.T[::-1]) if len(coords) else np.zeros(0, dtype=np.int64)
-        coords, vals = coords[order], vals[order]
-        keys = face_of(coords, symmetry)
+        """From entries at distinct coordinates (canonical or not, in any order).  Lean on memory: no
+        copy of the coordinates when they are already canonical and sorted, and each face's levels
+        are gathered one column at a time."""
+        symmetry = tuple(tuple(g) for g in symmetry)
+        if symmetry and len(coords) and not _is_canonical(coords, symmetry).all():
+            coords = canonical_coords(coords, symmetry)
+        order = _lex_order(coords, tuple(shape))
+        if order is not None:
+            coords, vals = coords[order], vals[order]
+            del order
         faces: dict[tuple[int, ...], CSF] = {}
         if len(coords):
             # one number per face (masks have fewer bits than a group has modes) to split with
+            base = 1 << max((len(g) for g in symmetry), default=1)
             packed = np.zeros(len(coords), dtype=np.int64)
-            for col in range(keys.shape[1]):
-                packed = packed * (1 << max(len(g) for g in symmetry)) + keys[:, col]
-            for code in np.unique(packed):
-                sel = packed == code
-                key = tuple(int(x) for x in keys[np.argmax(sel)])
-                kept = face_modes(len(shape), tuple(symmetry), key)
+            for g in symmetry:
+                packed *= base
+                for t, (a, b) in enumerate(zip(g, g[1:])):
+                    packed += (coords[:, a] == coords[:, b]).astype(np.int64) << t
+            top = int(packed.max())
+            codes = np.flatnonzero(np.bincount(packed)) if top < 1 << 20 else np.unique(packed)
+            for code in codes:
+                idx = np.flatnonzero(packed == code) if len(codes) > 1 else None
+                first = coords[:1] if idx is None else coords[idx[:1]]
+                key = tuple(int(x) for x in face_of(first, symmetry)[0])
+                kept = face_modes(len(shape), symmetry, key)
                 # dropping a mode equal to an earlier one keeps the lexicographic order
-                faces[key] = CSF.from_sorted(tuple(shape[m] for m in kept), coords[sel][:, kept], vals[sel])
-        return cls(tuple(int(s) for s in shape), tuple(tuple(g) for g in symmetry), fill, np.dtype(dtype), faces)
+                column = (lambda lvl, kept=kept: coords[:, kept[lvl]]) if idx is None else \
+                    (lambda lvl, kept=kept, idx=idx: coords[idx, kept[lvl]])
+                faces[key] = CSF.from_sorted_columns(tuple(shape[m] for m in kept), column,
+                                                     len(coords) if idx is None else len(idx),
+                                                     vals.copy() if idx is None else vals[idx])
+        return cls(tuple(int(s) for s in shape), symmetry, fill, np.dtype(dtype), faces)
 
     @classmethod
     def from_dense(cls, arr: np.ndarray, symmetry=(), fill: float = 0, check: bool = True,
@@ -157,7 +228,9 @@ class SparseTensor:
             canon = canonical_coords(coords, tuple(symmetry))
             keep = (canon == coords).all(axis=1)
             coords = coords[keep]
-        vals = arr[tuple(coords.T)] if len(coords) else np.zeros(0, dtype=arr.dtype)
+        # order 0: arr[()] is the one value; reshape keeps one value per coordinate row
+        vals = np.asarray(arr[tuple(coords[:, m] for m in range(arr.ndim))]).reshape(len(coords)) if len(coords) \
+            else np.zeros(0, dtype=arr.dtype)
         return cls._build(arr.shape, tuple(symmetry), fill, arr.dtype, coords, vals)
 
     @classmethod
@@ -172,28 +245,42 @@ class SparseTensor:
     @classmethod
     def from_coo(cls, coords, values, shape, symmetry=(), fill: float = 0, check: bool = True,
                  name: str = "tensor") -> SparseTensor:
-        coords = np.asarray(coords, dtype=np.int64).reshape(-1, len(shape))
+        values = np.asarray(values)
+        coords = np.asarray(coords, dtype=np.int64).reshape(values.size if not len(shape) else -1, len(shape))
         values = np.asarray(values)
         if values.shape != (coords.shape[0],):
             raise InputError(f"{name}: {coords.shape[0]} coordinates but {values.size} values")
-        for m, s in enumerate(shape):
-            bad = (coords[:, m] < 0) | (coords[:, m] >= s)
-            if bad.any():
-                at = coords[np.argmax(bad)]
-                raise InputError(f"{name}: coordinate {tuple(int(x) for x in at)} is outside the shape {tuple(shape)}")
-        coords, values = _sum_duplicates(coords, values)  # scipy's convention
+        if len(coords):
+            low, high = coords.min(axis=0), coords.max(axis=0)
+            for m, s in enumerate(shape):
+                if low[m] < 0 or high[m] >= s:
+                    at = coords[np.argmax((coords[:, m] < 0) | (coords[:, m] >= s))]
+                    raise InputError(f"{name}: coordinate {tuple(int(x) for x in at)} is outside the shape "
+                                     f"{tuple(shape)}")
+        coords, values = _sum_duplicates(coords, values, tuple(shape))  # scipy's convention
         keep = _is_stored(values, fill)
-        coords, values = coords[keep], values[keep]
+        if not keep.all():
+            coords, values = coords[keep], values[keep]
+        del keep
         if symmetry and len(coords):
             groups = tuple(symmetry)
-            canon = canonical_coords(coords, groups)
-            first, cls_of = _classes(coords, canon)
-            if check:
-                worst = _worst_class(canon, values, first, cls_of, groups, fill)
-                if worst is not None:
-                    mine = cls_of == worst
-                    _check_coo_symmetry(name, coords[mine], values[mine], canon[mine], groups, fill)
-            coords, values = canon[first], values[first]
+            if _is_canonical(coords, groups).all():
+                # given canonical (and distinct): every entry stands for itself, nothing to merge or copy
+                if check:
+                    every = np.arange(len(coords))
+                    worst = _worst_class(coords, values, every, every, groups, fill)
+                    if worst is not None:
+                        _check_coo_symmetry(name, coords[worst:worst + 1], values[worst:worst + 1],
+                                            coords[worst:worst + 1], groups, fill)
+            else:
+                canon = canonical_coords(coords, groups)
+                first, cls_of = _classes(coords, canon, tuple(shape))
+                if check:
+                    worst = _worst_class(canon, values, first, cls_of, groups, fill)
+                    if worst is not None:
+                        mine = cls_of == worst
+                        _check_coo_symmetry(name, coords[mine], values[mine], canon[mine], groups, fill)
+                coords, values = canon[first], values[first]
         return cls._build(tuple(shape), tuple(symmetry), fill, values.dtype, coords, values)
 
     def with_symmetry(self, symmetry=(), check: bool = True, name: str = "tensor") -> SparseTensor:
@@ -246,11 +333,14 @@ class SparseTensor:
         return expand_permutations(coords, vals, self.symmetry)
 
     def to_dense(self) -> np.ndarray:
-        out = np.full(self.shape, self.fill, dtype=np.result_type(self.dtype, type(self.fill))
-                      if isinstance(self.fill, float) and math.isinf(self.fill) else self.dtype)
+        # an integer tensor whose fill is +-inf needs a float array to hold it; a float one keeps its dtype
+        inf_fill = isinstance(self.fill, float) and math.isinf(self.fill) and self.dtype.kind != "f"
+        out = np.full(self.shape, self.fill, dtype=np.float64 if inf_fill else self.dtype)
         c, v = self.full_coo()
-        if len(c):
-            out[tuple(c.T)] = v
+        if len(v) and not self.shape:
+            out[()] = v[0]  # order 0: the one value
+        elif len(v):
+            out[tuple(c[:, m] for m in range(len(self.shape)))] = v
         return out
 
     def memory_bytes(self) -> int:
@@ -277,14 +367,17 @@ class SparseTensor:
                 f"permutation: {ratio}; by face: {faces or 'none'}")
 
 
-def _sum_duplicates(coords: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Entries sorted by coordinate, those given at one coordinate more than once summed."""
+def _sum_duplicates(coords: np.ndarray, values: np.ndarray,
+                    shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Entries sorted by coordinate, those given at one coordinate more than once summed (the arrays
+    given come back as they are when they are sorted without duplicates already)."""
     if not len(coords):
         return coords, values
-    order = np.lexsort(coords.T[::-1])
-    coords, values = coords[order], values[order]
-    new = np.ones(len(coords), dtype=bool)
-    new[1:] = (coords[1:] != coords[:-1]).any(axis=1)
+    order = _lex_order(coords, shape if shape is not None else tuple(int(x) + 1 for x in coords.max(axis=0)))
+    if order is not None:
+        coords, values = coords[order], values[order]
+        del order
+    new = _row_changes(coords)
     if new.all():
         return coords, values
     starts = np.flatnonzero(new)
@@ -292,14 +385,25 @@ def _sum_duplicates(coords: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     return coords[starts], np.add.reduceat(acc, starts).astype(values.dtype)
 
 
-def _classes(coords: np.ndarray, canon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _classes(coords: np.ndarray, canon: np.ndarray,
+             shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Group entries by canonical point: the entry that represents each class (the one given at the
     canonical coordinate itself when there is one, else the first), and every entry's class number."""
-    is_canon = (canon == coords).all(axis=1)
-    order = np.lexsort([~is_canon] + [canon[:, m] for m in reversed(range(canon.shape[1]))])
-    sc = canon[order]
-    new = np.ones(len(order), dtype=bool)
-    new[1:] = (sc[1:] != sc[:-1]).any(axis=1)
+    is_canon = np.ones(len(coords), dtype=bool)
+    for m in range(coords.shape[1]):
+        is_canon &= canon[:, m] == coords[:, m]
+    key = _packed(canon, shape, spare_bits=1) if shape is not None else None
+    if key is not None:  # one int64 per entry: canonical point, then "not given canonical"
+        key += ~is_canon
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        key >>= 1
+        new = np.ones(len(order), dtype=bool)
+        new[1:] = key[1:] != key[:-1]
+        del key
+    else:
+        order = np.lexsort([~is_canon] + [canon[:, m] for m in reversed(range(canon.shape[1]))])
+        new = _row_changes(canon[order])
     cls_sorted = np.cumsum(new) - 1
     cls_of = np.empty(len(order), dtype=np.int64)
     cls_of[order] = cls_sorted
