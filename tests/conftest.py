@@ -68,3 +68,13 @@ def c_compiler() -> str:
     cc = shutil.which(os.environ.get("CC", "cc"))
     assert cc, "no C compiler: install gcc (./dev.sh test does it as root) or set CC"
     return cc
+
+
+@pytest.fixture(scope="module")
+def private_c_cache(tmp_path_factory):
+    """Compile into a directory private to this test session (not the user's cache); restore the
+    environment afterwards.  Modules that compile use it: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    d = tmp_path_factory.getbasetemp() / "systec-c-cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYSTEC_REF_CACHE", str(d))
+        yield d

@@ -17,14 +17,8 @@ from strategies import kernels
 
 import systec_ref
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _c_cache(tmp_path_factory):
-    """Compile into a directory private to this test session; restore the environment afterwards."""
-    d = tmp_path_factory.getbasetemp() / "systec-c-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYSTEC_REF_CACHE", str(d))
-        yield d
+#: compile into the session's private cache (conftest.py)
+pytestmark = pytest.mark.usefixtures("private_c_cache")
 
 
 @settings(max_examples=15, deadline=None, database=None,

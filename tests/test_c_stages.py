@@ -55,13 +55,8 @@ C[i, j] += A[i, k] * A[j, k]
 
 # -- the shared compilation cache ------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
-def _c_cache(tmp_path_factory):
-    """Compile into a directory private to this test session; restore the environment afterwards."""
-    d = tmp_path_factory.getbasetemp() / "systec-c-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYSTEC_REF_CACHE", str(d))
-        yield d
+#: compile into the session's private cache (conftest.py)
+pytestmark = pytest.mark.usefixtures("private_c_cache")
 
 
 # -- kernels and variants ------------------------------------------------------

@@ -27,13 +27,8 @@ from systec_ref.ir.nodes import Assign
 from systec_ref.reference import numpy_reference
 from systec_ref.rewrite.combinators import nodes
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _c_cache(tmp_path_factory):
-    d = tmp_path_factory.getbasetemp() / "systec-c-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYSTEC_REF_CACHE", str(d))
-        yield d
+#: compile into the session's private cache (conftest.py)
+pytestmark = pytest.mark.usefixtures("private_c_cache")
 
 
 def kernel(decls: str, assignment: str, out: str) -> str:

@@ -63,6 +63,13 @@ def dim_names(p: Program) -> list[str]:
     return sorted({d for t in p.tensors for d in t.dims if isinstance(d, str)})
 
 
+def face_id(tensor: str, face: tuple[int, ...]) -> str:
+    """The C name of one stored face of a sparse tensor (``A_f0_1``; ``A_full`` for full storage); its
+    arrays are ``<face_id>_pos<level>``, ``_crd<level>`` and ``_vals`` (the parser keeps user names off
+    this form: :func:`systec_ref.lang.names.face_arrays`)."""
+    return f"{tensor}_" + ("full" if not face else "f" + "_".join(map(str, face)))
+
+
 def _comment(text: str) -> str:
     return text.replace("*/", "* /")
 
@@ -100,10 +107,6 @@ class _Emitter:
         for d, s in zip(t.dims[1:], subs[1:]):
             out = f"({out}) * {self.dim(d)} + {s}"
         return out
-
-    @staticmethod
-    def face_id(tensor: str, face: tuple[int, ...]) -> str:
-        return f"{tensor}_" + ("full" if not face else "f" + "_".join(map(str, face)))
 
     def cond(self, c) -> str:
         if isinstance(c, Cmp):
@@ -164,7 +167,7 @@ class _Emitter:
         if isinstance(e, Read):
             return self.elem(e.tensor, e.idx, e.sort)
         if isinstance(e, SparseVal):
-            return f"{self.face_id(e.tensor, e.face)}_vals[{self.index(e.pos)}]"
+            return f"{face_id(e.tensor, e.face)}_vals[{self.index(e.pos)}]"
         if isinstance(e, Local):
             return e.name
         if isinstance(e, Neg):
@@ -200,7 +203,7 @@ class _Emitter:
                         f"{v} < sx_end_{v}; {inc}) {{  /* a reduction: trip count hidden, see _opaque_bound */")
             return [*ivdep, head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
         if isinstance(s, SparseLevel):
-            f = self.face_id(s.tensor, s.face)
+            f = face_id(s.tensor, s.face)
             q = "0" if s.parent is None else self.index(s.parent)
             split = _split_accumulators(s, self.p.dtype)
             if split:
@@ -236,7 +239,7 @@ class _Emitter:
         bound by the latency of one add per stored entry).  Statements run in the same order; only the
         order of the accumulators' own additions changes, which the float tolerance allows."""
         pad = "    " * ind
-        f = self.face_id(s.tensor, s.face)
+        f = face_id(s.tensor, s.face)
         q = "0" if s.parent is None else self.index(s.parent)
         from ..rewrite.combinators import postwalk
 
@@ -271,7 +274,7 @@ class _Emitter:
             elif t.role == "out":
                 params.append(f"{self.ctype} *restrict {t.name}")
         for tensor, face in sparse_faces(p):
-            f = self.face_id(tensor, face)
+            f = face_id(tensor, face)
             t = self.tensors[tensor]
             for lvl in range(len(face_modes(t.order, t.symmetry, face))):
                 params += [f"const int64_t *restrict {f}_pos{lvl}", f"const int64_t *restrict {f}_crd{lvl}"]
@@ -325,7 +328,9 @@ IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
 
 
 def _fixed_trips(loop: Loop) -> int:
-    """The trip count of ``loop`` if it is fixed (constant bounds, or one index plus two offsets), else 0."""
+    """A constant bound on the trip count of ``loop`` that the C compiler can see (bounds that differ by a
+    constant, ``i+1 .. i+4``, or a constant upper bound, ``.. 3``, as subscripts are never negative), else 0.
+    The compiler may unroll such a loop completely."""
     from ..rewrite.combinators import simplify_index
 
     def split(e):
@@ -336,15 +341,18 @@ def _fixed_trips(loop: Loop) -> int:
             return e.base, e.offset
         return e, 0
     (b0, o0), (b1, o1) = split(loop.lo), split(loop.hi)
-    return max(0, -(-(o1 - o0) // loop.step)) if b0 == b1 else 0
+    if b0 == b1:
+        return max(0, -(-(o1 - o0) // loop.step))
+    return max(0, -(-o1 // loop.step)) if b1 is None else 0
 
 
 def _opaque_bound(loop: Loop, dtype: str) -> bool:
-    """Is ``loop`` a float reduction over a few fixed trips (a dim like 2, or a triangle peeled by
-    unroll-and-jam) — a statement of its body adds into a target its variable does not move?  The C compiler
-    would unroll it into one sum whose terms share the loop's invariant factors, and factor them
-    (``h*a + h*b`` -> ``h*(a + b)``: inf where the sum is NaN).  Its bound is emitted through ``SX_OPAQUE``,
-    which hides the trip count: a loop of unknown trip count is not unrolled, and its sum not factored."""
+    """Is ``loop`` a float reduction over a bounded number of trips (:func:`_fixed_trips`: a dim like 2, a
+    triangle peeled by unroll-and-jam) — a statement of its body adds into a target its variable does not
+    move?  The C compiler would unroll it into one sum whose terms share the loop's invariant factors, and
+    factor them (``h*a + h*b`` -> ``h*(a + b)``: inf where the sum is NaN).  Its bound is emitted through
+    ``SX_OPAQUE``, which hides the trip count: a loop of unknown trip count is not unrolled, and its sum
+    not factored."""
     from ..rewrite.combinators import index_names
 
     if dtype == "int64" or _fixed_trips(loop) < 2:
@@ -354,6 +362,25 @@ def _opaque_bound(loop: Loop, dtype: str) -> bool:
         return [x for st in stmts for x in (straight(st.body) if isinstance(st, Block) else [st])]
     return any(isinstance(st, Assign) and st.op == "+" and loop.var not in index_names(st.target)
                for st in straight(loop.body.body))
+
+
+def signed_zeros_needed(p: Program) -> str | None:
+    """Why the C of float program ``p`` must be compiled with signed zeros honoured (None: it need not).
+
+    Under ``-fno-signed-zeros`` GCC's vectorized code let NaN through where the program does not: it
+    turned the min/max update ``t = (v < t) ? v : t`` into instructions that take a NaN ``v`` and
+    then replace it, and computed ``0 * x`` as 0 for x = NaN or inf.  ``#pragma GCC optimize
+    ("signed-zeros")`` for such programs keeps both as written, and reductions still vectorize."""
+    from ..rewrite.combinators import nodes
+
+    if p.dtype == "int64":
+        return None
+    body = list(nodes(p.body))
+    if any(isinstance(n, Assign) and n.op in ("min", "max") for n in body):
+        return "a min/max update keeps its rule (a NaN never replaces the current value) when vectorized"
+    if any(isinstance(n, Mul) and any(isinstance(a, Const) and a.value == 0 for a in n.args) for n in body):
+        return "0 * x stays NaN for x = NaN or inf when vectorized"
+    return None
 
 
 def reassociation_risk(p: Program) -> str | None:
@@ -542,11 +569,9 @@ def emit_c(p: Program, stage: str = "") -> str:
     if risk:
         head.append(f"/* sums stay in program order: {_comment(risk)} (see reassociation_risk in emit/c.py) */")
         gcc.append('"no-associative-math"')
-    if p.dtype != "int64" and any(isinstance(n, Assign) and n.op in ("min", "max") for n in _walk(p.body)):
-        # with -fno-signed-zeros, GCC may vectorize t = (v < t) ? v : t as a min instruction that, in some
-        # lanes, lets a NaN through and then replaces it: honouring signed zeros keeps the update as written
-        head.append("/* min/max updates keep their NaN rule (a NaN never replaces the current value) when vectorized:"
-                    " signed zeros honoured */")
+    zeros = signed_zeros_needed(p)
+    if zeros:
+        head.append(f"/* signed zeros honoured: {zeros} (see signed_zeros_needed in emit/c.py) */")
         gcc.append('"signed-zeros"')
     if gcc:
         head += ["#if defined(__clang__)", *(["#pragma clang fp reassociate(off)"] if risk else []),

@@ -24,11 +24,12 @@ import numpy as np
 
 from ..errors import InputError, ToolError
 from ..interp.loops import NP_DTYPES
-from ..ir.nodes import Program
-from ..lang.lexer import C_RESERVED
+from ..ir.nodes import Let, Local, Program
+from ..lang.names import c_conflict
+from ..rewrite.combinators import nodes
 from ..storage.symmetric import face_modes
 from .build import load
-from .c import dense_inputs, dim_names, emit_c, function_name, sparse_faces
+from .c import dense_inputs, dim_names, emit_c, face_id, function_name, sparse_faces
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}\Z")
 
@@ -39,9 +40,21 @@ def check_names(program: Program) -> None:
     names = [("kernel", program.name)] + [("tensor", t.name) for t in program.tensors]
     names += [("dimension", d) for d in dim_names(program)]
     for what, name in names:
-        if not isinstance(name, str) or not _IDENT.match(name) or name in C_RESERVED:
+        if not isinstance(name, str) or not _IDENT.match(name) or c_conflict(name):
             raise ToolError(f"{what} name {name!r} of kernel {program.name!r} is not a valid C identifier; "
                             f"refusing to compile it")
+    # the parser keeps user names apart; this catches a pass (or a hand-built program) that does not
+    info = {t.name: t for t in program.tensors}
+    params = [n for _, n in names[1:]]
+    params += [f"{face_id(tensor, face)}_{kind}{lvl}" for tensor, face in sparse_faces(program)
+               for lvl in range(len(face_modes(info[tensor].order, info[tensor].symmetry, face)))
+               for kind in ("pos", "crd")]
+    params += [f"{face_id(tensor, face)}_vals" for tensor, face in sparse_faces(program)]
+    local = {getattr(n, a, None) for n in nodes(program.body) for a in ("var", "pos")} | \
+        {n.name for n in nodes(program.body) if isinstance(n, (Let, Local))}
+    clash = sorted({n for n in params if params.count(n) > 1} | (set(params) & local))
+    if clash:
+        raise ToolError(f"kernel {program.name!r} would give C the name {clash[0]!r} twice; refusing to compile it")
 
 
 class CFunction:

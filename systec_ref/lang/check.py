@@ -19,7 +19,8 @@ import math
 import re
 
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
-from .lexer import C_RESERVED, KEYWORDS, Source
+from .lexer import KEYWORDS, Source
+from .names import c_conflict, face_arrays
 
 INT64_MAX = 2**63 - 1
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -36,8 +37,9 @@ def _a(word: str) -> str:
 def _check_name(src: Source, name: str, pos: Pos, what: str) -> None:
     if name in KEYWORDS:
         raise src.error(f"'{name}' is a reserved word", pos, f"another {what}")
-    if name in C_RESERVED:
-        raise src.error(f"'{name}' is reserved in C and cannot name {_a(what)}", pos, f"another {what}")
+    why = c_conflict(name)
+    if why:
+        raise src.error(f"'{name}' is reserved in C and cannot name {_a(what)} ({why})", pos, f"another {what}")
     if what == "tensor" and name in RUN_OPTIONS:
         raise src.error(f"'{name}' is an option of Kernel.run and cannot name a tensor", pos, "another tensor name")
     if not _IDENT.match(name) or len(name) > 63:
@@ -113,6 +115,7 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
         if not any(idx in a.indices for a in rhs_accesses):
             raise src.error(f"output index '{idx}' does not appear on the right-hand side", p,
                             "every output index to occur on the right-hand side")
+    _check_face_names(src, k, [lhs, *rhs_accesses])
     used = {a.tensor for a in rhs_accesses}
     for d in k.inputs:
         if d.name not in used:
@@ -142,6 +145,21 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
     for d in k.inputs:
         if d.format == "sparse":
             _check_sparse_fill(src, k, d)
+
+
+def _check_face_names(src: Source, k: Kernel, accs: list[Access]) -> None:
+    """No name may take the form the C gives a stored face of a sparse input (``A_f0_vals``)."""
+    sparse = [d.name for d in k.inputs if d.format == "sparse"]
+    if not sparse:
+        return
+    names = [(d.name, d.pos, "tensor") for d in k.decls]
+    names += [(dim, p, "dimension") for d in k.decls for dim, p in zip(d.dims, d.dim_pos) if isinstance(dim, str)]
+    names += [(idx, p, "index") for a in accs for idx, p in zip(a.indices, a.index_pos)]
+    for name, pos, what in names:
+        for t in sparse:
+            if face_arrays(t).match(name):
+                raise src.error(f"'{name}' cannot name {_a(what)}: the C of this kernel names an array of "
+                                f"sparse '{t}' {name}", pos, f"another {what}")
 
 
 def _numbers(e: Expr) -> list[Number]:

@@ -17,14 +17,6 @@ KEYWORDS = frozenset(
     "kernel in out symmetric dense sparse fill float64 float32 int64 order inf min max".split()
 )
 
-#: Names that may not reach C: C99 keywords and a few common macros/typedefs.
-C_RESERVED = frozenset(
-    """auto break case char const continue default do double else enum extern float for
-    goto if inline int long register restrict return short signed sizeof static struct
-    switch typedef union unsigned void volatile while _Bool _Complex _Imaginary
-    bool true false NULL int64_t int32_t uint64_t size_t ptrdiff_t main INFINITY NAN""".split()
-)
-
 _TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r]+)

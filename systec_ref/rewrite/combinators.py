@@ -239,10 +239,16 @@ def flatten_blocks(node: object) -> object:
     return postwalk(f)(node)
 
 
+def used_names(p: Program) -> set[str]:
+    """Every name of ``p`` — tensors, dimensions, locals, loop variables — that one C function sees."""
+    used = {getattr(n, "name", None) for n in nodes(p.body)} | {getattr(n, "var", None) for n in nodes(p.body)}
+    used |= {t.name for t in p.tensors} | {d for t in p.tensors for d in t.dims if isinstance(d, str)}
+    return used - {None}
+
+
 def namer(p: Program, prefix: str) -> Callable[[], str]:
     """A generator of names ``<prefix>0, <prefix>1, ...`` unused anywhere in ``p``."""
-    used = {getattr(n, "name", None) for n in nodes(p.body)} | {getattr(n, "var", None) for n in nodes(p.body)}
-    used |= {t.name for t in p.tensors}
+    used = used_names(p)
     counter = [0]
 
     def fresh() -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.nodes import Assign, Block, Elem, IConst, Idx, Loop, Program, Read, TensorInfo
-from .combinators import namer, nodes, postwalk
+from .combinators import nodes, postwalk, used_names
 from .lower import depth_order_ok, dim_expr
 
 NAME = "concordize"
@@ -46,7 +46,7 @@ def run(p: Program) -> tuple[Program, str]:
     perms: dict[str, tuple[tuple[int, ...], str]] = {}  # (tensor, permutation) -> copy name
     copies: list[TensorInfo] = []
     prelude = []
-    names = {t.name for t in p.tensors}
+    names = used_names(p)  # a copy named like a dimension or an index would clash in C
 
     def f(n):
         if not isinstance(n, Read):
@@ -60,7 +60,9 @@ def run(p: Program) -> tuple[Program, str]:
         k = (n.tensor, perm)
         if k not in perms:
             base = f"{n.tensor}_T"
-            name = base if base not in names else namer(p, base)()
+            name, n_ = base, 0
+            while name in names:
+                name, n_ = f"{base}{n_}", n_ + 1
             names.add(name)
             perms[k] = name
             info = TensorInfo(name, "temp", tuple(t.dims[q] for q in perm), (), "dense", 0, t.dtype, 0)
