@@ -62,7 +62,7 @@ def c_conflict(name: str) -> str | None:
     if name in C_KEYWORDS:
         return "a C keyword"
     if name in C_LIBRARY:
-        return "the generated C includes or calls it from the C library"
+        return "a name the C headers of the generated code define, or a function it calls"
     return next((why for form, why in _RESERVED_FORMS if form.match(name)), None)
 
 
