@@ -132,7 +132,7 @@ def test_the_generated_c_uses_only_reserved_or_kernel_names(examples):
     """Each identifier of the emitted C function (outside comments and preprocessor lines) is a name of the
     kernel, a name the compiler made (``_t0``, ``B_T``, face arrays) or one the language reserves:
     so no user name can mean something else in C."""
-    from systec_ref.emit.c import emit_c, face_id, function_name
+    from systec_ref.emit.c import emit_c, face_id, function_name, sparse_faces
     from systec_ref.rewrite.combinators import used_names
 
     paths = sorted({*examples, *(examples[0].parent / "sparse").glob("*.ein")})
@@ -146,14 +146,8 @@ def test_the_generated_c_uses_only_reserved_or_kernel_names(examples):
                 src = src[src.index(f"int {function_name(prog)}("):]
                 code = "\n".join(ln for ln in src.split("\n") if not ln.lstrip().startswith("#"))
                 mine = used_names(prog) | {function_name(prog)}
-                faces_ = {face_id(t, f) for t, f in _faces(prog)}
+                faces_ = {face_id(t, f) for t, f in sparse_faces(prog)}
                 for ident in sorted(set(re.findall(r"\b[A-Za-z_]\w*\b", code)) - mine):
                     if ident.startswith("_") or ident.rsplit("_", 1)[0] in faces_:
                         continue
                     assert c_conflict(ident), f"{k.name}: the C uses {ident!r}, which a kernel may name"
-
-
-def _faces(prog):
-    from systec_ref.emit.c import sparse_faces
-
-    return sparse_faces(prog)

@@ -89,18 +89,22 @@ PROBE = textwrap.dedent("""\
     """)
 
 
+def aborts_when_broken(r: subprocess.CompletedProcess, broken: bool, report: str) -> None:
+    """The probe aborted with the sanitizer's ``report`` if its C was broken, else returned cleanly."""
+    if broken:
+        assert r.returncode != 0 and "returned" not in r.stdout, r.stdout
+        assert report in r.stderr, r.stderr[-3000:]
+    else:
+        assert r.returncode == 0 and r.stdout.strip() == "returned", r.stderr[-3000:]
+
+
 @pytest.mark.parametrize("broken", [False, True], ids=["intact", "broken"])
 def test_an_out_of_bounds_write_aborts(sanitize_env, broken):
     """ssymv's output initialization made to run one element past the end of y."""
     old = "sx_i < (size_t)n;"
     script = PROBE.format(path=str(helpers.example("ssymv")), old=old, new=old.replace("<", "<=") if broken else old,
                           dtype="np.float64")
-    r = run(["-c", script], sanitize_env)
-    if broken:
-        assert r.returncode != 0 and "returned" not in r.stdout, r.stdout
-        assert "AddressSanitizer: heap-buffer-overflow" in r.stderr, r.stderr[-3000:]
-    else:
-        assert r.returncode == 0 and r.stdout.strip() == "returned", r.stderr[-3000:]
+    aborts_when_broken(run(["-c", script], sanitize_env), broken, "AddressSanitizer: heap-buffer-overflow")
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["intact", "broken"])
@@ -110,12 +114,7 @@ def test_a_signed_overflow_aborts(sanitize_env, broken):
     new = "sx_v = _r0 + INT64_MAX + d[j];" if broken else old
     script = PROBE.format(path=str(helpers.example("widest")), old=old, new=new,
                           dtype="np.int64")
-    r = run(["-c", script], sanitize_env)
-    if broken:
-        assert r.returncode != 0 and "returned" not in r.stdout, r.stdout
-        assert "runtime error: signed integer overflow" in r.stderr, r.stderr[-3000:]
-    else:
-        assert r.returncode == 0 and r.stdout.strip() == "returned", r.stderr[-3000:]
+    aborts_when_broken(run(["-c", script], sanitize_env), broken, "runtime error: signed integer overflow")
 
 
 # -- every example under the sanitizers ----------------------------------------------------------

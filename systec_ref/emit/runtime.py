@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -46,13 +47,16 @@ def check_names(program: Program) -> None:
     # the parser keeps user names apart; this catches a pass (or a hand-built program) that does not
     info = {t.name: t for t in program.tensors}
     params = [n for _, n in names[1:]]
-    params += [f"{face_id(tensor, face)}_{kind}{lvl}" for tensor, face in sparse_faces(program)
-               for lvl in range(len(face_modes(info[tensor].order, info[tensor].symmetry, face)))
-               for kind in ("pos", "crd")]
-    params += [f"{face_id(tensor, face)}_vals" for tensor, face in sparse_faces(program)]
-    local = {getattr(n, a, None) for n in nodes(program.body) for a in ("var", "pos")} | \
-        {n.name for n in nodes(program.body) if isinstance(n, (Let, Local))}
-    clash = sorted({n for n in params if params.count(n) > 1} | (set(params) & local))
+    for tensor, face in sparse_faces(program):
+        levels = range(len(face_modes(info[tensor].order, info[tensor].symmetry, face)))
+        params += [f"{face_id(tensor, face)}_{kind}{lvl}" for lvl in levels for kind in ("pos", "crd")]
+        params.append(f"{face_id(tensor, face)}_vals")
+    local = set()
+    for n in nodes(program.body):
+        local |= {getattr(n, "var", None), getattr(n, "pos", None)}
+        if isinstance(n, (Let, Local)):
+            local.add(n.name)
+    clash = sorted({n for n, c in Counter(params).items() if c > 1} | (set(params) & local))
     if clash:
         raise ToolError(f"kernel {program.name!r} would give C the name {clash[0]!r} twice; refusing to compile it")
 

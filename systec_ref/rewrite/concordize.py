@@ -28,9 +28,10 @@ After::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from ..ir.nodes import Assign, Block, Elem, IConst, Idx, Loop, Program, Read, TensorInfo
-from .combinators import nodes, postwalk, used_names
+from .combinators import namer, nodes, postwalk, used_names
 from .lower import depth_order_ok, dim_expr
 
 NAME = "concordize"
@@ -47,6 +48,7 @@ def run(p: Program) -> tuple[Program, str]:
     copies: list[TensorInfo] = []
     prelude = []
     names = used_names(p)  # a copy named like a dimension or an index would clash in C
+    fresh: dict[str, Callable[[], str]] = {}
 
     def f(n):
         if not isinstance(n, Read):
@@ -60,9 +62,10 @@ def run(p: Program) -> tuple[Program, str]:
         k = (n.tensor, perm)
         if k not in perms:
             base = f"{n.tensor}_T"
-            name, n_ = base, 0
-            while name in names:
-                name, n_ = f"{base}{n_}", n_ + 1
+            if base in names and base not in fresh:
+                # one namer per base: it remembers what it handed out (p does not hold the copies yet)
+                fresh[base] = namer(p, base)
+            name = fresh[base]() if base in names else base
             names.add(name)
             perms[k] = name
             info = TensorInfo(name, "temp", tuple(t.dims[q] for q in perm), (), "dense", 0, t.dtype, 0)
