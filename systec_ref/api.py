@@ -74,13 +74,15 @@ class Kernel:
         """Run one stage (default: the final one) in the interpreter, with counts."""
         arrays, dims = self.bind(tensors, check)
         prog = stage if isinstance(stage, Program) else (self.final if stage is None else self.stage(stage).program)
-        outs, counts = run_program(prog, densify(arrays), dims, for_program(prog, arrays))
+        outs, counts = run_program(prog, densify(arrays, "the interpreter runs on dense arrays (backend='c' "
+                                                         "reads sparse inputs compressed)"),
+                                   dims, for_program(prog, arrays))
         return Result(outs[self.ast.output.name], counts)
 
     def definition(self, tensors: dict[str, object], check: bool = True) -> Result:
         """Evaluate the kernel by its definition (no loop nest at all)."""
         arrays, dims = self.bind(tensors, check)
-        value, counts = run_definition(self.ast, densify(arrays), dims)
+        value, counts = run_definition(self.ast, densify(arrays, "the definition is evaluated on dense arrays"), dims)
         return Result(value, counts)
 
     def run(self, *, backend: str = "interp", optimize: bool = True, check: bool = True,
@@ -109,7 +111,9 @@ class Kernel:
 
         Sparse inputs given compressed stay compressed unless the stage reads them element
         by element (then, and only then, they are expanded to a dense array)."""
-        dense = {n: (densify({n: a})[n] if n in fn.dense else a) for n, a in arrays.items()}
+        why = "the compiled kernel reads it element by element (a loop nest over it does not iterate its stored " \
+              "entries: 'emit' shows which arrays it takes)"
+        dense = {n: (densify({n: a}, why)[n] if n in fn.dense else a) for n, a in arrays.items()}
         out = fn(dense, dims, for_program(fn.program, arrays))
         return out[next(t.name for t in fn.program.tensors if t.role == "out")]
 
@@ -147,6 +151,17 @@ class Kernel:
     def random_inputs(self, sizes: dict[str, int] | None = None, seed: int = 0,
                       density: float = 1.0) -> dict[str, np.ndarray]:
         return random_inputs(self.ast, sizes, seed, density)
+
+    def default_sizes(self, given: dict[str, int] | None = None) -> dict[str, int]:
+        """A size for every symbolic dimension: ``given`` where it says, else one size (at least 4)
+        chosen so that every loop nest of every stage runs (:func:`systec_ref.sizes.default_size`)."""
+        from .sizes import default_size
+
+        given = given or {}
+        dims = sorted({d for t in self.ast.decls for d in t.dims if isinstance(d, str)})
+        missing = [d for d in dims if d not in given]
+        n = default_size(self.stages) if missing else 0
+        return {d: given.get(d, n) for d in dims}
 
 
 def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa: A001 - the public name

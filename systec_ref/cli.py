@@ -15,13 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
+from .check import never_ran_note
 from .compare import agree
 from .errors import SystecError
 from .ir.printer import print_program
 from .lang.printer import print_kernel
 from .reference import numpy_reference
 
-DEFAULT_SIZE = 4
+#: what --size says of the dimensions it does not name (Kernel.default_sizes)
+DEFAULT_SIZE_HELP = "others: the kernel's default, at least 4, chosen so that every loop nest runs"
 
 
 def _console(args: argparse.Namespace | None = None, stderr: bool = False) -> Console:
@@ -52,7 +54,12 @@ def _sizes_for(kernel: api.Kernel, given: dict[str, int]) -> dict[str, int]:
         # one --size for a batch of kernels is handy; say what was not used rather than fail
         print(f"note: --size {', '.join(unknown)} ignored: kernel {kernel.name} has dimensions "
               f"{', '.join(dims) or '(none)'}", file=sys.stderr)
-    return {d: given.get(d, DEFAULT_SIZE) for d in dims}
+    return kernel.default_sizes(given)
+
+
+def _never_ran_hint(kernel: api.Kernel, density: float) -> str:
+    sparse = density < 1 and any(t.format == "sparse" for t in kernel.ast.inputs)
+    return f"raise --size{' or --density' if sparse else ''} to exercise them"
 
 
 def _fmt_reads(reads: dict[str, int]) -> str:
@@ -86,12 +93,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if kernel.final is not kernel.naive:
         final = kernel.interpret(arrays, kernel.final, check=False)
         runs.append((f"loop nest ({kernel.stages[-1].name}, final)", final))
+    notes = []
     for label, res in runs:
         a = agree(res.value, ref, dtype)
         ok &= a.ok
         c = res.counts
         table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", str(c.mults), str(c.adds),
                       str(c.work), _fmt_reads(c.reads))
+    for stage, (_, res) in zip((kernel.stages[0].name, kernel.stages[-1].name), runs[1:]):  # the loop nests
+        notes.append(never_ran_note(stage, res.counts, sizes, _never_ran_hint(kernel, args.density)))
     if args.backend == "c":
         for label, optimize in (("C, baseline (symmetry passes off)", False), ("C, final stage", True)):
             got = kernel.run(backend="c", optimize=optimize, check=False, **arrays)
@@ -99,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             ok &= a.ok
             table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", "", "", "", "")
     out.print(table)
+    for note in filter(None, notes):
+        out.print(note, markup=False)
     _memory_report(kernel, arrays, out)
     out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")
     return 0 if ok else 1
@@ -134,6 +146,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     out.print(report.table(f"{kernel.name}: every stage against the previous one and the definition "
                            f"(sizes {', '.join(f'{k}={v}' for k, v in sizes.items())}, seed {args.seed})"))
     out.print(report.notes(), markup=False)
+    for note in report.never_ran_notes(_never_ran_hint(kernel, args.density)):
+        out.print(note, markup=False)
     _memory_report(kernel, inputs, out)
     out.print("every stage agrees" if report.ok else "DISAGREEMENT: see the table")
     return 0 if report.ok else 1
@@ -218,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="split: one nest per diagonal face (default); compact: faces of sets of 4+ "
                              "variables kept together for consolidate-blocks and lookup-table")
         if inputs:
-            sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 (others: {DEFAULT_SIZE})")
+            sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 ({DEFAULT_SIZE_HELP})")
             sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
             sp.add_argument("--density", type=float, default=1.0,
                             help="fraction of stored entries of sparse inputs (default 1)")
@@ -244,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
     sp.add_argument("--naive", action="store_true", help="symmetry passes off, for comparison")
     sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
-    sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 (others: {DEFAULT_SIZE})")
+    sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 ({DEFAULT_SIZE_HELP})")
     sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     sp.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                     help="run every stage in the interpreter on random inputs (default: on)")

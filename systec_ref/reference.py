@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interp.loops import NP_DTYPES, identity
-from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars
+from .interp.loops import NP_DTYPES, identity, wrap_int64
+from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _product_factors(e: Expr) -> tuple[float, list[Access]] | None:
+def _product_factors(e: Expr, dtype: str) -> tuple[float, list[Access]] | None:
     if isinstance(e, Number):
-        return e.value, []
+        return literal_value(e.value, dtype), []
     if isinstance(e, Access):
         return 1, [e]
     if isinstance(e, Neg):
-        f = _product_factors(e.operand)
+        f = _product_factors(e.operand, dtype)
         return None if f is None else (-f[0], f[1])
     if isinstance(e, BinOp) and e.op == "*":
-        a, b = _product_factors(e.left), _product_factors(e.right)
+        a, b = _product_factors(e.left, dtype), _product_factors(e.right, dtype)
         if a is None or b is None:
             return None
         return a[0] * b[0], a[1] + b[1]
@@ -41,18 +41,20 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
     dtype = NP_DTYPES[k.output.dtype]
     lhs = k.assignment.lhs
     red = k.assignment.reduction
-    prod = _product_factors(k.assignment.rhs) if red == "+" else None
+    prod = _product_factors(k.rhs, k.output.dtype) if red == "+" else None
     if prod is not None and prod[1]:
         coeff, factors = prod
         spec = ",".join("".join(letter[i] for i in a.indices) for a in factors)
         spec += "->" + "".join(letter[i] for i in lhs.indices)
         res = np.einsum(spec, *[arrays[a.tensor] for a in factors])
+        if k.output.dtype == "int64":
+            coeff = wrap_int64(coeff)  # numpy's int64 wraps; a folded literal product must too
         return np.asarray(coeff * res, dtype=dtype), "numpy.einsum"
     shape = [dims[d] if isinstance(d, str) else d for d in _index_extents(k)]
 
     def ev(e: Expr) -> np.ndarray:
         if isinstance(e, Number):
-            return np.asarray(e.value, dtype=dtype)
+            return np.asarray(literal_value(e.value, k.output.dtype), dtype=dtype)
         if isinstance(e, Access):
             arr = arrays[e.tensor]
             uniq = sorted(set(e.indices), key=ivars.index)
@@ -65,7 +67,7 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
         return {"*": np.multiply, "+": np.add, "-": np.subtract}[e.op](a, b)
 
     with np.errstate(invalid="ignore", over="ignore"):
-        full = np.broadcast_to(ev(k.assignment.rhs), shape).astype(dtype)
+        full = np.broadcast_to(ev(k.rhs), shape).astype(dtype)
         ufunc = {"+": np.add, "min": np.fmin, "max": np.fmax}[red]
         reduce_axes = tuple(n for n, v in enumerate(ivars) if v not in lhs.indices)
         # also with no axis to reduce: every point is combined with the identity (drops a NaN for min/max)

@@ -133,9 +133,20 @@ def bind(kernel: Kernel, tensors: dict[str, object],
     return arrays, dims
 
 
-def densify(arrays: dict[str, np.ndarray | SparseTensor]) -> dict[str, np.ndarray]:
-    """Every input as a dense array (for the interpreter and the definition, which are for small data)."""
-    return {n: a.to_dense() if isinstance(a, SparseTensor) else a for n, a in arrays.items()}
+def densify(arrays: dict[str, np.ndarray | SparseTensor], why: str) -> dict[str, np.ndarray]:
+    """Every input as a dense array (for the interpreter and the definition, which are for small data,
+    and for a compiled stage that reads a sparse input element by element).  ``why`` completes the
+    sentence "it must be dense because ..." of the error raised when that array cannot be made."""
+    return {n: _dense(n, a, why) if isinstance(a, SparseTensor) else a for n, a in arrays.items()}
+
+
+def _dense(name: str, t: SparseTensor, why: str) -> np.ndarray:
+    try:
+        return t.to_dense()
+    except (ValueError, MemoryError) as e:  # numpy: 'array is too big' / cannot allocate
+        size = math.prod(t.shape) * t.dtype.itemsize
+        raise InputError(f"{name}: cannot make the dense array of shape {t.shape} ({size:.3g} bytes) that it needs "
+                         f"because {why} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 def symmetrize_index(shape: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:

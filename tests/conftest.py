@@ -18,6 +18,13 @@ for _p in (_TESTS, _TESTS.parent):
 
 import helpers  # noqa: E402
 
+# Every Python subprocess a test starts is the project's own interpreter, named by sys.executable
+# itself.  A venv interpreter started through a link outside the venv (or any other python on
+# PATH) loses the venv: it imports whatever the system Python happens to have, so such a test
+# passes only on a machine where the project's packages were installed by hand.  The guard
+# turns that into a failure here, on every machine.
+helpers.guard_subprocesses()
+
 # Deterministic by default: every run draws the same examples (and writes no example
 # database).  HYPOTHESIS_PROFILE=explore draws fresh ones, for hunting bugs locally.
 settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)

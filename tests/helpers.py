@@ -95,3 +95,58 @@ def set_sparse(text: str, names: set[str] | frozenset[str]) -> str:
             continue
         text = candidate
     return text
+
+
+# -- subprocesses: only the project's own interpreter ----------------------------
+
+_PYTHON_NAME = re.compile(r"python[0-9.]*(\.exe)?\Z")
+
+
+def interpreter_problem(argv0: str) -> str | None:
+    """Why starting ``argv0`` would not run the project's own interpreter and environment (None: it would).
+
+    A program named like a Python interpreter, or one that is the same file as ``sys.executable``, must be
+    ``sys.executable`` itself: another python lacks the project's packages, and the venv's own interpreter
+    reached through a link outside the venv finds no ``pyvenv.cfg`` beside it and loses the venv."""
+    import os
+    import shutil
+    import sys
+
+    path = shutil.which(argv0) or argv0
+    same_file = os.path.exists(path) and os.path.realpath(path) == os.path.realpath(sys.executable)
+    if not (_PYTHON_NAME.match(Path(argv0).name) or same_file):
+        return None
+    if argv0 == sys.executable:
+        return None
+    how = "a link to the project's interpreter" if same_file else "another Python interpreter"
+    return (f"a test started {argv0!r}, {how}: start sys.executable ({sys.executable}) itself, or the "
+            f"subprocess runs without the project's environment and passes only where the system Python "
+            f"has its packages")
+
+
+def guard_subprocesses() -> None:
+    """Make every ``subprocess.Popen`` of the test session check :func:`interpreter_problem` first."""
+    import os
+    import subprocess
+
+    if getattr(subprocess.Popen, "_systec_guarded", False):
+        return
+    real_init = subprocess.Popen.__init__
+
+    def init(self, args, *rest, **kw):
+        if not isinstance(args, (str, bytes, os.PathLike)):
+            args = list(args)
+        if kw.get("executable"):
+            argv0 = os.fsdecode(kw["executable"])
+        elif isinstance(args, (str, bytes, os.PathLike)):
+            text = os.fsdecode(args)
+            argv0 = text.split()[0] if kw.get("shell") and text.split() else text
+        else:
+            argv0 = os.fsdecode(args[0]) if args else ""
+        problem = interpreter_problem(argv0) if argv0 else None
+        if problem:
+            raise AssertionError(problem)
+        real_init(self, args, *rest, **kw)
+
+    subprocess.Popen.__init__ = init
+    subprocess.Popen._systec_guarded = True

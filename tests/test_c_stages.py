@@ -4,7 +4,9 @@ Every stage's program is emitted with ``CFunction(stage.program, stage.name)``
 and called with ``k.bind(inputs)``; the interpreter runs *the same* program on
 the same inputs, and the two must agree by :func:`systec_ref.agree` (exact for
 int64, 1e-12 relative for float64) over seeds {0, 1} and sizes n in {1, 2, 4},
-r in {1, 3}.
+r in {1, 3}, and, on seed 0, at the kernel's default size (``Kernel.default_sizes``: the
+smallest at which every loop nest runs, e.g. n=5 for MTTKRP-5's strict nest, n=6 where
+``unroll-and-jam`` sweeps four rows) with r=2.
 
 Kernels: every example as shipped, an int64 variant and a sparse variant of
 each, ``faces="compact"`` for mttkrp4/5, one kernel whose ``order`` makes
@@ -172,6 +174,10 @@ def input_sets(k: systec_ref.Kernel, variant: str):
             seen.add(tuple(sizes.items()))
             for seed in SEEDS:
                 yield f"seed={seed} sizes={sizes}", systec_ref.random_inputs(k, sizes, seed, density)
+    # every loop nest entered (NS stops short of MTTKRP-5's strict nest and of unroll-and-jam's sweeps)
+    sizes = k.default_sizes({"r": 2, "m": 2})
+    if tuple(sizes.items()) not in seen:
+        yield f"seed={SEEDS[0]} sizes={sizes}", systec_ref.random_inputs(k, sizes, SEEDS[0], density)
 
 
 def check_case(name: str, variant: str, faces: str, text: str, every_stage: bool) -> int:

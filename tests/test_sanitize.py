@@ -109,8 +109,9 @@ def test_an_out_of_bounds_write_aborts(sanitize_env, broken):
 
 @pytest.mark.parametrize("broken", [False, True], ids=["intact", "broken"])
 def test_a_signed_overflow_aborts(sanitize_env, broken):
-    """widest (int64) with its max-plus step made to add INT64_MAX: undefined behaviour in C."""
-    old = "sx_v = _r0 + d[j];"
+    """widest (int64) with its max-plus step made to add INT64_MAX in signed arithmetic: undefined behaviour
+    in C.  (The generated C adds in uint64_t, where wrapping is defined: the intact kernel must not abort.)"""
+    old = "sx_v = (int64_t)((uint64_t)_r0 + (uint64_t)d[j]);"
     new = "sx_v = _r0 + INT64_MAX + d[j];" if broken else old
     script = PROBE.format(path=str(helpers.example("widest")), old=old, new=new,
                           dtype="np.int64")

@@ -42,7 +42,8 @@ _ALLOWED_INT = [
     re.compile(r"^\s*for \(int a = 1; a < \d; \+\+a\) \{$"),             # ... insertion sort within a group
     re.compile(r"^\s*int64_t x = v\[p\[a\]\]; int b = a - 1;$"),
 ]
-_NARROW = re.compile(r"\b(?:short|long|unsigned|signed|char|int8_t|int16_t|int32_t|uint\w*|ptrdiff_t)\b")
+# uint64_t is 64 bits: int64 values wrap through it (see _u64 in emit/c.py)
+_NARROW = re.compile(r"\b(?:short|long|unsigned|signed|char|int8_t|int16_t|int32_t|uint(?!64_t)\w*|ptrdiff_t)\b")
 
 
 def _code_lines(source: str) -> list[str]:

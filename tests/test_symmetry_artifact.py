@@ -212,7 +212,12 @@ def test_mttkrp5_lookup_keys_are_a_collision_free_bitmask(mttkrp5_compact):
         # SPEC §3.5: the five-update body times (5!/prod(run sizes!))/5 == the strict coefficient 24 / prod
         want = Fraction(factorial(5), runs) / 5
         assert want == Fraction(24, runs)
-        assert look.values[key] == float(want), (pat.text(), look.values[key], want)
+        if want.denominator != 1:
+            # the all-equal face (1/5) is not in the table, whose entries are integers: it keeps its own
+            # branch, ahead of the table's, and its entry (never read) is 0
+            assert look.values[key] == 0, (pat.text(), look.values[key])
+            continue
+        assert look.values[key] == want, (pat.text(), look.values[key], want)
     assert len(keys) == 16  # every face its own entry
 
 

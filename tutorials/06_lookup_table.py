@@ -15,9 +15,10 @@
 # permutable set of five variables, `2^4` equality patterns. With `faces="split"` that is sixteen
 # loop nests. With `faces="compact"` the strict part keeps its own nest and the fifteen diagonal
 # faces share one; `consolidate-blocks` (tutorial 5) merges the faces with equal decoupled
-# updates; `lookup-table` then notices that *all* the remaining blocks have the same body and differ
+# updates; `lookup-table` then notices that the remaining blocks have the same body and differ
 # only in a constant factor — so one body remains, multiplied by `table[key]`, where the key says
-# which face the current point is on.
+# which face the current point is on. Only the all-equal face, whose factor would be the fraction
+# `1/5`, keeps its own branch: every table entry is an integer, so no result is rounded.
 #
 # The published artifact built that key by **summing primes** — and two different faces got the
 # same key. Ours is a **bitmask**. We will compute both, find the collision, and watch the
@@ -44,8 +45,8 @@ for name in ("split-diagonals", "consolidate-blocks", "lookup-table"):
 # ## The pass
 #
 # Before: a chain of consolidated blocks, each with the five decoupled updates times its own
-# factor. After: one guard (`some neighbours are equal`) and one body whose factor is read from a
-# table indexed by the equality bits of the neighbours.
+# factor. After: the all-equal face's branch, then one guard (`some neighbours are equal`) and one
+# body whose factor is read from a table indexed by the equality bits of the neighbours.
 
 # %%
 ts.show_pass(k, "lookup-table", tag="compact")
@@ -57,8 +58,10 @@ ts.show_pass(k, "lookup-table", tag="compact")
 # face with runs of equal values of sizes `r1, r2, …`, each of the five updates carries the
 # decoupled factor `4!/(r1!·r2!·…)` (the strict part's factor `(5-1)!` divided by the repeats; see
 # tutorial 5). The strict part (key 0) has its own nest, so its entry here is never used and the
-# compiler stores 0. Let us compute the sixteen entries and compare them with the `Lookup` node the
-# compiler wrote:
+# compiler stores 0; so does the all-equal face (key 15), whose factor `4!/5! = 1/5` is not an
+# integer: five updates of one element, each times a rounded `0.2`, would not add up exactly, so that
+# face keeps its own branch (one update, coefficient 1). Let us compute the sixteen entries and
+# compare them with the `Lookup` node the compiler wrote:
 
 # %%
 names = ("i", "k", "l", "m", "o")
@@ -79,7 +82,8 @@ def face(bits):
     return names[0] + "".join((" == " if bits >> t & 1 else " < ") + names[t + 1] for t in range(4))
 
 
-by_hand = [0.0] + [math.factorial(4) / math.prod(math.factorial(x) for x in runs(b)) for b in range(1, 16)]
+factor = [math.factorial(4) / math.prod(math.factorial(x) for x in runs(b)) for b in range(16)]
+by_hand = [f if b and f.is_integer() else 0 for b, f in enumerate(factor)]
 
 lookups = []
 postwalk(lambda node: lookups.append(node) if isinstance(node, Lookup) else None)(k.stage("lookup-table").program)
@@ -155,7 +159,8 @@ assert rows[0][1] == 2 ** 4 and rows[1][2] < rows[0][2]
 #
 # Write an order-6 MTTKRP (`C[i,j] += A[i,k,l,m,o,p] * B[k,j] * B[l,j] * B[m,j] * B[o,j] * B[p,j]`,
 # `A[n,n,n,n,n,n] symmetric`) with `systec_ref.compile(text, faces="compact")`. How many entries
-# does its table have, and what is the entry of the face where all six variables are equal? Check
+# does its table have, and which faces keep their own branch because their factor `5!/(r1!·r2!·…)` is
+# not an integer (the pass note names them)? Check
 # by extracting the `Lookup` node as above from `kernel.stage("lookup-table").program` (compiling
 # is quick; you do not need to run it). Then find the smallest pair of faces whose prime-sum keys
 # collide when the primes are 2, 3, 5, 7, 11.

@@ -157,6 +157,8 @@ class _Emitter:
             return "INT64_MIN" if int(v) == -(2**63) else f"INT64_C({int(v)})"
         if isinstance(v, float) and math.isinf(v):
             return "INFINITY" if v > 0 else "(-INFINITY)"
+        if isinstance(v, float) and math.isnan(v):
+            return "NAN"  # a literal folded to NaN (``1e400 * 0``); <math.h> defines it
         text = repr(float(v))
         return text + ("f" if self.p.dtype == "float32" else "")
 
@@ -172,17 +174,34 @@ class _Emitter:
             return e.name
         if isinstance(e, Neg):
             inner = self.value(e.arg, 3)
+            if self.p.dtype == "int64":
+                return f"(int64_t){self._u64(e)}"  # wraps: see _u64
             return f"-({inner})" if inner.startswith("-") else f"-{inner}"  # never "--x", a decrement in C
         if isinstance(e, Lookup):
             values = ", ".join(self.number(v) for v in e.values)
             key = " | ".join(f"(({self.cond(b)}) ? {1 << n} : 0)" for n, b in enumerate(e.bits))
             return f"((const {self.ctype}[]){{{values}}})[{key}]"
         if isinstance(e, Mul):
+            if self.p.dtype == "int64":
+                return f"(int64_t){self._u64(e)}"
             text = " * ".join(self.value(a, 2) for a in e.args)
             return f"({text})" if parent > 2 else text
         assert isinstance(e, Add)
+        if self.p.dtype == "int64":
+            return f"(int64_t){self._u64(e)}"
         text = " + ".join(self.value(a, 1) for a in e.args)
         return f"({text})" if parent > 1 else text
+
+    def _u64(self, e) -> str:
+        """An int64 value as a ``uint64_t`` expression.  int64 ``+``, ``*`` and negation wrap around (two's
+        complement), as numpy's and the interpreter's do; signed overflow is undefined in C, so they are
+        computed in ``uint64_t``, where C defines them modulo 2^64, and converted back once (GCC and Clang
+        define that conversion as modular)."""
+        if isinstance(e, (Add, Mul)):
+            return "(" + (" + " if isinstance(e, Add) else " * ").join(self._u64(a) for a in e.args) + ")"
+        if isinstance(e, Neg):
+            return f"(0 - {self._u64(e.arg)})"
+        return f"(uint64_t){self.value(e, 3)}"
 
     # -- statements --------------------------------------------------------------
     def stmt(self, s: Stmt, ind: int) -> list[str]:
@@ -227,6 +246,8 @@ class _Emitter:
         if s.op == "=":
             return [f"{pad}{target} = {v};"]
         if s.op == "+":
+            if self.p.dtype == "int64":
+                return [f"{pad}{target} = (int64_t)((uint64_t){target} + {self._u64(s.value)});"]  # see _u64
             return [f"{pad}{target} += {v};"]
         cmp = "<" if s.op == "min" else ">"
         # same rule as the interpreter: a NaN on the right never replaces the current value.  The store is
@@ -423,7 +444,9 @@ def reassociation_risk(p: Program) -> str | None:
     def factors(e, env: dict) -> frozenset:
         if isinstance(e, Mul):
             return frozenset().union(*(factors(a, env) for a in e.args))
-        if isinstance(e, (Const, Lookup)):  # positive constants: factoring them out is exact for inf and NaN
+        if isinstance(e, Lookup) or (isinstance(e, Const) and math.isfinite(e.value)):
+            # positive finite constants: factoring them out is exact for inf and NaN operands (rounding
+            # aside); an infinite one is not (inf*a + inf*b is NaN where inf*(a + b) is ±inf)
             return frozenset()
         if inlined(e, env) is not None:
             return factors(inlined(e, env), env)

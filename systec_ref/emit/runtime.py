@@ -17,6 +17,7 @@ allocated per call).
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -126,7 +127,12 @@ class CFunction:
         fn = self.fn
 
         def call() -> dict[str, np.ndarray]:
-            made = {name: np.empty(shape, dtype=dtype) for name, shape in outs}
+            try:
+                made = {name: np.empty(shape, dtype=dtype) for name, shape in outs}
+            except (ValueError, MemoryError):
+                name, shape = max(outs, key=lambda o: math.prod(o[1]))  # the largest is the culprit
+                raise InputError(f"kernel {p.name}: cannot allocate its output {name} of shape {shape} "
+                                 f"({math.prod(shape) * dtype.itemsize:.3g} bytes)") from None
             it = iter(made.values())
             args = before + [a if a is not None else next(it).ctypes.data for a in after]
             status = fn(*args)

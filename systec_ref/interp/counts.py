@@ -17,7 +17,11 @@ class Counts:
       (bookkeeping of the workspace transform, not arithmetic work);
     * ``copies``: executions of ``T[...] = e`` (transposed copies, mirrors);
     * ``reads[T]``: element reads of ``T``; ``distinct[T]``: how many different
-      elements of ``T`` were read; ``iterations``: loop-body executions.
+      elements of ``T`` were read; ``iterations``: loop-body executions;
+    * ``statements`` / ``runs``: every assignment statement of the program, in
+      program order (its position: the n-th assignment of the printed program),
+      and how many times each ran; ``never_ran`` lists the positions of those
+      that ran zero times (a loop nest the inputs never entered).
     """
 
     mults: int = 0
@@ -29,11 +33,18 @@ class Counts:
     iterations: int = 0
     reads: dict[str, int] = field(default_factory=dict)
     touched: dict[str, set] = field(default_factory=dict, repr=False)
+    statements: list = field(default_factory=list, repr=False, compare=False)
+    runs: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def work(self) -> int:
         """Reductions that carry a right-hand side: ``updates + local_updates``."""
         return self.updates + self.local_updates
+
+    @property
+    def never_ran(self) -> tuple[int, ...]:
+        """Positions (in :attr:`statements`) of the assignments that never ran."""
+        return tuple(n for n, r in enumerate(self.runs) if r == 0)
 
     @property
     def distinct(self) -> dict[str, int]:

@@ -10,10 +10,9 @@ import itertools
 
 import numpy as np
 
-from ..errors import NumericError
-from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars
+from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars, literal_value
 from .counts import Counts
-from .loops import INT64_MAX, INT64_MIN, NP_DTYPES, _combine, _f32, identity
+from .loops import NP_DTYPES, _combine, _f32, identity
 
 
 def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, Counts]:
@@ -31,7 +30,8 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
 
     def ev(e: Expr, env: dict[str, int]):
         if isinstance(e, Number):
-            return int(e.value) if is_int else rnd(float(e.value)) if rnd else float(e.value)
+            v = literal_value(e.value, dtype)
+            return v if is_int else rnd(v) if rnd else v
         if isinstance(e, Access):
             v = lists[e.tensor]
             for i in e.indices:
@@ -52,7 +52,7 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
         return rnd(r) if rnd else r
 
     red = k.assignment.reduction
-    combine = _combine(red, rnd)
+    combine = _combine(red, rnd, is_int)  # int64 wraps around, as in every stage and in C
     shape = tuple(dims[d] if isinstance(d, str) else d for d in out.dims)
     result = np.full(shape, identity(red, dtype), dtype=NP_DTYPES[dtype]).tolist() if shape else None
     scalar = identity(red, dtype)
@@ -60,9 +60,10 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
     idims = index_dims(k)
     extents = [range(dims[idims[i]] if isinstance(idims[i], str) else idims[i]) for i in ivars]
     lhs = k.assignment.lhs.indices
+    rhs = k.rhs
     for point in itertools.product(*extents):
         env = dict(zip(ivars, point))
-        v = ev(k.assignment.rhs, env)
+        v = ev(rhs, env)
         counts.updates += 1
         if lhs:
             row = result
@@ -70,12 +71,8 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
                 row = row[env[i]]
             last = env[lhs[-1]]
             row[last] = combine(row[last], v)
-            new = row[last]
         else:
             scalar = combine(scalar, v)
-            new = scalar
-        if is_int and not INT64_MIN <= new <= INT64_MAX:
-            raise NumericError(f"int64 overflow in {out.name} at {dict(zip(ivars, point))}")
     counts.iterations = 0
     if lhs:
         return np.array(result, dtype=NP_DTYPES[dtype]).reshape(shape), counts

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import NumericError, SystecError
+from ..errors import SystecError
 from ..ir.nodes import (
     Add,
     And,
@@ -239,6 +239,20 @@ class _Compiler:
 
     # -- statements ------------------------------------------------------------
     def stmt(self, s: Stmt) -> Callable[[dict], None]:
+        """``s`` compiled; an assignment also counts its runs (``Counts.runs``, in program order)."""
+        fn = self._stmt(s)
+        if not isinstance(s, Assign):
+            return fn
+        runs, n = self.c.runs, len(self.c.runs)
+        self.c.statements.append(s)
+        runs.append(0)
+
+        def counted(env):
+            fn(env)
+            runs[n] += 1
+        return counted
+
+    def _stmt(self, s: Stmt) -> Callable[[dict], None]:
         c = self.c
         if isinstance(s, Block):
             fns = [self.stmt(x) for x in s.body]
@@ -303,17 +317,16 @@ class _Compiler:
             return let
         assert isinstance(s, Assign)
         val, op = self.value(s.value), s.op
-        check = self._checker()
         if isinstance(s.target, Local):
             name = s.target.name
-            combine = _combine(op, self.rnd)
+            combine = _combine(op, self.rnd, self.is_int)
             # one accumulator added into another (unroll-and-jam's per-row partials) is a flush, not work
             partial = isinstance(s.value, Local) and s.value.name in self.accumulators
 
             def assign_local(env):
                 if name not in env:
                     raise InterpError(f"local '{name}' updated before it is defined")
-                env[name] = check(combine(env[name], val(env)), name)
+                env[name] = combine(env[name], val(env))
                 if partial:
                     c.flushes += 1
                 elif op != "=":
@@ -321,25 +334,24 @@ class _Compiler:
             return assign_local
         t: Elem = s.target
         off, data = self.offset(t.tensor, t.idx), self.bufs[t.tensor].data
-        combine = _combine(op, self.rnd)
-        label = fmt_subscript(t.tensor, t.idx)
+        combine = _combine(op, self.rnd, self.is_int)
         if op == "=":
             def copy(env):
                 o = off(env)
-                data[o] = check(val(env), label)
+                data[o] = combine(None, val(env))
                 c.copies += 1
             return copy
 
         if isinstance(s.value, Local) and s.value.name in self.accumulators:
             def flush(env):
                 o = off(env)
-                data[o] = check(combine(data[o], val(env)), label)
+                data[o] = combine(data[o], val(env))
                 c.flushes += 1
             return flush
 
         def update(env):
             o = off(env)
-            data[o] = check(combine(data[o], val(env)), label)
+            data[o] = combine(data[o], val(env))
             c.updates += 1
         return update
 
@@ -361,16 +373,6 @@ class _Compiler:
                 cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist(), offsets)
         return cache[key]
 
-    def _checker(self):
-        if not self.is_int:
-            return lambda v, where: v
-
-        def check(v, where):
-            if not INT64_MIN <= v <= INT64_MAX:
-                raise NumericError(f"int64 overflow: {where} would become {v}")
-            return v
-        return check
-
 
 def _nodes(node):
     from ..rewrite.combinators import nodes
@@ -378,7 +380,21 @@ def _nodes(node):
     return nodes(node)
 
 
-def _combine(op: str, rnd):
+def wrap_int64(v: int) -> int:
+    """``v`` modulo 2^64 as a signed int64: two's-complement wrap-around, what numpy's int64 and the
+    generated C (which computes in uint64_t) do.  ``+`` and ``*`` commute with it, so wrapping where a
+    value is stored or compared gives what wrapping every operation would: every stage, however it
+    regroups a sum or a product, computes the same int64 result."""
+    return ((v - INT64_MIN) & 0xFFFF_FFFF_FFFF_FFFF) + INT64_MIN
+
+
+def _combine(op: str, rnd, wrap: bool = False):
+    """``old op= new`` (``=``: ``new``); ``wrap``: int64 values wrap around (see :func:`wrap_int64`)."""
+    if wrap:
+        inner = _combine(op, None)
+        if op in ("+", "="):
+            return lambda old, new: wrap_int64(inner(old, new))
+        return lambda old, new: inner(old, wrap_int64(new))  # min/max compare the wrapped value
     if op == "=":
         return lambda old, new: new
     if op == "+":

@@ -15,6 +15,21 @@ FORMATS = ("dense", "sparse")
 REDUCTIONS = {"+=": "+", "=": "+", "min=": "min", "max=": "max"}
 
 
+def literal_value(v: int | float, dtype: str) -> int | float:
+    """The value a literal (or fill) denotes in a kernel of element type ``dtype``.
+
+    In int64 kernels an integer stays exact (the checker bounds it).  In float kernels
+    every literal is a float, as ``1e400`` already is: an integer beyond the float range is
+    ±inf, like the same number written with an exponent, and constants fold in floats, as
+    the definition evaluates them (``1e200 * 1e200 * 0`` is NaN, not 0)."""
+    if dtype == "int64":
+        return v
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf") if v > 0 else float("-inf")
+
+
 @dataclass(frozen=True)
 class Pos:
     """1-based line and column of a token, and its width in characters."""
@@ -59,6 +74,61 @@ class Neg:
 
 
 Expr = Union[Number, Access, BinOp, Neg]
+
+
+def _literal(e: Expr, dtype: str) -> int | float | None:
+    """The value of a literal factor (a number, possibly negated); None for anything else."""
+    if isinstance(e, Number):
+        return literal_value(e.value, dtype)
+    if isinstance(e, Neg):
+        v = _literal(e.operand, dtype)
+        return None if v is None else -v
+    return None
+
+
+def fold_literal_factors(e: Expr, dtype: str) -> Expr:
+    """``e`` with the literal factors of each product multiplied together first, in the order
+    written, into one factor where the first of them stood: ``x * 1e200 * 1e200`` means
+    ``x * inf`` (NaN for x = 0), ``2 * x * 3`` means ``6 * x``.
+
+    This is part of the language's meaning, so that every stage may fold constants (the passes
+    gather a product's constant factors into one coefficient) without changing a result: the
+    definition, the naive loop nest and the sparse-input check all read the folded expression.
+    In int64 kernels the product wraps around like every int64 operation."""
+    if isinstance(e, Neg):
+        return Neg(fold_literal_factors(e.operand, dtype), pos=e.pos)
+    if not isinstance(e, BinOp):
+        return e
+    if e.op != "*":
+        return BinOp(e.op, fold_literal_factors(e.left, dtype), fold_literal_factors(e.right, dtype), pos=e.pos)
+    factors: list[Expr] = []
+    stack = [e]
+    while stack:  # the factors of the product, left to right
+        f = stack.pop()
+        if isinstance(f, BinOp) and f.op == "*":
+            stack += [f.right, f.left]
+        else:
+            factors.append(fold_literal_factors(f, dtype))
+    values = [_literal(f, dtype) for f in factors]
+    if sum(v is not None for v in values) < 2:
+        return _product(factors, e.pos)
+    coef: int | float = 1
+    for v in values:
+        if v is not None:
+            coef = coef * v
+    if dtype == "int64":
+        coef = ((coef + 2**63) % 2**64) - 2**63
+    first = next(n for n, v in enumerate(values) if v is not None)
+    kept = [Number(coef, pos=factors[first].pos) if n == first else f
+            for n, (f, v) in enumerate(zip(factors, values)) if v is None or n == first]
+    return _product(kept, e.pos)
+
+
+def _product(factors: list[Expr], pos: Pos) -> Expr:
+    out = factors[0]
+    for f in factors[1:]:
+        out = BinOp("*", out, f, pos=pos)
+    return out
 
 
 @dataclass(frozen=True)
@@ -122,6 +192,11 @@ class Kernel:
     @property
     def output(self) -> TensorDecl:
         return self.decl(self.assignment.lhs.tensor)
+
+    @property
+    def rhs(self) -> Expr:
+        """The right-hand side as it is evaluated: literal factors folded (:func:`fold_literal_factors`)."""
+        return fold_literal_factors(self.assignment.rhs, self.output.dtype)
 
 
 def accesses(e: Expr) -> list[Access]:

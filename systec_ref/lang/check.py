@@ -15,9 +15,9 @@ support, stated once:
 
 from __future__ import annotations
 
-import math
 import re
 
+from . import unstored
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
 from .lexer import KEYWORDS, Source
 from .names import c_conflict, face_arrays
@@ -172,50 +172,26 @@ def _numbers(e: Expr) -> list[Number]:
     return []
 
 
-_IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
-
-
-_FINITE = "finite"  # an unknown but finite value: a read of another tensor
-
-
-def _value_when_unstored(e: Expr, tensor: str, fill: float) -> float | str | None:
-    """The rhs value wherever ``tensor`` reads its fill: a number, ``_FINITE``
-    (unknown but finite: reads of other tensors are assumed finite), or
-    ``None`` when nothing is known (e.g. ``inf * x``, whose sign depends on x)."""
+def _value_when_unstored(e: Expr, tensor: str, fill: float) -> unstored.Abstract:
+    """The rhs value wherever ``tensor`` reads its fill, over the domain of :mod:`.unstored`
+    (reads of other tensors are unknown but finite)."""
     if isinstance(e, Access):
-        return fill if e.tensor == tensor else _FINITE
+        return fill if e.tensor == tensor else unstored.FINITE
     if isinstance(e, Number):
         return e.value
     if isinstance(e, Neg):
-        v = _value_when_unstored(e.operand, tensor, fill)
-        return v if v is None or v == _FINITE else -v
-    assert isinstance(e, BinOp)
+        return unstored.neg(_value_when_unstored(e.operand, tensor, fill))
+    assert isinstance(e, BinOp), e
     a = _value_when_unstored(e.left, tensor, fill)
     b = _value_when_unstored(e.right, tensor, fill)
-    if e.op == "-" and b is not None and b != _FINITE:
-        b = -b
-    if a is None or b is None:
-        return 0 if e.op == "*" and (a == 0 or b == 0) and _FINITE in (a, b) else None
     if e.op == "*":
-        if a == _FINITE or b == _FINITE:
-            other = b if a == _FINITE else a
-            if other == _FINITE or not math.isinf(other):
-                return 0 if other == 0 else _FINITE
-            return None  # inf * unknown: unknown sign
-        return a * b
-    if a == _FINITE or b == _FINITE:
-        other = b if a == _FINITE else a
-        return other if other != _FINITE and math.isinf(other) else _FINITE
-    if math.isinf(a) and math.isinf(b) and a != b:
-        return None  # inf - inf
-    return a + b
+        return unstored.mul(a, b)
+    return unstored.add(a, unstored.neg(b) if e.op == "-" else b)
 
 
 def _check_sparse_fill(src: Source, k: Kernel, d) -> None:
     red = k.assignment.reduction
-    ident = _IDENTITY[red]
-    v = _value_when_unstored(k.assignment.rhs, d.name, d.fill)
-    if v is not None and v == ident:
+    if unstored.no_change(_value_when_unstored(k.rhs, d.name, d.fill), red):
         return
     want = {"+": "fill 0 (the default)", "min": "'fill inf'", "max": "'fill -inf'"}[red]
     if k.output.dtype == "int64" and red != "+":

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from .ast import DTYPES, FORMATS, Access, Assignment, BinOp, Expr, Kernel, Neg, Number, Pos, TensorDecl
+from .ast import DTYPES, FORMATS, Access, Assignment, BinOp, Expr, Kernel, Neg, Number, Pos, TensorDecl, literal_value
 from .check import check_kernel
 from .lexer import KEYWORDS, Source, Token, tokenize
 
@@ -247,6 +247,8 @@ class _Parser:
         fill = 0 if fill is None else fill
         if dtype == "int64" and isinstance(fill, float):
             raise self.src.error(f"fill {fill} is not an int64 value", name.pos, "an integer fill for an int64 tensor")
+        if isinstance(fill, int) and abs(fill) > INT64_MAX:
+            fill = literal_value(fill, dtype or "float64")  # the checker bounds int64 fills; a float one is ±inf
         return TensorDecl(name.text, role_tok.text, tuple(dims), tuple(sorted(sym)), fmt or "dense", fill, dtype,
                           pos=name.pos, dim_pos=tuple(dim_pos))
 

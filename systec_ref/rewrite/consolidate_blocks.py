@@ -12,34 +12,54 @@ variables, times 1/(r1!·r2!·...) — for ``+``; for the idempotent ``min`` and
 ``max`` it computes the strict part's updates as they are.  Faces whose
 decoupled updates are equal are merged under one disjunction.
 
-Before (MTTKRP-3, inside the diagonal nest)::
+*Integer factors only*: a face is decoupled as above only when every
+decoupled coefficient, c/(r1!·r2!·...) for a strict update with coefficient
+c, is an integer.  Otherwise the decoupled updates that coincide on the face
+(same target and value once each variable is replaced by the first of its
+run) are summed into one, so that the coefficients become the face's integer
+counts of rearrangements, and the face gets that body (if a sum is still a
+fraction: the body ``split-diagonals`` wrote for it).  MTTKRP-5's all-equal
+face would otherwise add five equal updates of one element, each times
+24/5! = 1/5: not exact in floating point (at n = 1, A = 3 and B = 1 gave
+3.0000000000000004) and impossible in int64.  The summed body stays in the
+variables of the nest (``A[i,k,l,m]``, not ``A[i,i,i,i]``) like the other
+branches, so ``hoist-reads`` does not lift its reads above the tests.
 
-    if i < k and k == l:
-      C[i,j] += A[i,k,k] * B[k,j] * B[k,j]
-      C[k,j] += 2 * A[i,k,k] * B[i,j] * B[k,j]
-    elif i == k and k < l:
-      ...
-    elif i == k and k == l:
-      ...
+Before (MTTKRP-4, inside the diagonal nest)::
 
-After::
-
-    if (i < k and k == l) or (i == k and k < l):
-      C[i,j] += A[i,k,l] * B[k,j] * B[l,j]
-      C[k,j] += A[i,k,l] * B[i,j] * B[l,j]
-      C[l,j] += A[i,k,l] * B[i,j] * B[k,j]
-    elif i == k and k == l:
+    if i < k and k < l and l == m:
+      C[i,j] += 3 * A[i,k,l,l] * B[k,j] * B[l,j] * B[l,j]
+      C[k,j] += 3 * A[i,k,l,l] * B[i,j] * B[l,j] * B[l,j]
+      C[l,j] += 6 * A[i,k,l,l] * B[i,j] * B[k,j] * B[l,j]
+    elif i < k and k == l and l < m:
       ...
+    elif i == k and k == l and l == m:
+      C[i,j] += A[i,i,i,i] * B[i,j] * B[i,j] * B[i,j]
+
+After (6/2! = 3; 6/3! = 1; 6/(2!·2!) = 3/2 and 6/4! = 1/4 are fractions)::
+
+    if (i < k and k < l and l == m) or (i < k and k == l and l < m) or (i == k and k < l and l < m):
+      C[i,j] += 3 * A[i,k,l,m] * B[k,j] * B[l,j] * B[m,j]
+      C[k,j] += 3 * A[i,k,l,m] * B[i,j] * B[l,j] * B[m,j]
+      C[l,j] += 3 * A[i,k,l,m] * B[i,j] * B[k,j] * B[m,j]
+      C[m,j] += 3 * A[i,k,l,m] * B[i,j] * B[k,j] * B[l,j]
+    elif (i < k and k == l and l == m) or (i == k and k == l and l < m):
+      ...   (the same four updates, coefficient 1)
+    elif i == k and k < l and l == m:
+      C[i,j] += 3 * A[i,k,l,m] * B[k,j] * B[l,j] * B[m,j]    (3/2 + 3/2: C[i,j] and C[k,j])
+      C[l,j] += 3 * A[i,k,l,m] * B[i,j] * B[k,j] * B[m,j]    (3/2 + 3/2: C[l,j] and C[m,j])
+    elif i == k and k == l and l == m:
+      C[i,j] += A[i,k,l,m] * B[k,j] * B[l,j] * B[m,j]        (4 x 1/4)
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from math import factorial, prod
+from math import factorial, isfinite, prod
 
 from ..ir.nodes import Assign, Block, If, Loop, Or, Program, Stmt
-from .combinators import postwalk, replace_body, split_coefficient, with_coefficient
-from .symmetry import Pattern, build_chain, chain_branches
+from .combinators import nodes, postwalk, rename_indices, replace_body, split_coefficient, with_coefficient
+from .symmetry import Pattern, build_chain, canonical, chain_branches
 
 NAME = "consolidate-blocks"
 
@@ -57,39 +77,97 @@ def strict_body(s: Stmt, group: tuple[str, ...]) -> Block | None:
     return None
 
 
-def scale(b: Block, factor: Fraction, integral: bool) -> Block | None:
-    """Multiply every ``+`` update's coefficient by ``factor``; None if that
-    would need a fraction where the element type has none."""
+def run_factor(pat: Pattern) -> int:
+    """r1!·r2!·...: how often each distinct rearrangement of face ``pat`` is among the k! permutations."""
+    return prod(factorial(len(r)) for r in pat.runs)
+
+
+def exact(c: int | float) -> Fraction | None:
+    """A coefficient as an exact fraction; None for ±inf and NaN (a literal like ``1e400`` or
+    ``1e400 * 0``), which no face may be scaled by: such a nest is left as it is."""
+    return Fraction(c) if isinstance(c, int) or isfinite(c) else None
+
+
+def integral_on(pat: Pattern, sb: Block) -> bool:
+    """Every ``+`` update of the strict body ``sb``, decoupled onto ``pat``, has an integer coefficient."""
+    d = run_factor(pat)
+    coefs = [exact(split_coefficient(n.value)[0]) for n in nodes(sb) if isinstance(n, Assign) and n.op == "+"]
+    return all(c is not None and (c / d).denominator == 1 for c in coefs)
+
+
+def scale(b: Block, divisor: int) -> Block | None:
+    """Divide every ``+`` update's coefficient by ``divisor``; None unless every quotient is an integer
+    (a rounded fraction, summed over the equal updates of a face, is not exact; int64 has none)."""
     ok = [True]
 
     def f(n):
         if isinstance(n, Assign) and n.op == "+":
             c, x = split_coefficient(n.value)
-            new = Fraction(c) * factor
-            if new.denominator != 1:
-                if integral:
-                    ok[0] = False
-                    return None
-                value = float(new)
-            else:
-                value = int(new) if isinstance(c, int) else float(new)
+            new = None if exact(c) is None else exact(c) / divisor
+            if new is None or new.denominator != 1:
+                ok[0] = False
+                return None
+            value = int(new) if isinstance(c, int) else float(new)
             return Assign(n.target, n.op, with_coefficient(value, x))
         return None
     out = postwalk(f)(b)
     return out if ok[0] else None
 
 
-def decoupled(pat: Pattern, sb: Block, reduction: str, integral: bool) -> tuple[Block, Fraction] | None:
+def decoupled(pat: Pattern, sb: Block, reduction: str) -> Block | None:
+    """The strict body ``sb`` as face ``pat`` computes it; None where that needs a fraction."""
     if reduction != "+":
-        return sb, Fraction(1)
-    lam = Fraction(1, prod(factorial(len(r)) for r in pat.runs))
-    body = scale(sb, lam, integral)
-    return None if body is None else (body, lam)
+        return sb
+    return scale(sb, run_factor(pat))
+
+
+def collapsed(pat: Pattern, sb: Block) -> Block | None:
+    """The decoupled updates of face ``pat`` with the ones that coincide there summed: updates of one
+    straight line of ``sb`` whose targets and values agree once every variable is replaced by its run's
+    first (products compared up to order) become the first of them, its coefficient the sum of theirs
+    over r1!·r2!·....  Still written in the variables of the nest.  None unless every coefficient is
+    an integer."""
+    d, rep = run_factor(pat), pat.rep
+    ok = [True]
+
+    def f(n):
+        if not isinstance(n, Block):
+            return None
+        out: list = []
+        where: dict = {}
+        for s in n.body:
+            if not (isinstance(s, Assign) and s.op == "+"):
+                out.append(s)
+                continue
+            c, x = split_coefficient(s.value)
+            if exact(c) is None:
+                ok[0] = False
+                return None
+            key = (rename_indices(s.target, rep), None if x is None else canonical(rename_indices(x, rep)))
+            if key in where:
+                first, total, is_int = out[where[key]]
+                out[where[key]] = (first, total + exact(c), is_int and isinstance(c, int))
+            else:
+                where[key] = len(out)
+                out.append((s, exact(c), isinstance(c, int)))
+        body = []
+        for s in out:
+            if isinstance(s, tuple):
+                first, total, is_int = s
+                coef = total / d
+                if coef.denominator != 1:
+                    ok[0] = False
+                    return None
+                x = split_coefficient(first.value)[1]
+                s = Assign(first.target, first.op, with_coefficient(int(coef) if is_int else float(coef), x))
+            body.append(s)
+        return Block(tuple(body), n.comment)
+    result = postwalk(f)(sb)
+    return result if ok[0] else None
 
 
 def consolidate(parent: Block, p: Program, stats: list[int]) -> Block:
     out = list(parent.body)
-    integral = p.dtype == "int64"
     for n in range(1, len(out)):
         found = _diagonal_chain(out[n])
         if found is None:
@@ -103,8 +181,13 @@ def consolidate(parent: Block, p: Program, stats: list[int]) -> Block:
             continue
         groups: list[tuple[list, Block]] = []
         for pat, body in chain:
-            d = decoupled(pat, sb, p.reduction, integral)
-            new_body = Block(d[0].body, "decoupled from the strict part (consolidate-blocks)") if d else body
+            d = decoupled(pat, sb, p.reduction)
+            if d is not None:
+                new_body = Block(d.body, "decoupled from the strict part (consolidate-blocks)")
+            else:
+                c = collapsed(pat, sb)
+                new_body = body if c is None else Block(
+                    c.body, "decoupled from the strict part, updates equal on this face summed (consolidate-blocks)")
             for conds, existing in groups:
                 if existing.body == new_body.body:
                     conds.append(pat.cond())

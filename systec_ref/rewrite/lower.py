@@ -93,15 +93,15 @@ def choose_order(k: A.Kernel) -> tuple[str, ...]:
     return min(itertools.permutations(pref), key=score)
 
 
-def lower_expr(e: A.Expr) -> Value:
+def lower_expr(e: A.Expr, dtype: str) -> Value:
     if isinstance(e, A.Number):
-        return Const(e.value)
+        return Const(A.literal_value(e.value, dtype))
     if isinstance(e, A.Access):
         return Read(e.tensor, tuple(Idx(i) for i in e.indices))
     if isinstance(e, A.Neg):
-        return Neg(lower_expr(e.operand))
+        return Neg(lower_expr(e.operand, dtype))
     assert isinstance(e, A.BinOp)
-    a, b = lower_expr(e.left), lower_expr(e.right)
+    a, b = lower_expr(e.left, dtype), lower_expr(e.right, dtype)
     if e.op == "*":
         return Mul((a, b))
     if e.op == "-":
@@ -123,7 +123,7 @@ def lower(k: A.Kernel) -> Program:
     dims = A.index_dims(k)
     lhs = k.assignment.lhs
     body: Block = Block((Assign(Elem(lhs.tensor, tuple(Idx(i) for i in lhs.indices)), red,
-                                lower_expr(k.assignment.rhs)),))
+                                lower_expr(k.rhs, k.output.dtype)),))
     for var in reversed(order):
         body = Block((Loop(var, IConst(0), dim_expr(dims[var]), body),))
     return Program(k.name, tuple(tensors), body, red, (("loop order", " ".join(order)),))

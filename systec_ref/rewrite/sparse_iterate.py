@@ -1,8 +1,13 @@
 """Pass ``sparse-iterate``: loops over a sparse tensor's modes become iteration over its stored entries.
 
-Precondition: every read of a ``sparse`` input annihilates the right-hand side
-where it holds its fill (the parser checks this), so the iterations it skips
-contribute nothing.  After ``split-diagonals``, each nest reads a symmetric
+Precondition: none beyond a well-formed program.  The parser admits a
+``sparse`` input only if the right-hand side changes nothing wherever the
+tensor holds its fill; this pass checks, per nest, the stronger fact that
+skipping needs: the update changes nothing wherever *the one read it
+iterates* holds the fill, whatever every other read holds — including other
+reads of the same tensor in another orientation (``A[i,j] + A[j,i]``, whose
+transposed copy is another tensor by now), which are unknown there.  A nest
+where that fails stays dense.  After ``split-diagonals``, each nest reads a symmetric
 tensor on one face only: its loops become the levels of that face of the
 canonical-only storage (see :mod:`systec_ref.storage`); a non-symmetric
 tensor (or the baseline, symmetry off) is iterated over its full storage.
@@ -25,15 +30,37 @@ On a diagonal face the pinned mode is not stored at all (``i == j``: one level):
       y[i] += x[i] * A<f1>.vals[_q2]
 
 A nest whose bounds do not pin one face (e.g. ``j in i..n``), that reads the
-tensor at two different places, or holds an update that does not read it, is
-left dense — the tensor is then also passed dense.
+tensor at two different places, holds an update that does not read it, or
+one that the fill of the iterated read does not annihilate (``A[i,j] +
+A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
+is left dense — the tensor is then also passed dense.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..ir.nodes import Assign, Block, IConst, Idx, IPlus, Let, Local, Loop, Program, Read, SparseLevel, SparseVal
+from ..ir.nodes import (
+    Add,
+    Assign,
+    Block,
+    Const,
+    IConst,
+    Idx,
+    IPlus,
+    Let,
+    Local,
+    Lookup,
+    Loop,
+    Mul,
+    Neg,
+    Program,
+    Read,
+    SparseLevel,
+    SparseVal,
+    Value,
+)
+from ..lang import unstored
 from ..storage.symmetric import face_modes
 from .combinators import namer, nodes, plural, postwalk, replace_body
 
@@ -75,6 +102,33 @@ def _face(p: Program, tensor, subs: list[str], loops: dict[str, Loop]) -> tuple[
     return tuple(key)
 
 
+def _when_unstored(e: Value, r: Read, fill: float, lets: dict[str, Value]) -> unstored.Abstract:
+    """The value of ``e`` where the read ``r`` holds ``fill``; every other read is unknown."""
+    match e:
+        case Read():
+            return fill if e == r else unstored.FINITE
+        case SparseVal():
+            return unstored.FINITE  # a stored value of another sparse tensor, iterated already
+        case Const():
+            return e.value
+        case Local() if e.name in lets:
+            return _when_unstored(lets[e.name], r, fill, lets)
+        case Local():
+            return None
+        case Lookup():
+            # one finite factor per face, which one is not known here
+            return e.values[0] if len(set(e.values)) == 1 else unstored.FINITE
+        case Neg():
+            return unstored.neg(_when_unstored(e.arg, r, fill, lets))
+        case Mul() | Add():
+            step = unstored.mul if isinstance(e, Mul) else unstored.add
+            acc = _when_unstored(e.args[0], r, fill, lets)
+            for a in e.args[1:]:
+                acc = step(acc, _when_unstored(a, r, fill, lets))
+            return acc
+    raise AssertionError(f"sparse-iterate: unexpected value node {e!r}")
+
+
 def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> Loop | None:
     name = tensor.name
     reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
@@ -93,12 +147,14 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
     loops = {lp.var: lp for lp in path}
     # every update in the nest must read the tensor, or flush an accumulator that did
     accumulators = {n.target.name for n in nodes(root) if isinstance(n, Assign) and isinstance(n.target, Local)}
+    lets = {n.name: n.value for n in nodes(root) if isinstance(n, Let)}
     for n in nodes(root):
         if isinstance(n, Assign) and n.op == "=":
             return None  # a copy (concordize's transposes, mirrors) must see unstored entries too
-        if isinstance(n, Assign) and not any(isinstance(x, Read) and x.tensor == name for x in nodes(n.value)):
-            if not (isinstance(n.value, Local) and n.value.name in accumulators):
-                return None
+        if isinstance(n, Assign) and isinstance(n.value, Local) and n.value.name in accumulators:
+            continue  # flushes an accumulator whose updates are checked themselves
+        if isinstance(n, Assign) and not unstored.no_change(_when_unstored(n.value, r, tensor.fill, lets), n.op):
+            return None  # an unstored entry would still change the result here: every point must be visited
     symmetric = bool(tensor.symmetry) and bool(p.note("permutable"))
     if symmetric:
         face = _face(p, tensor, subs, loops)

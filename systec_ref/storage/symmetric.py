@@ -174,7 +174,8 @@ class SparseTensor:
     fill: float
     dtype: np.dtype
     faces: dict[tuple[int, ...], CSF]
-    # other layouts of this tensor already built (see with_symmetry); not part of its value
+    # other layouts of this tensor already built, with whether their symmetry was verified
+    # (see with_symmetry); not part of its value
     _layouts: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- construction ----------------------------------------------------------
@@ -287,19 +288,24 @@ class SparseTensor:
         """The same tensor stored canonical-only for other symmetry groups (``()``: every entry).
 
         Dropping symmetry is exact.  Adding one verifies it (unless ``check=False``).
-        The result is kept, so a tensor object reused across calls converts once.
+        The result is kept, so a tensor object reused across calls converts once; a layout
+        built unverified (``check=False``) is verified the first time it is asked for with
+        ``check=True``, so skipping the check once never skips it later.
         """
         groups = tuple(tuple(g) for g in symmetry)
         if groups == self.symmetry:
             return self
-        if groups not in self._layouts:
-            c, v = self.full_coo()  # sorted, each point once
-            if groups:
-                self._layouts[groups] = SparseTensor.from_coo(c, v, self.shape, groups, self.fill, check, name)
-            else:
-                faces = {(): CSF.from_sorted(self.shape, c, v)} if len(c) else {}
-                self._layouts[groups] = SparseTensor(self.shape, (), self.fill, self.dtype, faces)
-        return self._layouts[groups]
+        have = self._layouts.get(groups)
+        if have is not None and (have[1] or not check or not groups):
+            return have[0]
+        c, v = self.full_coo()  # sorted, each point once
+        if groups:
+            layout = SparseTensor.from_coo(c, v, self.shape, groups, self.fill, check, name)
+        else:
+            faces = {(): CSF.from_sorted(self.shape, c, v)} if len(c) else {}
+            layout = SparseTensor(self.shape, (), self.fill, self.dtype, faces)
+        self._layouts[groups] = (layout, check)
+        return layout
 
     def astype(self, dtype) -> SparseTensor:
         """Values converted to ``dtype`` (the caller checks that the conversion is safe)."""

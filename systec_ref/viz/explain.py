@@ -36,7 +36,7 @@ FORMATS = ("text", "dot", "svg", "png", "json")
 
 @dataclass(frozen=True)
 class ExplainOptions:
-    sizes: dict[str, int]
+    sizes: dict[str, int]  # of the dimensions to verify at; the others: Kernel.default_sizes
     seed: int = 0
     verify: bool = True
     show: str = "changed"  # 'changed' | 'all' | 'before:PASS' | 'after:PASS'
@@ -70,11 +70,12 @@ def _counts_text(report: CheckReport | None, n: int) -> str:
     verdict = "agrees with the previous stage and the definition" if s.vs_previous.ok and s.vs_definition.ok \
         else f"DISAGREES: previous {s.vs_previous.detail or 'ok'}; definition {s.vs_definition.detail or 'ok'}"
     reads = " ".join(f"{k}:{v}" for k, v in sorted(c.reads.items()))
-    return f"{verdict}; mults {c.mults}, adds {c.adds}, work {c.work}, reads {reads}"
+    missed = f"; {len(c.never_ran)} of {len(c.runs)} assignments never ran" if c.never_ran else ""
+    return f"{verdict}; mults {c.mults}, adds {c.adds}, work {c.work}, reads {reads}{missed}"
 
 
 def explain(k: Kernel, opts: ExplainOptions, console: Console) -> int:
-    report = check_stages(k, k.random_inputs(opts.sizes, seed=opts.seed)) if opts.verify else None
+    report = check_stages(k, k.random_inputs(k.default_sizes(opts.sizes), seed=opts.seed)) if opts.verify else None
     chosen = _selected(k, opts.show)
     texts = [print_program(s.program) for s in k.stages]
     if opts.fmt == "json":
@@ -115,6 +116,8 @@ def _terminal(k: Kernel, report: CheckReport | None, chosen: list[int], texts: l
         else:
             t.add_row(str(n), st.name, "yes" if st.changed else "no", "-", "", "", "")
     console.print(t)
+    for note in report.never_ran_notes() if report is not None else ():
+        console.print(note, markup=False)
     console.rule(Text("generated C (final stage)", style="bold"))
     source = k.c_source()
     if console.is_terminal and not console.no_color:
@@ -132,6 +135,7 @@ def _as_json(k: Kernel, report: CheckReport | None) -> dict:
             s = report.stages[n]
             d["agrees"] = bool(s.vs_previous.ok and s.vs_definition.ok)
             d["counts"] = s.counts.summary()
+            d["never_ran"] = list(s.unexercised)  # positions of assignments that never ran (Counts.never_ran)
         out["stages"].append(d)
     return out
 
