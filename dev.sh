@@ -52,7 +52,9 @@ case "$cmd" in
     test)
         ensure_system; ensure_venv
         .venv/bin/python -m ruff check systec_ref tests tutorials
-        .venv/bin/python -m pytest "$@"
+        # one worker per core, each test file in one worker (a file's fuzz-case counters and module
+        # fixtures stay together); '-n 0' after the command runs everything in this process
+        .venv/bin/python -m pytest -n auto --dist loadfile "$@"
         ;;
     *) say "unknown command '$cmd' (use demo, test or setup)"; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e.pop("NO_COLOR", None)
+    e.pop("COLUMNS", None)  # the CLI's own width for piped output, whatever terminal (or test worker) this is
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "systec_ref", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=e)

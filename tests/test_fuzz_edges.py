@@ -41,7 +41,7 @@ from systec_ref.storage import SparseTensor
 
 _SCALE = int(os.environ.get("SYSTEC_FUZZ_SCALE", "1"))
 #: cases per run and generator
-CASES = {"orientation": 160, "literal": 120, "int64": 120, "check": 60}
+CASES = {"orientation": 120, "literal": 80, "int64": 100, "check": 50}
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                        HealthCheck.filter_too_much])
 _ran = dict.fromkeys(CASES, 0)
