@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interp.loops import NP_DTYPES, identity, wrap_int64
-from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value
+from .interp.loops import NP_DTYPES, identity
+from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value, wrap_int64
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -140,7 +140,7 @@ def kernels(draw, max_indices: int = 5, dtypes: tuple[str, ...] = ("float64", "i
     leaves = [_Leaf(access(name, idx)) for name, _, uses in inputs for idx in uses]
     leaves += [_Leaf(literal()) for _ in range(draw(st.integers(0, 2)))]
     leaves = list(draw(st.permutations(leaves)))
-    # products make sparse inputs valid under +=, sums under min=/max= (SPEC §2): draw those more often
+    # products make sparse inputs valid under +=, sums under min=/max= (lang/check.py): draw those more often
     likely = "product" if op in ("+=", "=") else "sum"
     shape = draw(st.sampled_from([likely, likely, "product", "sum", "tree"]))
     tree_ops = {"product": ("*",), "sum": ("+", "+", "-"), "tree": ("+", "-", "*")}[shape]

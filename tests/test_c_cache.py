@@ -1,4 +1,4 @@
-"""The compiled-kernel cache (issue 4, item 3).
+"""The compiled-kernel cache.
 
 The compiler is a wrapper script around the real one that logs every
 compilation (the ``--version`` probe is not logged), so a test can count how

@@ -1,4 +1,4 @@
-"""The command line's C side: ``emit`` and ``run --backend c`` (issue 4, item 5).
+"""The command line's C side: ``emit`` and ``run --backend c``.
 
 Each test runs ``python -m systec_ref`` in a fresh process, as a user would,
 with the compile cache in a directory private to this test session.

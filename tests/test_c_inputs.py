@@ -1,4 +1,4 @@
-"""Bad arrays and a bad toolchain give clear errors with the C backend (issue 4, item 4).
+"""Bad arrays and a bad toolchain give clear errors with the C backend.
 
 Every array error is a :class:`systec_ref.InputError` raised before C sees the
 array; a missing or failing compiler is a :class:`systec_ref.ToolError` whose

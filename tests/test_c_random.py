@@ -1,4 +1,4 @@
-"""Random kernels compiled to C agree with their definition (issue 4, item 2).
+"""Random kernels compiled to C agree with their definition.
 
 A sample of kernels from ``strategies.kernels()`` (every assignment operator,
 float64 and int64, partial and full symmetry, sparse inputs, explicit loop

@@ -1,4 +1,4 @@
-"""What the generated C looks like (issue 4, item 6; SPEC §5).
+"""What the generated C looks like.
 
 * no globals: at file scope there are only ``static inline`` helpers and the
   kernel function (checked on the text, and on the object file's symbols);

@@ -1,4 +1,4 @@
-"""The C backend agrees with the interpreter, stage by stage (issue 4, item 1).
+"""The C backend agrees with the interpreter, stage by stage.
 
 Every stage's program is emitted with ``CFunction(stage.program, stage.name)``
 and called with ``k.bind(inputs)``; the interpreter runs *the same* program on

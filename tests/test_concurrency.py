@@ -1,4 +1,4 @@
-"""Concurrency (issue 9, point 5): one compiled kernel called from several threads at once on
+"""Concurrency: one compiled kernel called from several threads at once on
 different inputs gives each thread its own correct result.
 
 ctypes releases the GIL for the duration of a call, so the calls really run at the same time

@@ -1,4 +1,4 @@
-"""Differential fuzzing of the compiler (issue 9, item 2), and the regression corpus it feeds.
+"""Differential fuzzing of the compiler, and the regression corpus it feeds.
 
 Random kernels — ``strategies.kernels(max_order=5)`` (1-3 inputs of order up to 5, random full
 and partial symmetry, dense and sparse, ``+= = min= max=``, float64 and int64) and

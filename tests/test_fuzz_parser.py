@@ -1,4 +1,4 @@
-"""Parser and pipeline fuzzing (issue 9, item 1): no input text makes systec_ref crash.
+"""Parser and pipeline fuzzing: no input text makes systec_ref crash.
 
 Hypothesis feeds arbitrary text, and near-miss mutants of the shipped kernels (``examples/*.ein``,
 ``examples/sparse/*.ein``: tokens deleted, duplicated, swapped or replaced, random characters

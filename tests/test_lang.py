@@ -12,7 +12,7 @@ from strategies import ast_kernels, kernels
 from systec_ref.lang import Access, BinOp, Neg, Number, parse, print_expr, print_kernel
 from systec_ref.lang.ast import index_dims, index_vars
 
-# What each example must mean (SPEC §2): output, assignment operator, and the
+# What each example must mean (README, "A kernel"): output, assignment operator, and the
 # symmetry groups of every input.
 EXPECTED = {
     "bellman": ("y", "min=", {"A": ((0, 1),), "x": ()}),

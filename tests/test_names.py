@@ -1,4 +1,4 @@
-"""Names reach C as themselves, so the language refuses those C would read otherwise (issue 9).
+"""Names reach C as themselves, so the language refuses those C would read otherwise.
 
 Every name the parser accepts must compile to C that computes the definition; every name it refuses
 gets a located error.  The reserved lists live in :mod:`systec_ref.lang.names`; the first test checks

@@ -1,4 +1,4 @@
-"""Numerics (issue 9, item 7): NaN, ±inf and float32 behave the same in the interpreter and in C.
+"""Numerics: NaN, ±inf and float32 behave the same in the interpreter and in C.
 
 The rules (README, "Numerics"):
 

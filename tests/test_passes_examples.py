@@ -1,4 +1,4 @@
-"""Every example, every stage, against the definition (issue 3, acceptance items 1 and 9).
+"""Every example, every stage, against the definition.
 
 Each example is compiled in float64 and in int64 (``int64`` added to every
 declaration; bellman needs ``fill inf`` and has no int64 version), with

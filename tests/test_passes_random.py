@@ -1,4 +1,4 @@
-"""Random kernels through every pass (issue 3, acceptance item 2).
+"""Random kernels through every pass.
 
 Two generators: ``strategies.kernels()`` (1-3 inputs of order up to 4, random
 full/partial symmetry, ``+= = min= max=``, float64 and int64, dense and
@@ -18,7 +18,7 @@ Besides agreement, on each kernel:
   local updates) than the naive nest.  (Not with ``faces="compact"``: there a
   diagonal face runs the strict part's whole body scaled by 1/prod(run
   sizes!), which can be more updates than the face has points — by design,
-  SPEC §3.5, MTTKRP-5.)
+  the published artifact, MTTKRP-5.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sanitizer mode (issue 9, point 3): kernels compiled with ``-fsanitize=address,undefined``.
+"""Sanitizer mode: kernels compiled with ``-fsanitize=address,undefined``.
 
 ``SYSTEC_REF_SANITIZE=1`` adds :data:`systec_ref.emit.build.SANITIZE_FLAGS`.  Python is not
 instrumented, so kernels run in a subprocess started with the ASan runtime preloaded; there

@@ -1,4 +1,4 @@
-"""Scale (issue 9, point 4): 64-bit index arithmetic, modes beyond 2^31, and a 10M-entry
+"""Scale: 64-bit index arithmetic, modes beyond 2^31, and a 10M-entry
 order-5 symmetric tensor converted and run within a stated memory bound.
 
 * Every integer the generated C computes with is ``int64_t`` (or ``size_t`` for the extent of an

@@ -1,4 +1,4 @@
-"""The published artifact's bugs (SPEC §3.5) cannot happen here (issue 3, acceptance items 6 and 7).
+"""The published artifact's bugs cannot happen here.
 
 * TTM guards: the artifact paired updates with guards by position, so an update
   could run under another pattern's guard.  Here every pattern block holds
@@ -209,7 +209,7 @@ def test_mttkrp5_lookup_keys_are_a_collision_free_bitmask(mttkrp5_compact):
             continue
         assert under_guard, pat.text()
         runs = prod(factorial(len(run)) for run in pat.runs)
-        # SPEC §3.5: the five-update body times (5!/prod(run sizes!))/5 == the strict coefficient 24 / prod
+        # the five-update body times (5!/prod(run sizes!))/5 == the strict coefficient 24 / prod
         want = Fraction(factorial(5), runs) / 5
         assert want == Fraction(24, runs)
         if want.denominator != 1:

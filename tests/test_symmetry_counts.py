@@ -1,4 +1,4 @@
-"""What symmetry saves, counted by the interpreter (issue 3, acceptance items 3, 4, 5 and 8).
+"""What symmetry saves, counted by the interpreter.
 
 Reads: the final stage reads a symmetric input only on its canonical triangle,
 each canonical element once.  Work (updates + local updates): MTTKRP-k drops

@@ -174,7 +174,7 @@ assert set(strict.values()) == {math.factorial(3 - 1)}
 
 # %% [markdown]
 # The compiler's factors are those of `group-assignments` (next tutorial), which merges the copies
-# into one update with a factor; they are the factors of the worked MTTKRP-3 example in SPEC §3.5.
+# into one update with a factor; they are the factors of the worked MTTKRP-3 example of the SySTeC paper.
 # Here is the whole program at that stage:
 
 # %%

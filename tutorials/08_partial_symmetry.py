@@ -130,7 +130,7 @@ assert stored.stored == tri * tri
 # %% [markdown]
 # The remaining symmetry, `(ij|kl) = (kl|ij)`, would save another factor of about 2. It is not a
 # product of full symmetric groups (it swaps *pairs* of modes), which the compiler does not handle
-# yet — SPEC §3.3 lists it as a stretch goal.
+# yet — a possible extension.
 #
 # ## Exercise
 #

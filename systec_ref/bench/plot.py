@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: SPEC §6: the published system vs its own symmetry-off compiler, geometric means over its inputs
+#: SySTeC's published numbers (CGO 2025): its speedup over its own symmetry-off compiler,
+#: geometric means over its inputs
 PAPER_GEOMEAN = {"ssymv": 1.43, "syprd": 1.78, "ssyrk": 2.20, "ttm": 1.36, "mttkrp3": 2.83, "mttkrp4": 6.17,
                  "mttkrp5": 16.3}
 #: how many times fewer entries of the symmetric input are read (k! for order k; the output

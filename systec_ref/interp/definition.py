@@ -1,4 +1,4 @@
-"""The meaning of a kernel, implemented literally (SPEC §2, "Semantics").
+"""The meaning of a kernel, implemented literally (README, "A kernel").
 
 The output starts at the identity of the reduction; then, for every point of
 the full index space, ``lhs op= rhs``.  Nothing else: no loop nest, no pass.

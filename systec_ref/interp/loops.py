@@ -46,6 +46,7 @@ from ..ir.nodes import (
     Stmt,
 )
 from ..ir.printer import fmt_subscript
+from ..lang.ast import wrap_int64
 from ..storage.symmetric import face_modes
 from .counts import Counts
 
@@ -378,14 +379,6 @@ def _nodes(node):
     from ..rewrite.combinators import nodes
 
     return nodes(node)
-
-
-def wrap_int64(v: int) -> int:
-    """``v`` modulo 2^64 as a signed int64: two's-complement wrap-around, what numpy's int64 and the
-    generated C (which computes in uint64_t) do.  ``+`` and ``*`` commute with it, so wrapping where a
-    value is stored or compared gives what wrapping every operation would: every stage, however it
-    regroups a sum or a product, computes the same int64 result."""
-    return ((v - INT64_MIN) & 0xFFFF_FFFF_FFFF_FFFF) + INT64_MIN
 
 
 def _combine(op: str, rnd, wrap: bool = False):

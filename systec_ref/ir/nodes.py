@@ -190,7 +190,8 @@ class Permute:
     values of the variables in each group (a product over the groups).
 
     ``restrict-iteration`` wraps the body of a canonical-triangle nest in this
-    node, so the nest still means what the full nest meant (SPEC §3.1);
+    node, so the nest still means what the full nest meant (every point of
+    the full space is a rearrangement of exactly one point of the triangle);
     ``define-assignments`` then spells the rearrangements out.
     """
 

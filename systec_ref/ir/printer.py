@@ -1,4 +1,4 @@
-"""Deterministic pseudo-code for loop nests (the style of SPEC §3.5).
+"""Deterministic pseudo-code for loop nests (the style of the tutorials and the pass docstrings).
 
 ::
 

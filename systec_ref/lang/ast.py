@@ -30,6 +30,14 @@ def literal_value(v: int | float, dtype: str) -> int | float:
         return float("inf") if v > 0 else float("-inf")
 
 
+def wrap_int64(v: int) -> int:
+    """``v`` modulo 2^64 as a signed int64: two's-complement wrap-around, what numpy's int64 and the
+    generated C (which computes in uint64_t) do.  ``+`` and ``*`` commute with it, so wrapping where a
+    value is stored or compared gives what wrapping every operation would: every stage, however it
+    regroups a sum or a product, computes the same int64 result."""
+    return ((v + 2**63) & (2**64 - 1)) - 2**63
+
+
 @dataclass(frozen=True)
 class Pos:
     """1-based line and column of a token, and its width in characters."""
@@ -117,7 +125,7 @@ def fold_literal_factors(e: Expr, dtype: str) -> Expr:
         if v is not None:
             coef = coef * v
     if dtype == "int64":
-        coef = ((coef + 2**63) % 2**64) - 2**63
+        coef = wrap_int64(coef)
     first = next(n for n, v in enumerate(values) if v is not None)
     kept = [Number(coef, pos=factors[first].pos) if n == first else f
             for n, (f, v) in enumerate(zip(factors, values)) if v is None or n == first]

@@ -2,7 +2,7 @@
 
 Precondition: ``Permute`` nodes from ``restrict-iteration``.
 
-A set of k variables has 2^(k-1) equality patterns (SPEC §3.2).  Each becomes
+A set of k variables has 2^(k-1) equality patterns (each adjacent pair equal or not).  Each becomes
 a branch holding every distinct rearrangement of the statement, the
 left-hand side included, with equal variables spelled by their
 representative.  Loops inside the permuted body whose bounds do not involve

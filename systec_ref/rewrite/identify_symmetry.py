@@ -3,7 +3,7 @@
 Precondition: a perfect nest with one reduction assignment (after
 ``concordize``), loops over ``0..dim``.
 
-Three sources propose a permutable set P (SPEC §3.3):
+Three sources propose a permutable set P:
 
 * **input symmetry** — the variables at a symmetric group of a read
   (``A[i,k,l]``, A symmetric -> {i,k,l});

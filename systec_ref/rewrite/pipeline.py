@@ -1,4 +1,4 @@
-"""The pipeline: ``lower``, then the symmetry passes of SPEC §3.4 in order."""
+"""The pipeline: ``lower``, then the passes in order (README, "The pipeline")."""
 
 from __future__ import annotations
 

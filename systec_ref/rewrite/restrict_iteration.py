@@ -6,7 +6,8 @@ run over ``0..dim``.
 Each set ``p1, ..., pk`` (loop-depth order) gets triangular bounds
 ``p_{t+1} in p_t..n``, and the body of its innermost loop is wrapped in a
 ``Permute`` node, which runs it once per distinct rearrangement of the set's
-values.  By SPEC §3.1 this is the same computation as before, for *any*
+values.  Since every point of the full space is a rearrangement of exactly
+one point of the triangle, this is the same computation as before, for *any*
 statement: the point of the pass is bookkeeping, and the program still runs.
 
 Before::
