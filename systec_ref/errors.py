@@ -1,8 +1,13 @@
-"""The one exception family for user errors.
+"""The two exception families: the user's errors and ours.
 
 Every error a user can cause (bad source text, bad arrays, a missing tool) is a
-``SystecError``.  The CLI prints ``str(err)`` and exits with status 2; anything
-else escaping is a bug in systec_ref, not in the user's input.
+``SystecError``: the CLI prints ``str(err)`` and exits with status 2.
+
+An :class:`InternalError` means the compiler itself went wrong: a stage that reads
+out of range, a program the IR verifier rejects, a visitor meeting a node type it
+does not know.  It is deliberately *not* a ``SystecError`` — the input was fine, the
+compiler is not — and the CLI reports it, like any other escaping exception, as an
+internal error with status 3.
 """
 
 from __future__ import annotations
@@ -56,3 +61,19 @@ class NumericError(SystecError):
 
 class ToolError(SystecError):
     """A system tool the project needs (a C compiler, Graphviz) is missing or failed."""
+
+
+class InternalError(Exception):
+    """The compiler produced or met something it must not have: a bug of systec_ref, never the user's."""
+
+
+class UnknownNode(InternalError):
+    """A visitor met a node type it does not handle."""
+
+    def __init__(self, node_type: str, visitor: str):
+        self.node_type, self.visitor = node_type, visitor
+        super().__init__(f"{visitor}: unknown node type {node_type}")
+
+
+class MiscompileError(InternalError):
+    """A stage of the pipeline is not a valid program (the verifier's or the interpreter's finding)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interp.loops import NP_DTYPES, identity
-from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value, wrap_int64
+from .dtypes import identity, numpy_type, wrap_int64
+from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -38,7 +38,7 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
     """Return (result, method) where method is ``"numpy.einsum"`` or ``"numpy broadcasting"``."""
     ivars = index_vars(k)
     letter = {v: _LETTERS[n] for n, v in enumerate(ivars)}
-    dtype = NP_DTYPES[k.output.dtype]
+    dtype = numpy_type(k.output.dtype)
     lhs = k.assignment.lhs
     red = k.assignment.reduction
     prod = _product_factors(k.rhs, k.output.dtype) if red == "+" else None

@@ -30,9 +30,9 @@ def default_size(stages: Sequence[Stage]) -> int:
       non-empty jammed loop needs n >= FACTOR + 2, and the rows left over (``n % FACTOR``)
       must be two or more for the first of them to have an element after the diagonal.
     """
-    k = max((len(s) for st in stages for s in st.program.note("permutable", ())), default=0)
+    k = max((len(s) for st in stages for s in st.program.facts.permutable), default=0)
     n = max(FLOOR, k)
-    if any(st.name == unroll_and_jam.NAME and st.changed for st in stages):
+    if any(st.name == unroll_and_jam.PASS.name and st.changed for st in stages):
         f = unroll_and_jam.FACTOR
         n = max(n, f + 2)
         while n % f < 2:

@@ -7,10 +7,13 @@ import math
 
 import numpy as np
 
+from .dtypes import numpy_type
 from .errors import InputError
-from .interp.loops import NP_DTYPES
 from .lang.ast import Kernel, TensorDecl
+from .storage.faces import check_symmetry, symmetrize_index
 from .storage.symmetric import SparseTensor
+
+__all__ = ["bind", "check_symmetry", "densify", "random_inputs", "symmetrize_index"]
 
 
 def _as_array(d: TensorDecl, value: object, check: bool) -> np.ndarray | SparseTensor:
@@ -49,33 +52,6 @@ def _same_fill(a: float, b: float) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
-def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> None:
-    """Raise :class:`InputError` naming the largest asymmetry, if there is any.
-
-    Symmetry is exact: ``A[p] == A[q]`` for every pair of points that a
-    permutation within a group relates (NaN equals NaN here).
-    """
-    for g in groups:
-        for a, b in zip(g, g[1:]):  # adjacent transpositions generate the group
-            axes = list(range(arr.ndim))
-            axes[a], axes[b] = axes[b], axes[a]
-            other = arr.transpose(axes)
-            same = (arr == other) | (np.isnan(arr) & np.isnan(other) if arr.dtype.kind == "f" else False)
-            if same.all():
-                continue
-            with np.errstate(invalid="ignore", over="ignore"):
-                diff = np.abs(arr.astype(np.float64) - other.astype(np.float64))
-            diff = np.where(same, -1.0, np.nan_to_num(diff, nan=np.inf, posinf=np.inf))
-            where = np.unravel_index(int(np.argmax(diff)), arr.shape)
-            twin = list(where)
-            twin[a], twin[b] = twin[b], twin[a]
-            fmt = lambda p: f"{name}[{','.join(map(str, map(int, p)))}]"  # noqa: E731
-            raise InputError(
-                f"{name} is declared symmetric in modes {g} but is not: {fmt(where)} = {arr[where].item()!r} while "
-                f"{fmt(twin)} = {arr[tuple(twin)].item()!r} (largest difference {float(diff[where]):.6g}); "
-                f"symmetrize it or pass check=False to use its canonical triangle as is")
-
-
 def bind(kernel: Kernel, tensors: dict[str, object],
          check: bool = True) -> tuple[dict[str, np.ndarray | SparseTensor], dict[str, int]]:
     """Validate the inputs of ``kernel``: every input present, numeric, of a dtype
@@ -100,7 +76,7 @@ def bind(kernel: Kernel, tensors: dict[str, object],
     arrays: dict[str, np.ndarray] = {}
     for d in kernel.inputs:
         arr = _as_array(d, tensors[d.name], check)
-        target = np.dtype(NP_DTYPES[d.dtype])
+        target = np.dtype(numpy_type(d.dtype))
         if arr.dtype != target and not np.can_cast(arr.dtype, target, "safe"):
             raise InputError(f"{d.name} has dtype {arr.dtype}, which does not convert safely to the declared "
                              f"{d.dtype} (convert it explicitly, e.g. {d.name}.astype(np.{d.dtype}))")
@@ -149,17 +125,6 @@ def _dense(name: str, t: SparseTensor, why: str) -> np.ndarray:
                          f"because {why} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def symmetrize_index(shape: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:
-    """Fancy index that maps every point to its canonical point (each group's
-    subscripts sorted), so ``X[symmetrize_index(...)]`` is symmetric."""
-    idx = list(np.indices(shape))
-    for g in groups:
-        stacked = np.sort(np.stack([idx[p] for p in g]), axis=0)
-        for n, p in enumerate(g):
-            idx[p] = stacked[n]
-    return tuple(idx)
-
-
 def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int = 0,
                   density: float = 1.0) -> dict[str, np.ndarray]:
     """Random inputs honouring ``kernel``'s declarations.
@@ -195,7 +160,7 @@ def _random_array(d: TensorDecl, shape: tuple[int, ...], rng: np.random.Generato
     if d.dtype == "int64":
         base = rng.integers(-4, 5, size=shape).astype(np.int64)
     else:
-        base = rng.uniform(-1.0, 1.0, size=shape).astype(NP_DTYPES[d.dtype])
+        base = rng.uniform(-1.0, 1.0, size=shape).astype(numpy_type(d.dtype))
     if d.format == "sparse":
         keep = rng.random(size=shape) < density
         fill = d.fill if not (d.dtype == "int64" and isinstance(d.fill, float) and math.isinf(d.fill)) else 0

@@ -20,8 +20,8 @@ import pytest
 
 import systec_ref
 from systec_ref.ir.nodes import Const, Lookup
-from systec_ref.rewrite.combinators import nodes
 from systec_ref.tensors import symmetrize_index
+from systec_ref.term import nodes
 
 #: compile into the session's private cache (conftest.py)
 pytestmark = pytest.mark.usefixtures("private_c_cache")

@@ -133,7 +133,7 @@ def test_the_generated_c_uses_only_reserved_or_kernel_names(examples):
     kernel, a name the compiler made (``_t0``, ``B_T``, face arrays) or one the language reserves:
     so no user name can mean something else in C."""
     from systec_ref.emit.c import emit_c, face_id, function_name, sparse_faces
-    from systec_ref.rewrite.combinators import used_names
+    from systec_ref.ir.names import used_names
 
     paths = sorted({*examples, *(examples[0].parent / "sparse").glob("*.ein")})
     transposing = DENSE.replace("KK", "k")  # its C allocates a transposed copy

@@ -25,7 +25,7 @@ import systec_ref
 from systec_ref.interp.loops import _combine
 from systec_ref.ir.nodes import Assign
 from systec_ref.reference import numpy_reference
-from systec_ref.rewrite.combinators import nodes
+from systec_ref.term import nodes
 
 #: compile into the session's private cache (conftest.py)
 pytestmark = pytest.mark.usefixtures("private_c_cache")

@@ -49,7 +49,7 @@ def test_every_example_has_both_variants_but_bellman():
 @pytest.mark.parametrize("path, dtype", CASES)
 def test_every_stage_agrees_with_definition(path, dtype, faces):
     kernel = _kernel(path, dtype, faces=faces)
-    assert [s.name for s in kernel.stages] == ["lower", *(p.NAME for p in pipeline.PASSES)]
+    assert [s.name for s in kernel.stages] == ["lower", *(p.name for p in pipeline.PASSES)]
     for n, r in SIZES:
         for seed in SEEDS:
             inputs = kernel.random_inputs(sizes(kernel, n, r), seed=seed, density=0.6)
@@ -59,7 +59,7 @@ def test_every_stage_agrees_with_definition(path, dtype, faces):
 @pytest.mark.parametrize("path, dtype", CASES)
 def test_without_symmetry_every_stage_agrees(path, dtype):
     kernel = _kernel(path, dtype, symmetry=False)
-    assert [s.name for s in kernel.stages] == ["lower", *(p.NAME for p in pipeline.NON_SYMMETRY)]
+    assert [s.name for s in kernel.stages] == ["lower", *(p.name for p in pipeline.NON_SYMMETRY)]
     for n, r in SIZES:
         inputs = kernel.random_inputs(sizes(kernel, n, r), seed=n, density=0.6)
         assert_stages_agree(kernel, inputs, f"{path.stem} {dtype} symmetry=False n={n} r={r}")
@@ -85,7 +85,7 @@ def test_empty_dimensions(path):
 
 # -- item 9: a pass that does not apply says so and changes nothing -----------------------
 
-SYMMETRY_PASSES = [p.NAME for p in pipeline.PASSES if p not in pipeline.NON_SYMMETRY and p.NAME != "normalize"]
+SYMMETRY_PASSES = [p.name for p in pipeline.PASSES if p.symmetry and p.name != "normalize"]
 
 NO_SYMMETRY = [
     "kernel gemv\nin A[n, m]\nin x[m]\nout y[n]\ny[i] += A[i, j] * x[j]\n",
@@ -104,7 +104,7 @@ def test_symmetry_passes_do_not_apply_without_symmetry(text):
             assert not st.changed, f"{st.name} changed a kernel with no symmetry: {st.note}"
             assert st.program == prev.program
             assert st.note and st.note.strip(), f"{st.name} gave no reason"
-    assert not kernel.final.note("permutable")
+    assert not kernel.final.facts.permutable
     inputs = kernel.random_inputs({d: 3 for d in ("n", "m", "q") if d in text}, seed=2)
     assert_stages_agree(kernel, inputs)
 

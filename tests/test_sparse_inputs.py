@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import systec_ref
 from systec_ref.errors import InputError
 from systec_ref.storage import SparseTensor
-from systec_ref.storage.symmetric import expand_permutations
+from systec_ref.storage.faces import expand_permutations
 from systec_ref.tensors import symmetrize_index
 
 SSYMV = "kernel ssymv\nin A[n, n] symmetric sparse\nin x[n]\nout y[n]\ny[i] += A[i, j] * x[j]\n"

@@ -8,7 +8,7 @@ import pytest
 
 import systec_ref
 from systec_ref.ir.nodes import SparseLevel
-from systec_ref.rewrite.combinators import nodes
+from systec_ref.term import nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import systec_ref
 from systec_ref.storage import CSF, SparseTensor
-from systec_ref.storage.symmetric import face_modes
+from systec_ref.storage.faces import face_modes
 from systec_ref.tensors import symmetrize_index
 
 GROUPS = {"full3": ((0, 1, 2),), "full2": ((0, 1),), "pairs": ((0, 1), (2, 3)), "none": ()}

@@ -25,9 +25,11 @@ import pytest
 from test_passes_support import assert_stages_agree, canonical, describe, sizes, variant
 
 import systec_ref
+from systec_ref.ir.index import rename_indices
 from systec_ref.ir.nodes import Cmp, Idx, If, IPlus, Lookup, Or
-from systec_ref.rewrite.combinators import main_assignments, nodes, rename_indices
+from systec_ref.rewrite.combinators import main_assignments
 from systec_ref.rewrite.symmetry import all_patterns, pattern_of
+from systec_ref.term import nodes
 
 # -- faces of the simplex, as inputs -------------------------------------------------------
 
@@ -95,7 +97,7 @@ def test_each_pattern_block_holds_its_own_rearrangements(name):
     kernel = systec_ref.load(helpers.example(name))
     (orig,) = main_assignments(kernel.stage("identify-symmetry").program)
     prog = kernel.stage("define-assignments").program
-    (group,) = prog.note("permutable")
+    (group,) = prog.facts.permutable
     seen = set()
     for node in nodes(prog.body):
         if not isinstance(node, If):

@@ -29,7 +29,7 @@ from test_passes_support import (
 
 import systec_ref
 from systec_ref.ir.nodes import Assign, Block, Elem, Program
-from systec_ref.rewrite.combinators import nodes
+from systec_ref.term import nodes
 
 # -- item 3: reads ----------------------------------------------------------------------
 
@@ -223,9 +223,9 @@ def test_ssyrk_computes_the_upper_triangle_and_mirrors_it():
     st = kernel.stage("replicate-output")
     assert st.changed and "C symmetric in modes (0,1)" in st.note and "mirror" in st.note
     assert "visible output symmetry of C" in kernel.stage("identify-symmetry").note
-    assert kernel.final.note("output symmetry") == ((0, 1),)
+    assert kernel.final.facts.output_symmetry == ((0, 1),)
     # statically: every update of C writes C[a,b] with a before b in the permutable set (i <= j)
-    (group,) = kernel.final.note("permutable")
+    (group,) = kernel.final.facts.permutable
     rank = {v: t for t, v in enumerate(group)}
     updates = [a for a in nodes(kernel.final.body) if isinstance(a, Assign) and a.op == "+"
                and isinstance(a.target, Elem) and a.target.tensor == "C"]
@@ -251,8 +251,8 @@ def test_ttm_output_symmetry_is_invisible_and_found_by_replicate_output():
     kernel = systec_ref.load(helpers.example("ttm"))
     ident = kernel.stage("identify-symmetry")
     assert "visible output symmetry" not in ident.note
-    assert ident.program.note("visible output symmetry") is None
-    assert kernel.stage("replicate-output").program.note("output symmetry") == ((1, 2),)
+    assert ident.program.facts.visible_output_symmetry == ()
+    assert kernel.stage("replicate-output").program.facts.output_symmetry == ((1, 2),)
     st = kernel.stage("replicate-output")
     assert st.changed and "symmetric in modes (1,2)" in st.note
     n, r = 5, 3
@@ -273,7 +273,7 @@ def test_ttm_output_symmetry_is_invisible_and_found_by_replicate_output():
 
 def test_coulomb_reads_G_on_its_partial_canonical_triangle():
     kernel = systec_ref.load(helpers.example("coulomb"))
-    assert kernel.final.note("permutable") == (("i", "j"), ("k", "l"))
+    assert kernel.final.facts.permutable == (("i", "j"), ("k", "l"))
     n = 5
     inputs = kernel.random_inputs({"n": n}, seed=6)
     res = kernel.interpret(inputs)
@@ -318,7 +318,7 @@ def test_two_symmetric_inputs_use_one_and_read_the_other_canonically():
     kernel = systec_ref.compile(FALLBACKS["two_symmetric"])
     note = kernel.stage("identify-symmetry").note
     assert "input symmetry of A" in note and "input symmetry of B" in note
-    assert len(kernel.final.note("permutable")) == 1
+    assert len(kernel.final.facts.permutable) == 1
     n = 6
     inputs = kernel.random_inputs({"n": n}, seed=1)
     counts = kernel.interpret(inputs).counts

@@ -76,7 +76,7 @@ def _taught_passes() -> dict[str, list[str]]:
 def test_every_pass_is_taught():
     """Every pass of the pipeline is shown before/after in at least one tutorial."""
     taught = _taught_passes()
-    missing = [p.NAME for p in pipeline.PASSES if p.NAME not in taught]
+    missing = [p.name for p in pipeline.PASSES if p.name not in taught]
     assert not missing, f"passes no tutorial shows (with tutorials_support.show_pass/diagram): {missing}"
 
 

@@ -32,7 +32,7 @@ import tutorials_support as ts
 
 import systec_ref
 from systec_ref.ir.nodes import Lookup
-from systec_ref.rewrite.combinators import postwalk
+from systec_ref.term import postwalk
 
 path = ts.EXAMPLES / "mttkrp5.ein"
 ts.show_source(path)

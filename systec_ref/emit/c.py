@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import element, identity
+from ..ir.index import index_names, rename_indices, simplify_index
 from ..ir.nodes import (
     Add,
     And,
@@ -49,9 +51,10 @@ from ..ir.nodes import (
     Stmt,
     TensorInfo,
 )
-from ..storage.symmetric import face_modes
+from ..ir.printer import fmt_tensor
+from ..storage.faces import face_modes
+from ..term import nodes, postwalk
 
-CTYPE = {"float64": "double", "float32": "float", "int64": "int64_t"}
 PREFIX = "systec_"
 
 
@@ -77,7 +80,7 @@ def _comment(text: str) -> str:
 class _Emitter:
     def __init__(self, p: Program):
         self.p = p
-        self.ctype = CTYPE[p.dtype]
+        self.ctype = element(p.dtype).c_type
         self.tensors = {t.name: t for t in p.tensors}
         self.helpers: dict[tuple, str] = {}
         self.helper_src: list[str] = []
@@ -262,13 +265,12 @@ class _Emitter:
         pad = "    " * ind
         f = face_id(s.tensor, s.face)
         q = "0" if s.parent is None else self.index(s.parent)
-        from ..rewrite.combinators import postwalk
-
         twin = {a: f"{a}_b" for a in acc}
         second = postwalk(lambda n: Local(twin[n.name]) if isinstance(n, Local) and n.name in twin else None)(s.body)
         out = [f"{pad}{{  /* two accumulators per reduction: independent add chains */",
                f"{pad}    const int64_t sx_lo = {f}_pos{s.level}[{q}], sx_hi = {f}_pos{s.level}[{q} + 1];"]
-        out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(IDENTITY[op])};" for a, op in sorted(acc.items())]
+        out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(identity(op, self.p.dtype))};"
+                for a, op in sorted(acc.items())]
         bind = f"const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
         out += [f"{pad}    int64_t sx_p = sx_lo;",
                 f"{pad}    for (; sx_p + 1 < sx_hi; sx_p += 2) {{",
@@ -332,28 +334,19 @@ class _Emitter:
 def dense_inputs(p: Program) -> list[str]:
     """Inputs passed as dense arrays: all but the sparse ones the program reads only through their
     stored entries (those arrive compressed and are never materialized)."""
-    from ..rewrite.combinators import nodes
-
     read = {n.tensor for n in nodes(p.body) if isinstance(n, Read)}
     return [t.name for t in p.tensors if t.role == "in" and (t.format != "sparse" or t.name in read)]
 
 
 def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
     """The (tensor, face) pairs a program iterates, in the order of the C parameters."""
-    from ..rewrite.combinators import nodes
-
     return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))})
-
-
-IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
 
 
 def _fixed_trips(loop: Loop) -> int:
     """A constant bound on the trip count of ``loop`` that the C compiler can see (bounds that differ by a
     constant, ``i+1 .. i+4``, or a constant upper bound, ``.. 3``, as subscripts are never negative), else 0.
     The compiler may unroll such a loop completely."""
-    from ..rewrite.combinators import simplify_index
-
     def split(e):
         e = simplify_index(e)
         if isinstance(e, IConst):
@@ -374,8 +367,6 @@ def _opaque_bound(loop: Loop, dtype: str) -> bool:
     factor them (``h*a + h*b`` -> ``h*(a + b)``: inf where the sum is NaN).  Its bound is emitted through
     ``SX_OPAQUE``, which hides the trip count: a loop of unknown trip count is not unrolled, and its sum
     not factored."""
-    from ..rewrite.combinators import index_names
-
     if dtype == "int64" or _fixed_trips(loop) < 2:
         return False
 
@@ -392,8 +383,6 @@ def signed_zeros_needed(p: Program) -> str | None:
     turned the min/max update ``t = (v < t) ? v : t`` into instructions that take a NaN ``v`` and
     then replace it, and computed ``0 * x`` as 0 for x = NaN or inf.  ``#pragma GCC optimize
     ("signed-zeros")`` for such programs keeps both as written, and reductions still vectorize."""
-    from ..rewrite.combinators import nodes
-
     if p.dtype == "int64":
         return None
     body = list(nodes(p.body))
@@ -419,8 +408,6 @@ def reassociation_risk(p: Program) -> str | None:
     is compiled with reassociation off (a pragma; its reductions then do not vectorize); the others keep
     it.  (GCC's ``__builtin_assoc_barrier`` around each term is not enough: after vectorizing a loop,
     GCC still factored the terms of SYPRD's jammed rows.)"""
-    from ..rewrite.combinators import nodes, rename_indices
-
     if p.dtype == "int64":
         return None
     for n in nodes(p.body):
@@ -500,8 +487,6 @@ def _split_accumulators(level: SparseLevel, dtype: str) -> dict[str, str]:
     """Accumulators of an innermost sparse loop that may be split in two: float locals (integer adds stay in
     program order: a different order could overflow where the program does not) updated only by
     ``+=``/``min=``/``max=`` and not read otherwise inside the loop.  Empty if the loop does not qualify."""
-    from ..rewrite.combinators import nodes
-
     if dtype == "int64" or any(isinstance(n, (Loop, If, SparseLevel, Permute)) for n in nodes(level.body)):
         return {}
     acc: dict[str, str] = {}
@@ -532,8 +517,6 @@ def _independent(loop: Loop) -> bool:
     what it cannot prove (e.g. that rows ``C[i,:]`` and ``C[k,:]`` do not
     overlap within a sweep), sparing it run-time alias checks.
     """
-    from ..rewrite.combinators import index_names, nodes
-
     if any(isinstance(n, (Loop, If, SparseLevel)) for n in nodes(loop.body)):
         return False
     j = loop.var
@@ -553,7 +536,7 @@ def emit_c(p: Program, stage: str = "") -> str:
     from ..rewrite import define_assignments
 
     note = ""
-    if any(isinstance(n, Permute) for n in _walk(p.body)):
+    if any(isinstance(n, Permute) for n in nodes(p.body)):
         p, _ = define_assignments.run(p)
         note = " (Permute nodes expanded as define-assignments does)"
     e = _Emitter(p)
@@ -603,12 +586,6 @@ def emit_c(p: Program, stage: str = "") -> str:
 
 
 def _describe(p: Program) -> list[str]:
-    from ..ir.printer import fmt_tensor
-
-    return [fmt_tensor(t) for t in p.tensors] + [f"{k}: {v}" for k, v in p.notes]
+    return [fmt_tensor(t) for t in p.tensors] + [f"{k}: {v}" for k, v in p.facts.items()]
 
 
-def _walk(s):
-    from ..rewrite.combinators import nodes
-
-    return nodes(s)

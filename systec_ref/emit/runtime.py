@@ -24,12 +24,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..dtypes import numpy_type
 from ..errors import InputError, ToolError
-from ..interp.loops import NP_DTYPES
 from ..ir.nodes import Let, Local, Program
 from ..lang.names import c_conflict
-from ..rewrite.combinators import nodes
-from ..storage.symmetric import face_modes
+from ..storage.faces import face_modes
+from ..term import nodes
 from .build import load
 from .c import dense_inputs, dim_names, emit_c, face_id, function_name, sparse_faces
 
@@ -96,7 +96,7 @@ class CFunction:
         """Check the arguments once and return a call that runs the kernel on them (fresh outputs each
         time): what a benchmark times, without per-call argument conversion."""
         p = self.program
-        dtype = np.dtype(NP_DTYPES[p.dtype])
+        dtype = np.dtype(numpy_type(p.dtype))
         before: list[object] = [int(dims[d]) for d in self.dims]
         keep: list[np.ndarray] = []
         outs: list[tuple[str, tuple[int, ...]]] = []

@@ -10,9 +10,10 @@ import itertools
 
 import numpy as np
 
+from ..dtypes import element, identity, numpy_type
 from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars, literal_value
 from .counts import Counts
-from .loops import NP_DTYPES, _combine, _f32, identity
+from .loops import _combine
 
 
 def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, Counts]:
@@ -21,8 +22,8 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
     out = k.output
     dtype = out.dtype
     is_int = dtype == "int64"
-    rnd = _f32 if dtype == "float32" else None
-    data = {d.name: np.asarray(arrays[d.name], dtype=NP_DTYPES[dtype]) for d in k.inputs}
+    rnd = element(dtype).round if dtype == "float32" else None
+    data = {d.name: np.asarray(arrays[d.name], dtype=numpy_type(dtype)) for d in k.inputs}
     lists = {name: a.tolist() for name, a in data.items()}
     for name in lists:
         counts.reads[name] = 0
@@ -54,7 +55,7 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
     red = k.assignment.reduction
     combine = _combine(red, rnd, is_int)  # int64 wraps around, as in every stage and in C
     shape = tuple(dims[d] if isinstance(d, str) else d for d in out.dims)
-    result = np.full(shape, identity(red, dtype), dtype=NP_DTYPES[dtype]).tolist() if shape else None
+    result = np.full(shape, identity(red, dtype), dtype=numpy_type(dtype)).tolist() if shape else None
     scalar = identity(red, dtype)
     ivars = index_vars(k)
     idims = index_dims(k)
@@ -75,5 +76,5 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
             scalar = combine(scalar, v)
     counts.iterations = 0
     if lhs:
-        return np.array(result, dtype=NP_DTYPES[dtype]).reshape(shape), counts
-    return np.array(scalar, dtype=NP_DTYPES[dtype]), counts
+        return np.array(result, dtype=numpy_type(dtype)).reshape(shape), counts
+    return np.array(scalar, dtype=numpy_type(dtype)), counts

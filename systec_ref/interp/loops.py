@@ -10,12 +10,11 @@ the definition every faster thing is checked against.
 from __future__ import annotations
 
 import itertools
-import math
-import struct
 from collections.abc import Callable
 
 import numpy as np
 
+from ..dtypes import element, numpy_type, wrap_int64
 from ..errors import SystecError
 from ..ir.nodes import (
     Add,
@@ -46,20 +45,14 @@ from ..ir.nodes import (
     Stmt,
 )
 from ..ir.printer import fmt_subscript
-from ..lang.ast import wrap_int64
-from ..storage.symmetric import face_modes
+from ..storage.faces import face_modes
+from ..term import nodes
 from .counts import Counts
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-NP_DTYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64}
 
 
 class InterpError(SystecError):
     """A program did something undefined (out-of-range access, unbound name)."""
 
-
-def _f32(v: float) -> float:
-    return struct.unpack("f", struct.pack("f", v))[0]
 
 
 class _Buffer:
@@ -76,13 +69,6 @@ class _Buffer:
         self.data = array.reshape(-1).tolist()
 
 
-def identity(reduction: str, dtype: str) -> int | float:
-    if reduction == "+":
-        return 0 if dtype == "int64" else 0.0
-    if dtype == "int64":
-        return INT64_MAX if reduction == "min" else INT64_MIN
-    return math.inf if reduction == "min" else -math.inf
-
 
 class _Compiler:
     def __init__(self, prog: Program, bufs: dict[str, _Buffer], dims: dict[str, int], counts: Counts,
@@ -91,9 +77,9 @@ class _Compiler:
         self.sparse = sparse or {}
         self.is_int = prog.dtype == "int64"
         # locals that are updated (workspace accumulators): writing one into a tensor is a flush
-        self.accumulators = {n.target.name for n in _nodes(prog.body) if isinstance(n, Assign)
+        self.accumulators = {n.target.name for n in nodes(prog.body) if isinstance(n, Assign)
                              and isinstance(n.target, Local)}
-        self.rnd = _f32 if prog.dtype == "float32" else None
+        self.rnd = element(prog.dtype).round if prog.dtype == "float32" else None
 
     # -- index expressions -------------------------------------------------
     def index(self, e: IndexExpr) -> Callable[[dict], int]:
@@ -375,10 +361,6 @@ class _Compiler:
         return cache[key]
 
 
-def _nodes(node):
-    from ..rewrite.combinators import nodes
-
-    return nodes(node)
 
 
 def _combine(op: str, rnd, wrap: bool = False):
@@ -412,7 +394,7 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, in
     """
     counts = Counts()
     bufs: dict[str, _Buffer] = {}
-    np_dtype = NP_DTYPES[prog.dtype]
+    np_dtype = numpy_type(prog.dtype)
     for t in prog.tensors:
         shape = tuple(dims[d] if isinstance(d, str) else d for d in t.dims)
         if t.role == "in":

@@ -22,33 +22,35 @@ Semantics, which the interpreter implements and the C emitter mirrors:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Union
+
+from ..term import Node
 
 # -- index expressions ------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Idx:
+class Idx(Node):
     """The current value of loop variable ``name``."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class IConst:
+class IConst(Node):
     value: int
 
 
 @dataclass(frozen=True)
-class DimSize:
+class DimSize(Node):
     """The run-time extent of a symbolic dimension (``n``)."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class IPlus:
+class IPlus(Node):
     """``base + offset`` (strict triangular bounds use ``i + 1``)."""
 
     base: IndexExpr
@@ -63,19 +65,19 @@ CMP_OPS = ("<", "<=", "==", "!=")
 
 
 @dataclass(frozen=True)
-class Cmp:
+class Cmp(Node):
     op: str
     a: IndexExpr
     b: IndexExpr
 
 
 @dataclass(frozen=True)
-class And:
+class And(Node):
     terms: tuple[Cond, ...]
 
 
 @dataclass(frozen=True)
-class Or:
+class Or(Node):
     terms: tuple[Cond, ...]
 
 
@@ -85,39 +87,39 @@ Cond = Union[Cmp, And, Or]
 
 
 @dataclass(frozen=True)
-class Const:
+class Const(Node):
     value: int | float
 
 
 @dataclass(frozen=True)
-class Read:
+class Read(Node):
     tensor: str
     idx: tuple[IndexExpr, ...]
     sort: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
-class Local:
+class Local(Node):
     name: str
 
 
 @dataclass(frozen=True)
-class Add:
+class Add(Node):
     args: tuple[Value, ...]
 
 
 @dataclass(frozen=True)
-class Mul:
+class Mul(Node):
     args: tuple[Value, ...]
 
 
 @dataclass(frozen=True)
-class Neg:
+class Neg(Node):
     arg: Value
 
 
 @dataclass(frozen=True)
-class Lookup:
+class Lookup(Node):
     """A factor chosen at run time: ``values[key]``, key a bitmask of ``bits``."""
 
     values: tuple[int | float, ...]
@@ -125,7 +127,7 @@ class Lookup:
 
 
 @dataclass(frozen=True)
-class SparseVal:
+class SparseVal(Node):
     """The value stored at position ``pos`` of the last level of one face of a sparse tensor."""
 
     tensor: str
@@ -139,7 +141,7 @@ Value = Union[Const, Read, Local, Add, Mul, Neg, Lookup, SparseVal]
 
 
 @dataclass(frozen=True)
-class Elem:
+class Elem(Node):
     """An element of a tensor, as the target of an assignment."""
 
     tensor: str
@@ -150,26 +152,26 @@ REDUCE_OPS = ("+", "min", "max", "=")
 
 
 @dataclass(frozen=True)
-class Assign:
+class Assign(Node):
     target: Elem | Local
     op: str
     value: Value
 
 
 @dataclass(frozen=True)
-class Let:
+class Let(Node):
     name: str
     value: Value
 
 
 @dataclass(frozen=True)
-class Block:
+class Block(Node):
     body: tuple[Stmt, ...]
     comment: str = ""
 
 
 @dataclass(frozen=True)
-class Loop:
+class Loop(Node):
     var: str
     lo: IndexExpr
     hi: IndexExpr
@@ -178,14 +180,14 @@ class Loop:
 
 
 @dataclass(frozen=True)
-class If:
+class If(Node):
     cond: Cond
     then: Block
     orelse: Block | None = None
 
 
 @dataclass(frozen=True)
-class Permute:
+class Permute(Node):
     """Run ``body`` once for every *distinct* rearrangement of the current
     values of the variables in each group (a product over the groups).
 
@@ -200,7 +202,7 @@ class Permute:
 
 
 @dataclass(frozen=True)
-class SparseLevel:
+class SparseLevel(Node):
     """Iterate the stored fibers of one level of one face of a sparse tensor.
 
     Binds ``pos`` to each position in ``pos[level][parent] .. pos[level][parent+1]``
@@ -222,7 +224,7 @@ Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel]
 
 
 @dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(Node):
     name: str
     role: str  # 'in' | 'out' | 'temp'
     dims: tuple[str | int, ...]
@@ -238,13 +240,48 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
-class Program:
+class Facts:
+    """What the passes have established about a program, for the passes after them (and the reader).
+
+    Each field is set by one pass and read by later ones; the printer shows those that are set,
+    as ``#   <label>: <value>`` lines of the program's header (:data:`FACT_LABELS`).
+    """
+
+    #: ``lower``: the loop order, outermost first (``"k i j l"``)
+    loop_order: str = ""
+    #: ``identify-symmetry``: the sets of loop variables whose values may be permuted freely
+    permutable: tuple[tuple[str, ...], ...] = ()
+    #: ``identify-symmetry``: why each set was (or was not) chosen, in words
+    symmetry: str = ""
+    #: ``identify-symmetry``: the modes of the output that are visibly symmetric
+    visible_output_symmetry: tuple[tuple[int, ...], ...] = ()
+    #: ``replicate-output``: the groups of output modes whose canonical triangle alone is computed
+    output_symmetry: tuple[tuple[int, ...], ...] = ()
+    #: ``sparse-iterate``: (tensor, layout) for every tensor iterated as stored entries;
+    #: layout ``canonical`` (canonical entries only, by face) or ``full`` (every entry)
+    sparse_storage: tuple[tuple[str, str], ...] = ()
+
+    def items(self) -> list[tuple[str, object]]:
+        """(label, value) of every fact that is set, sorted by label."""
+        return sorted((FACT_LABELS[f.name], getattr(self, f.name)) for f in fields(self)
+                      if getattr(self, f.name) != f.default)
+
+
+FACT_LABELS = {
+    "loop_order": "loop order", "permutable": "permutable", "symmetry": "symmetry",
+    "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
+    "sparse_storage": "sparse storage",
+}
+
+
+@dataclass(frozen=True)
+class Program(Node):
     name: str
     tensors: tuple[TensorInfo, ...]
     body: Block
     reduction: str = "+"
-    #: facts recorded by passes (sorted key/value pairs, values hashable)
-    notes: tuple[tuple[str, object], ...] = field(default=())
+    #: facts recorded by passes (typed fields; see :class:`Facts`)
+    facts: Facts = field(default=Facts())
 
     def tensor(self, name: str) -> TensorInfo:
         for t in self.tensors:
@@ -252,17 +289,13 @@ class Program:
                 return t
         raise KeyError(name)
 
-    def note(self, key: str, default: object = None) -> object:
-        for k, v in self.notes:
-            if k == key:
-                return v
-        return default
-
-    def with_notes(self, **kv: object) -> Program:
-        d = dict(self.notes)
-        d.update(kv)
-        return Program(self.name, self.tensors, self.body, self.reduction, tuple(sorted(d.items())))
+    def with_facts(self, **kv: object) -> Program:
+        return replace(self, facts=replace(self.facts, **kv))
 
     @property
     def dtype(self) -> str:
         return self.tensors[0].dtype
+
+    @property
+    def output(self) -> TensorInfo:
+        return next(t for t in self.tensors if t.role == "out")

@@ -180,7 +180,7 @@ def print_program(p: Program, header: bool = True) -> str:
     if header:
         lines.append(f"# kernel {p.name}, reduction {p.reduction}")
         lines += [f"#   {fmt_tensor(t)}" for t in p.tensors]
-        for k, v in p.notes:
+        for k, v in p.facts.items():
             lines.append(f"#   {k}: {v}")
     lines += fmt_block(p.body, 0)
     return "\n".join(lines) + "\n"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-DTYPES = ("float64", "float32", "int64")
+from ..dtypes import wrap_int64
+
 FORMATS = ("dense", "sparse")
 #: assignment operator in the source -> reduction operator of the semantics
 REDUCTIONS = {"+=": "+", "=": "+", "min=": "min", "max=": "max"}
@@ -30,12 +31,6 @@ def literal_value(v: int | float, dtype: str) -> int | float:
         return float("inf") if v > 0 else float("-inf")
 
 
-def wrap_int64(v: int) -> int:
-    """``v`` modulo 2^64 as a signed int64: two's-complement wrap-around, what numpy's int64 and the
-    generated C (which computes in uint64_t) do.  ``+`` and ``*`` commute with it, so wrapping where a
-    value is stored or compared gives what wrapping every operation would: every stage, however it
-    regroups a sum or a product, computes the same int64 result."""
-    return ((v + 2**63) & (2**64 - 1)) - 2**63
 
 
 @dataclass(frozen=True)

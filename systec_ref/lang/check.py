@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 
+from ..dtypes import INT64_MAX
 from . import unstored
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
 from .lexer import KEYWORDS, Source
 from .names import c_conflict, face_arrays
 
-INT64_MAX = 2**63 - 1
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 
-from .ast import DTYPES, FORMATS, Access, Assignment, BinOp, Expr, Kernel, Neg, Number, Pos, TensorDecl, literal_value
+from ..dtypes import DTYPES, INT64_MAX
+from .ast import FORMATS, Access, Assignment, BinOp, Expr, Kernel, Neg, Number, Pos, TensorDecl, literal_value
 from .check import check_kernel
 from .lexer import KEYWORDS, Source, Token, tokenize
 
 ASSIGN_OPS = ("+=", "min=", "max=", "=")
 #: deepest expression accepted: the passes, the interpreter and the printers recurse over it
 MAX_DEPTH = 64
-INT64_MAX = 2**63 - 1
 
 
 def _too_deep(e: Expr) -> Expr | None:

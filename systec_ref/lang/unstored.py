@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 
+from ..dtypes import identity
+
 #: an unknown but finite value
 FINITE = "finite"
 
 Abstract = float | int | str | None
 
-IDENTITY = {"+": 0, "min": math.inf, "max": -math.inf}
 
 
 def _float(v: int | float) -> float:
@@ -77,4 +78,4 @@ def no_change(v: Abstract, reduction: str) -> bool:
         return False
     if reduction in ("min", "max") and isinstance(v, float) and math.isnan(v):
         return True
-    return v == IDENTITY[reduction]
+    return v == identity(reduction, "float64")  # the float identity: a fill of inf is +inf

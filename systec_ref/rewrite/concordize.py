@@ -30,18 +30,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ..ir.names import namer, used_names
 from ..ir.nodes import Assign, Block, Elem, IConst, Idx, Loop, Program, Read, TensorInfo
-from .combinators import namer, nodes, postwalk, used_names
+from ..term import nodes, postwalk
 from .lower import depth_order_ok, dim_expr
-
-NAME = "concordize"
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 def loop_depths(p: Program) -> dict[str, int]:
     return {n.var: d for d, n in enumerate(x for x in nodes(p.body) if isinstance(x, Loop))}
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     depth = loop_depths(p)
     infos = {t.name: t for t in p.tensors}
     perms: dict[str, tuple[tuple[int, ...], str]] = {}  # (tensor, permutation) -> copy name
@@ -84,3 +84,6 @@ def run(p: Program) -> tuple[Program, str]:
         return p, "every read already follows the loop order"
     new = dataclasses.replace(p, tensors=p.tensors + tuple(copies), body=Block(tuple(prelude) + body.body))
     return new, "transposed copies: " + ", ".join(c.name for c in copies)
+
+
+PASS = Pass("concordize", run, symmetry=False, requires=(), provides=())

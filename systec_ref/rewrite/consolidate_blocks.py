@@ -57,11 +57,13 @@ from __future__ import annotations
 from fractions import Fraction
 from math import factorial, isfinite, prod
 
+from ..ir.edit import replace_body
+from ..ir.index import rename_indices
 from ..ir.nodes import Assign, Block, If, Loop, Or, Program, Stmt
-from .combinators import nodes, postwalk, rename_indices, replace_body, split_coefficient, with_coefficient
+from ..term import nodes, postwalk
+from .combinators import split_coefficient, with_coefficient
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import Pattern, build_chain, canonical, chain_branches
-
-NAME = "consolidate-blocks"
 
 
 def strict_body(s: Stmt, group: tuple[str, ...]) -> Block | None:
@@ -224,10 +226,10 @@ def _diagonal_chain(s: Stmt):
     return s, chain, lambda new: Loop(s.var, s.lo, s.hi, Block((rebuild(new),), s.body.comment))
 
 
-def run(p: Program) -> tuple[Program, str]:
-    if p.note("faces") != "compact":
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
+    if options.faces != "compact":
         return p, "not applied: every face has its own nest (faces: split)"
-    if p.reduction == "+" and p.note("output symmetry"):
+    if p.reduction == "+" and p.facts.output_symmetry:
         # replicate-output kept only the canonical writes of the strict part; on a face the
         # dropped writes land on diagonal output elements the mirror does not fill, so a face
         # is no longer the strict part scaled by 1/prod(run sizes!)
@@ -237,3 +239,6 @@ def run(p: Program) -> tuple[Program, str]:
     if body == p.body:
         return p, "no two faces with equal decoupled updates"
     return replace_body(p, body), f"{stats[0]} face blocks merged into others"
+
+
+PASS = Pass("consolidate-blocks", run, symmetry=True, requires=("split-diagonals", "replicate-output"), provides=())

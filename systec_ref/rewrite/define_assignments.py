@@ -30,11 +30,12 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
+from ..ir.index import rename_indices, uses_index
 from ..ir.nodes import Assign, Block, If, Let, Loop, Permute, Program, Stmt
-from .combinators import postwalk, rename_indices, replace_body, uses_index
+from ..term import postwalk
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import all_patterns, build_chain
-
-NAME = "define-assignments"
 
 
 def expand(stmts: tuple[Stmt, ...], subs: list[dict[str, str]], group: frozenset[str]) -> tuple[Stmt, ...]:
@@ -54,7 +55,7 @@ def expand(stmts: tuple[Stmt, ...], subs: list[dict[str, str]], group: frozenset
     return tuple(out)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     summary: list[str] = []
 
     def f(n):
@@ -77,3 +78,6 @@ def run(p: Program) -> tuple[Program, str]:
     if new_body == p.body:
         return p, "no Permute node"
     return replace_body(p, new_body), "; ".join(summary)
+
+
+PASS = Pass("define-assignments", run, symmetry=True, requires=("restrict-iteration",), provides=())

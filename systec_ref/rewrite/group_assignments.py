@@ -22,10 +22,11 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Program, Stmt
-from .combinators import plural, postwalk, replace_body, split_coefficient, with_coefficient
-
-NAME = "group-assignments"
+from ..term import postwalk
+from .combinators import plural, split_coefficient, with_coefficient
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 def group_run(run: list[Assign], exact: bool = False) -> list[Assign]:
@@ -69,7 +70,7 @@ def group_block(b: Block, exact: bool = False) -> Block:
     return Block(tuple(out), b.comment)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     before = sum(1 for _ in _assigns(p))
     exact = p.dtype == "int64"
     body = postwalk(lambda n: group_block(n, exact) if isinstance(n, Block) else None)(p.body)
@@ -81,6 +82,9 @@ def run(p: Program) -> tuple[Program, str]:
 
 
 def _assigns(p: Program):
-    from .combinators import nodes
+    from ..term import nodes
 
     return (n for n in nodes(p.body) if isinstance(n, Assign))
+
+
+PASS = Pass("group-assignments", run, symmetry=True, requires=("normalize",), provides=())

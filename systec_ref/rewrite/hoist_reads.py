@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..ir.edit import replace_body
+from ..ir.index import bound_inside, index_names, is_loop
+from ..ir.names import namer
 from ..ir.nodes import (
     Add,
     Assign,
@@ -50,9 +53,9 @@ from ..ir.nodes import (
     SparseVal,
     Stmt,
 )
-from .combinators import bound_inside, index_names, is_loop, namer, nodes, plural, postwalk, replace_body
-
-NAME = "hoist-reads"
+from ..term import nodes, postwalk
+from .combinators import plural
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 class _Names:
@@ -241,7 +244,7 @@ def propagate_copies(b: Block) -> Block:
     return postwalk(f)(b)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     names = _Names(p)
     stats = [0, 0, 0]
     body = _licm(p.body, names, stats)
@@ -254,3 +257,5 @@ def run(p: Program) -> tuple[Program, str]:
     return replace_body(p, body), (f"{plural(stats[0], 'loop-invariant value')} hoisted, "
                                    f"{plural(stats[1], 'repeated read')} shared{shared}")
 
+
+PASS = Pass("hoist-reads", run, symmetry=False, requires=("sparse-iterate",), provides=())

@@ -24,11 +24,12 @@ Before and after, the loops are the same; the program gains notes such as::
 
 from __future__ import annotations
 
+from ..ir.index import rename_indices
 from ..ir.nodes import Assign, Elem, IConst, Idx, Loop, Program, Read
-from .combinators import main_assignments, nodes, rename_indices
+from ..term import nodes
+from .combinators import main_assignments
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import canonical, sort_symmetric_reads
-
-NAME = "identify-symmetry"
 
 
 def enclosing_loops(body: object, target: object) -> list[Loop]:
@@ -73,7 +74,7 @@ def _components(vertices: list, edges: set[tuple]) -> list[list]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     assigns = main_assignments(p)
     if len(assigns) != 1:
         return p, "not applied: expects exactly one reduction assignment"
@@ -135,6 +136,10 @@ def run(p: Program) -> tuple[Program, str]:
     chosen.sort(key=lambda vs: depth[vs[0]])
     if not chosen:
         return p, "no permutable set: nothing to exploit"
-    new = p.with_notes(permutable=tuple(chosen), symmetry="; ".join(why),
-                       **({"visible output symmetry": tuple(tuple(g) for g in visible)} if visible else {}))
+    new = p.with_facts(permutable=tuple(chosen), symmetry="; ".join(why),
+                       visible_output_symmetry=tuple(tuple(g) for g in visible))
     return new, "; ".join(why)
+
+
+PASS = Pass("identify-symmetry", run, symmetry=True,
+            requires=("concordize",), provides=("permutable", "symmetry", "visible_output_symmetry"))

@@ -46,12 +46,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Cmp, Idx, Lookup, Mul, Or, Program
-from .combinators import nodes, plural, postwalk, replace_body, split_coefficient
+from ..term import nodes, postwalk
+from .combinators import plural, split_coefficient
 from .consolidate_blocks import _diagonal_chain, exact, integral_on, run_factor, strict_body
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import Pattern, build_chain
 
-NAME = "lookup-table"
 MIN_ORDER = 5
 #: fewer faces than this in the table: not worth a table
 MIN_FACES = 2
@@ -124,10 +126,10 @@ def _apply(s, p: Program, stats: dict):
     return Block(tuple(out), s.comment) if changed else None
 
 
-def run(p: Program) -> tuple[Program, str]:
-    if p.note("faces") != "compact":
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
+    if options.faces != "compact":
         return p, "not applied: every face has its own nest (faces: split)"
-    if p.reduction == "+" and p.note("output symmetry"):
+    if p.reduction == "+" and p.facts.output_symmetry:
         # see consolidate-blocks: after replicate-output a face is not a scaled strict part
         return p, "not applied: the output is replicated, so faces are not scaled strict parts"
     stats: dict = {"nests": 0, "tabled": 0, "kept": []}
@@ -141,3 +143,6 @@ def run(p: Program) -> tuple[Program, str]:
         keeps = "face keeps its own body" if len(stats["kept"]) == 1 else "faces keep their own bodies"
         note += f"; {len(stats['kept'])} {keeps}, the factor not an integer ({'; '.join(stats['kept'])})"
     return replace_body(p, body), note
+
+
+PASS = Pass("lookup-table", run, symmetry=True, requires=("consolidate-blocks",), provides=())

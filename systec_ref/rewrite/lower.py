@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..interp.loops import identity
+from ..dtypes import identity
 from ..ir.nodes import (
     Add,
     Assign,
@@ -28,6 +28,7 @@ from ..ir.nodes import (
     Const,
     DimSize,
     Elem,
+    Facts,
     IConst,
     Idx,
     Loop,
@@ -126,4 +127,4 @@ def lower(k: A.Kernel) -> Program:
                                 lower_expr(k.rhs, k.output.dtype)),))
     for var in reversed(order):
         body = Block((Loop(var, IConst(0), dim_expr(dims[var]), body),))
-    return Program(k.name, tuple(tensors), body, red, (("loop order", " ".join(order)),))
+    return Program(k.name, tuple(tensors), body, red, Facts(loop_order=" ".join(order)))

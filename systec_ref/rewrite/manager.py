@@ -1,17 +1,74 @@
-"""The pass manager: runs named passes in order and records every stage.
+"""The pass manager: declared passes, run in order, every stage recorded and verified.
 
-A pass is a module in this package with a ``NAME`` and a pure function
-``run(program) -> (program, note)``; ``note`` says in one line what the pass
-did, or why it did not apply (then the program comes back unchanged).
+A pass is a :class:`Pass` value declared once, in its own module (``PASS = Pass(...)``): its
+name, the passes it requires before it, the facts it provides to later ones (fields of
+:class:`~systec_ref.ir.nodes.Facts`), whether it has to do with symmetry (the symmetry-off
+baseline leaves those out), and a pure function ``run(program, options) -> (program, note)``;
+``note`` says in one line what the pass did, or why it did not apply (then the program comes
+back unchanged).  Compile options reach a pass as the ``options`` argument, never inside the
+program.
+
+After every pass the manager runs the IR verifier (:func:`systec_ref.ir.verify.verify`): a
+stage that is not a well-formed program (an index used outside its loop, a construct no later
+stage can handle) is a :class:`~systec_ref.errors.MiscompileError` naming the pass, an
+internal error of the compiler, not the user's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
-from ..ir.nodes import Program
+from ..errors import MiscompileError, SystecError
+from ..ir.nodes import Facts, Program
+from ..ir.verify import verify
+
+FACES = ("split", "compact")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to compile.
+
+    * ``symmetry=False`` runs only the passes that have nothing to do with symmetry (those
+      declared ``symmetry=False``): the baseline symmetric kernels are measured against;
+    * ``faces="split"`` gives every diagonal face its own nest (least work); ``"compact"`` keeps
+      the faces of sets of four or more variables together so ``consolidate-blocks`` and
+      ``lookup-table`` can shrink the code.
+    """
+
+    symmetry: bool = True
+    faces: str = "split"
+
+    def __post_init__(self) -> None:
+        if self.faces not in FACES:
+            raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+
+
+#: the options of a compile that sets none
+DEFAULT_OPTIONS = Options()
+
+PassFn = Callable[[Program, Options], tuple[Program, str]]
+FACT_NAMES = frozenset(f.name for f in fields(Facts))
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One named rewrite of the pipeline."""
+
+    name: str
+    run: PassFn
+    #: True for the passes that exploit symmetry (left out of the symmetry-off baseline)
+    symmetry: bool
+    #: passes that must have run before this one (when they are in the pipeline at all)
+    requires: tuple[str, ...] = ()
+    #: the :class:`Facts` fields this pass sets
+    provides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.provides) - FACT_NAMES
+        if unknown:
+            raise ValueError(f"pass {self.name}: provides unknown facts {sorted(unknown)}")
 
 
 @dataclass(frozen=True)
@@ -24,16 +81,33 @@ class Stage:
     note: str = ""
 
 
-PassFn = Callable[[Program], tuple[Program, str]]
-
-
-def run_pipeline(first: Stage, passes: list[ModuleType] | list[tuple[str, PassFn]]) -> list[Stage]:
-    stages = [first]
-    prog = first.program
+def check_order(passes: Sequence[Pass]) -> None:
+    """Every pass's requirements that are in ``passes`` come before it (a bug of the pipeline if not)."""
+    seen: set[str] = set()
+    names = {p.name for p in passes}
     for p in passes:
-        name, fn = (p.NAME, p.run) if isinstance(p, ModuleType) else p
-        new, note = fn(prog)
-        changed = new != prog
-        stages.append(Stage(name, new, changed, note if changed or note else "no change"))
-        prog = new
+        late = [r for r in p.requires if r in names and r not in seen]
+        if late:
+            raise ValueError(f"pass {p.name} requires {', '.join(late)} before it")
+        seen.add(p.name)
+
+
+def run_pass(p: Pass, prog: Program, options: Options) -> Stage:
+    """Run one pass and verify what it produced."""
+    new, note = p.run(prog, options)
+    problem = verify(new)
+    if problem:
+        raise MiscompileError(f"pass {p.name} produced an invalid program: {problem}")
+    changed = new != prog
+    return Stage(p.name, new, changed, note if changed or note else "no change")
+
+
+def run_pipeline(first: Stage, passes: Sequence[Pass], options: Options = DEFAULT_OPTIONS) -> list[Stage]:
+    check_order(passes)
+    problem = verify(first.program)
+    if problem:
+        raise MiscompileError(f"stage {first.name} is an invalid program: {problem}")
+    stages = [first]
+    for p in passes:
+        stages.append(run_pass(p, stages[-1].program, options))
     return stages

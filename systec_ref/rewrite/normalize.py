@@ -20,14 +20,14 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Let, Program
-from .combinators import postwalk, replace_body
+from ..term import postwalk
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import canonical, sort_symmetric_reads
 
-NAME = "normalize"
 
-
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     def f(n):
         if isinstance(n, Assign):
             return Assign(n.target, n.op, canonical(sort_symmetric_reads(n.value, p)))
@@ -38,3 +38,6 @@ def run(p: Program) -> tuple[Program, str]:
     if body == p.body:
         return p, "already in normal form"
     return replace_body(p, body), "symmetric reads sorted into the canonical triangle; operands in canonical order"
+
+
+PASS = Pass("normalize", run, symmetry=True, requires=("define-assignments",), provides=())

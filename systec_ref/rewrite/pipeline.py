@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..errors import SystecError
 from ..lang.ast import Kernel
 from . import (
     concordize,
@@ -23,56 +20,35 @@ from . import (
     workspace,
 )
 from . import lower as lower_pass
-from .manager import Stage, run_pipeline
+from .manager import DEFAULT_OPTIONS, FACES, Options, Pass, Stage, run_pipeline
 
-#: the passes after ``lower``, in pipeline order (each a module with NAME and run)
-PASSES: list = [
-    concordize,
-    identify_symmetry,
-    restrict_iteration,
-    define_assignments,
-    normalize,
-    group_assignments,
-    replicate_output,
-    split_diagonals,
-    consolidate_blocks,
-    lookup_table,
-    sparse_iterate,
-    hoist_reads,
-    workspace,
-    unroll_and_jam,
+__all__ = ["BY_NAME", "FACES", "NON_SYMMETRY", "PASSES", "Options", "compile_stages"]
+
+#: the passes after ``lower``, in pipeline order
+PASSES: list[Pass] = [
+    concordize.PASS,
+    identify_symmetry.PASS,
+    restrict_iteration.PASS,
+    define_assignments.PASS,
+    normalize.PASS,
+    group_assignments.PASS,
+    replicate_output.PASS,
+    split_diagonals.PASS,
+    consolidate_blocks.PASS,
+    lookup_table.PASS,
+    sparse_iterate.PASS,
+    hoist_reads.PASS,
+    workspace.PASS,
+    unroll_and_jam.PASS,
 ]
 
-
 #: the passes that have nothing to do with symmetry: the baseline keeps them
-NON_SYMMETRY = [concordize, sparse_iterate, hoist_reads, workspace, unroll_and_jam]
+NON_SYMMETRY: list[Pass] = [p for p in PASSES if not p.symmetry]
 
-FACES = ("split", "compact")
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to compile.
-
-    * ``symmetry=False`` runs only the passes that have nothing to do with
-      symmetry (:data:`NON_SYMMETRY`): the baseline symmetric kernels are
-      measured against;
-    * ``faces="split"`` gives every diagonal face its own nest (least work);
-      ``"compact"`` keeps the faces of sets of four or more variables together
-      so ``consolidate-blocks`` and ``lookup-table`` can shrink the code.
-    """
-
-    symmetry: bool = True
-    faces: str = "split"
-
-    def __post_init__(self) -> None:
-        if self.faces not in FACES:
-            raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+BY_NAME: dict[str, Pass] = {p.name: p for p in PASSES}
 
 
-def compile_stages(k: Kernel, options: Options = Options()) -> list[Stage]:
+def compile_stages(k: Kernel, options: Options = DEFAULT_OPTIONS) -> list[Stage]:
     naive = lower_pass.lower(k)
-    if options.faces != "split":
-        naive = naive.with_notes(faces=options.faces)
-    first = Stage(lower_pass.NAME, naive, True, f"naive loop nest, loop order {naive.note('loop order')}")
-    return run_pipeline(first, PASSES if options.symmetry else NON_SYMMETRY)
+    first = Stage(lower_pass.NAME, naive, True, f"naive loop nest, loop order {naive.facts.loop_order}")
+    return run_pipeline(first, PASSES if options.symmetry else NON_SYMMETRY, options)

@@ -34,12 +34,13 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read
-from .combinators import main_assignments, nodes, postwalk, replace_body
+from ..term import nodes, postwalk
+from .combinators import main_assignments
 from .lower import dim_expr
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import permutable_sets, rank_map
-
-NAME = "replicate-output"
 
 
 def _swap(t: Elem, a: int, b: int) -> Elem:
@@ -94,7 +95,7 @@ def _canonical(t: Elem, groups: list[tuple[int, ...]], ranks) -> bool | None:
     return True
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     if not permutable_sets(p):
         return p, "no permutable set"
     assigns = main_assignments(p)
@@ -131,6 +132,9 @@ def run(p: Program) -> tuple[Program, str]:
     groups_text = " and ".join("(" + ",".join(map(str, g)) + ")" for g in found)
     mirror = Block(mirror.body, comment=f"mirror the canonical triangle of {out} in modes {groups_text} "
                                         f"(replicate-output)")
-    new = replace_body(p, Block(body.body + (mirror,))).with_notes(**{"output symmetry": tuple(found)})
+    new = replace_body(p, Block(body.body + (mirror,))).with_facts(output_symmetry=tuple(found))
     return new, f"{out} symmetric in modes {groups_text}: {dropped} of {len(assigns)} updates dropped, mirror added"
 
+
+PASS = Pass("replicate-output", run, symmetry=True,
+            requires=("identify-symmetry", "group-assignments"), provides=("output_symmetry",))

@@ -26,14 +26,14 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
 from ..ir.nodes import Block, Idx, Loop, Permute, Program
-from .combinators import postwalk, replace_body
+from ..term import postwalk
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import permutable_sets
 
-NAME = "restrict-iteration"
 
-
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     sets = permutable_sets(p)
     if not sets:
         return p, "no permutable set"
@@ -51,3 +51,6 @@ def run(p: Program) -> tuple[Program, str]:
     new = replace_body(p, postwalk(f)(p.body))
     text = "; ".join(" <= ".join(g) for g in sets)
     return new, f"canonical triangle {text}"
+
+
+PASS = Pass("restrict-iteration", run, symmetry=True, requires=("identify-symmetry",), provides=())

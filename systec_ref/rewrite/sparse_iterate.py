@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..ir.edit import replace_body
+from ..ir.names import namer
 from ..ir.nodes import (
     Add,
     Assign,
@@ -61,10 +63,10 @@ from ..ir.nodes import (
     Value,
 )
 from ..lang import unstored
-from ..storage.symmetric import face_modes
-from .combinators import namer, nodes, plural, postwalk, replace_body
-
-NAME = "sparse-iterate"
+from ..storage.faces import face_modes
+from ..term import nodes, postwalk
+from .combinators import plural
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 def _path(root: Loop, vars_: list[str]) -> list[Loop] | None:
@@ -155,7 +157,7 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
             continue  # flushes an accumulator whose updates are checked themselves
         if isinstance(n, Assign) and not unstored.no_change(_when_unstored(n.value, r, tensor.fill, lets), n.op):
             return None  # an unstored entry would still change the result here: every point must be visited
-    symmetric = bool(tensor.symmetry) and bool(p.note("permutable"))
+    symmetric = bool(tensor.symmetry) and bool(p.facts.permutable)
     if symmetric:
         face = _face(p, tensor, subs, loops)
         want = "canonical"
@@ -200,12 +202,12 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
     return postwalk(lambda x: value if x == r else None)(new)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     sparse = [t for t in p.tensors if t.role == "in" and t.format == "sparse"]
     if not sparse:
         return p, "no sparse input"
     fresh = namer(p, "_q")
-    layout: dict[str, str] = dict(p.note("sparse storage", ()))
+    layout: dict[str, str] = dict(p.facts.sparse_storage)
     count = [0]
 
     def f(n):
@@ -227,7 +229,7 @@ def run(p: Program) -> tuple[Program, str]:
     body = _top_down(p.body, f)
     if not count[0]:
         return p, "not applied: no nest iterates a sparse tensor on one face"
-    new = replace_body(p, body).with_notes(**{"sparse storage": tuple(sorted(layout.items()))})
+    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())))
     layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
     return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts})"
 
@@ -245,3 +247,6 @@ def _top_down(b: Block, f) -> Block:
         else:
             out.append(s)
     return Block(tuple(out), b.comment)
+
+
+PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize",), provides=("sparse_storage",))

@@ -35,11 +35,13 @@ After::
 
 from __future__ import annotations
 
+from ..ir.edit import replace_body
+from ..ir.index import rename_indices
 from ..ir.nodes import Block, Idx, If, IPlus, Loop, Program, Stmt
-from .combinators import plural, rename_indices, replace_body
+from .combinators import plural
+from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import EQ, Pattern, build_chain, if_chain
 
-NAME = "split-diagonals"
 COMPACT_MIN_ORDER = 4
 
 
@@ -127,15 +129,18 @@ def split_stmt(s: Stmt, groups: dict[str, tuple[str, ...]], compact: bool, count
     return [s]
 
 
-def run(p: Program) -> tuple[Program, str]:
-    sets = p.note("permutable", ())
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
+    sets = p.facts.permutable
     if not sets:
         return p, "no permutable set"
     groups = {g[0]: tuple(g) for g in sets}
-    compact = p.note("faces") == "compact"
+    compact = options.faces == "compact"
     count = [0]
     body = split_block(p.body, groups, compact, count)
     if body == p.body:
         return p, "not applied: no pattern chain on a perfect loop path"
     return replace_body(p, body), f"{plural(count[0], 'loop nest')}, none with a test in its hot loop" \
         if not compact else f"{plural(count[0], 'loop nest')} (compact faces)"
+
+
+PASS = Pass("split-diagonals", run, symmetry=True, requires=("define-assignments",), provides=())

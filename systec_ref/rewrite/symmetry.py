@@ -26,13 +26,14 @@ from ..ir.nodes import (
     Read,
     Value,
 )
-from .combinators import key, postwalk
+from ..term import postwalk
+from .combinators import key
 
 LT, EQ = "<", "=="
 
 
 def permutable_sets(p: Program) -> tuple[tuple[str, ...], ...]:
-    return tuple(p.note("permutable", ()))
+    return tuple(p.facts.permutable)
 
 
 def rank_map(p: Program) -> dict[str, tuple[int, int]]:

@@ -41,11 +41,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..interp.loops import identity
+from ..dtypes import identity
+from ..ir.edit import replace_body
+from ..ir.index import index_names, rename_indices, simplify_index
+from ..ir.names import namer
 from ..ir.nodes import Assign, Block, Cmp, Const, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
-from .combinators import index_names, namer, nodes, plural, postwalk, rename_indices, replace_body, simplify_index
-
-NAME = "unroll-and-jam"
+from ..term import nodes, postwalk
+from .combinators import plural
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 def _triangular(lo: object, i: str) -> int | None:
@@ -139,7 +142,7 @@ def _jam(loop: Loop, fresh, dtype: str, factor: int = FACTOR) -> Stmt | None:
     return dataclasses.replace(loop, body=Block((guard,), loop.body.comment), step=factor)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     fresh = namer(p, "_u")
     count = [0]
 
@@ -155,3 +158,6 @@ def run(p: Program) -> tuple[Program, str]:
     if not count[0]:
         return p, "no triangular loop that updates along its inner loop"
     return replace_body(p, body), f"{plural(count[0], 'loop')} unrolled by {FACTOR} and jammed"
+
+
+PASS = Pass("unroll-and-jam", run, symmetry=False, requires=("workspace",), provides=())

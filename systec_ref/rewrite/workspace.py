@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..interp.loops import identity
+from ..dtypes import identity
+from ..ir.edit import replace_body
+from ..ir.index import bound_inside, index_names, is_loop
+from ..ir.names import namer
 from ..ir.nodes import Assign, Block, Const, Elem, If, Let, Local, Loop, Permute, Program, Read, Stmt
-from .combinators import bound_inside, index_names, is_loop, namer, nodes, plural, postwalk, replace_body
-
-NAME = "workspace"
+from ..term import nodes, postwalk
+from .combinators import plural
+from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
 def _transform(loop: Loop, p: Program, fresh, stats: list[int]) -> list[Stmt]:
@@ -79,10 +82,13 @@ def _block(b: Block, p: Program, fresh, stats: list[int]) -> Block:
     return Block(tuple(out), b.comment)
 
 
-def run(p: Program) -> tuple[Program, str]:
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     fresh = namer(p, "_t")
     stats = [0]
     body = _block(p.body, p, fresh, stats)
     if body == p.body:
         return p, "no update is invariant in its loop"
     return replace_body(p, body), plural(stats[0], "scalar accumulator")
+
+
+PASS = Pass("workspace", run, symmetry=False, requires=("hoist-reads",), provides=())

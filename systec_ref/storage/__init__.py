@@ -2,7 +2,8 @@
 coordinates, and canonical-only storage of symmetric tensors split by face."""
 
 from .csf import CSF
-from .symmetric import SparseTensor, face_of
+from .faces import face_of
+from .symmetric import SparseTensor
 
 __all__ = ["CSF", "SparseTensor", "face_of", "for_program"]
 
@@ -13,7 +14,7 @@ def for_program(program, arrays: dict) -> dict[str, SparseTensor]:
     ``full``.  A :class:`SparseTensor` input is used as it is when its layout fits, else re-stored
     once (and kept on the object); a dense input is compressed."""
     out = {}
-    for name, layout in program.note("sparse storage", ()):
+    for name, layout in program.facts.sparse_storage:
         t = program.tensor(name)
         groups = t.symmetry if layout == "canonical" else ()
         a = arrays[name]

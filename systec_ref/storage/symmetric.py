@@ -29,15 +29,15 @@ import numpy as np
 
 from ..errors import InputError
 from .csf import CSF
-
-
-def canonical_coords(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
-    out = np.array(coords, dtype=np.int64, copy=True)
-    for g in groups:
-        part = out[:, list(g)]
-        part.sort(axis=1)
-        out[:, list(g)] = part
-    return out
+from .faces import (
+    canonical_coords,
+    check_symmetry,
+    distinct_permutations,
+    expand_permutations,
+    face_modes,
+    face_of,
+    fill_pinned,
+)
 
 
 def _is_canonical(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
@@ -91,74 +91,6 @@ def _packed(coords: np.ndarray, shape: tuple[int, ...], spare_bits: int = 0) -> 
         key += coords[:, m]
     key <<= spare_bits
     return key
-
-
-def face_of(coords: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
-    """Face key of canonical coordinates: one bitmask per group, packed as columns."""
-    keys = np.zeros((coords.shape[0], len(groups)), dtype=np.int64)
-    for n, g in enumerate(groups):
-        for t, (a, b) in enumerate(zip(g, g[1:])):
-            keys[:, n] |= (coords[:, a] == coords[:, b]).astype(np.int64) << t
-    return keys
-
-
-def face_modes(order: int, groups: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> list[int]:
-    """The modes a face stores: every mode but those its equality bits make equal to the previous
-    member of their group (their coordinate is that member's)."""
-    pinned = {b for g, mask in zip(groups, key) for t, (_, b) in enumerate(zip(g, g[1:])) if mask >> t & 1}
-    return [m for m in range(order) if m not in pinned]
-
-
-def _fill_pinned(stored: np.ndarray, order: int, groups, key) -> np.ndarray:
-    """Full coordinates from a face's stored ones (the inverse of dropping the pinned modes)."""
-    out = np.zeros((len(stored), order), dtype=np.int64)
-    out[:, face_modes(order, groups, key)] = stored
-    for g, mask in zip(groups, key):
-        for t, (a, b) in enumerate(zip(g, g[1:])):
-            if mask >> t & 1:
-                out[:, b] = out[:, a]
-    return out
-
-
-def _distinct_permutations(coords: np.ndarray, group: tuple[int, ...]) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    """For canonical ``coords``, each permutation of ``group`` with the rows it maps to a *new* point.
-
-    A permutation of a sorted tuple repeats an earlier point exactly when it
-    swaps two equal subscripts; keeping, within every run of equal subscripts,
-    their original relative order picks each distinct rearrangement once.
-    """
-    out = []
-    k = len(group)
-    for perm in itertools.permutations(range(k)):
-        where = [0] * k  # where[t]: the new slot of the t-th sorted subscript
-        for slot, t in enumerate(perm):
-            where[t] = slot
-        keep = np.ones(len(coords), dtype=bool)
-        for t in range(k - 1):
-            if where[t] > where[t + 1]:
-                keep &= coords[:, group[t]] != coords[:, group[t + 1]]
-        out.append((perm, keep))
-    return out
-
-
-def expand_permutations(coords: np.ndarray, vals: np.ndarray,
-                        groups: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical entries to every distinct point they stand for, vectorized (no Python loop per entry)."""
-    coords = np.asarray(coords, dtype=np.int64)
-    for g in groups:
-        parts_c, parts_v = [], []
-        canon = canonical_coords(coords, (g,))
-        for perm, keep in _distinct_permutations(canon, g):
-            c = canon[keep]
-            moved = c.copy()
-            for slot, t in enumerate(perm):
-                moved[:, g[slot]] = c[:, g[t]]
-            parts_c.append(moved)
-            parts_v.append(vals[keep])
-        coords = np.concatenate(parts_c) if parts_c else coords
-        vals = np.concatenate(parts_v) if parts_v else vals
-    order = np.lexsort(coords.T[::-1]) if len(coords) and coords.shape[1] else np.arange(len(coords))
-    return coords[order], vals[order]
 
 
 def _is_stored(vals: np.ndarray, fill: float) -> np.ndarray:
@@ -220,8 +152,6 @@ class SparseTensor:
                    name: str = "tensor") -> SparseTensor:
         arr = np.asarray(arr)
         if check and symmetry:
-            from ..tensors import check_symmetry  # tensors binds SparseTensors: import here, not at the top
-
             check_symmetry(name, arr, tuple(symmetry))
         mask = _is_stored(arr, fill)
         coords = np.argwhere(mask).astype(np.int64)
@@ -331,7 +261,7 @@ class SparseTensor:
 
     def face_coords(self, key: tuple[int, ...]) -> np.ndarray:
         """Full coordinates of the entries of one face, in storage order."""
-        return _fill_pinned(self.faces[key].coords(), len(self.shape), self.symmetry, key)
+        return fill_pinned(self.faces[key].coords(), len(self.shape), self.symmetry, key)
 
     def full_coo(self) -> tuple[np.ndarray, np.ndarray]:
         """Every coordinate of the full tensor (all distinct permutations of each canonical entry)."""
@@ -432,7 +362,7 @@ def _worst_class(canon, values, first, cls_of, groups, fill) -> int | None:
         want = np.ones(len(first), dtype=np.int64)
         reps = canon[first]
         for g in groups:
-            want *= sum(keep.astype(np.int64) for _, keep in _distinct_permutations(reps, g))
+            want *= sum(keep.astype(np.int64) for _, keep in distinct_permutations(reps, g))
         missing = given < want
         gap = np.abs(values[first].astype(np.float64) - float(fill))
         gap = np.nan_to_num(gap, nan=np.inf, posinf=np.inf)
@@ -448,7 +378,6 @@ def _check_coo_symmetry(name, coords, values, canon, groups, fill) -> None:
     by_canon: dict[tuple, dict[tuple, object]] = {}
     for c, x, v in zip(map(tuple, canon), map(tuple, coords), values):
         by_canon.setdefault(c, {})[x] = v
-    import itertools
 
     worst = None
     for c, given in by_canon.items():

@@ -46,7 +46,7 @@ class ExplainOptions:
 
 
 def pass_names(naive: bool = False) -> list[str]:
-    return ["lower"] + [p.NAME for p in (pipeline.NON_SYMMETRY if naive else pipeline.PASSES)]
+    return ["lower"] + [p.name for p in (pipeline.NON_SYMMETRY if naive else pipeline.PASSES)]
 
 
 def _selected(k: Kernel, show: str) -> list[int]:

@@ -1,0 +1,219 @@
+"""The IR verifier: is a program well formed?
+
+Run by the pass manager after every pass (and on the naive nest ``lower`` builds), so that a
+pass that breaks the program is caught at that pass, named, and reported as an internal error
+of the compiler.  It checks what every stage must satisfy, whatever its pass:
+
+* every index variable is used inside a loop (dense or sparse) that binds it, and no loop
+  rebinds a variable of an enclosing one; a ``Permute`` rearranges only bound variables;
+* every scalar local is declared (``Let``) before it is read or updated, in its block or an
+  enclosing one, and not declared twice in one scope;
+* every tensor read or written is declared, with as many subscripts as modes; only outputs
+  and temporaries are written; a stored-entry loop or value names a sparse tensor and one of
+  its levels;
+* operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
+  ``Lookup`` has one value per key (``2**len(bits)``);
+* every dimension named in a bound is a dimension of a declared tensor.
+
+``verify(p)`` returns ``None`` for a well-formed program, else one line saying what is wrong
+and where.
+"""
+
+from __future__ import annotations
+
+from ..term import unknown
+from .nodes import (
+    CMP_OPS,
+    REDUCE_OPS,
+    Add,
+    And,
+    Assign,
+    Block,
+    Cmp,
+    Const,
+    DimSize,
+    Elem,
+    IConst,
+    Idx,
+    If,
+    IPlus,
+    Let,
+    Local,
+    Lookup,
+    Loop,
+    Mul,
+    Neg,
+    Or,
+    Permute,
+    Program,
+    Read,
+    SparseLevel,
+    SparseVal,
+)
+from .printer import fmt_stmt
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Verifier:
+    def __init__(self, p: Program):
+        self.p = p
+        self.tensors = {t.name: t for t in p.tensors}
+        self.dims = {d for t in p.tensors for d in t.dims if isinstance(d, str)}
+
+    def fail(self, what: str, where: object = None) -> _Invalid:
+        at = ""
+        if where is not None:
+            try:
+                at = f" in '{fmt_stmt(where)[0].strip()}'"
+            except Exception:  # noqa: BLE001 - the printer may not know a broken node; say what we can
+                at = f" in {type(where).__name__}"
+        return _Invalid(what + at)
+
+    # -- index expressions and conditions ------------------------------------------------
+    def index(self, e: object, bound: frozenset[str], where: object) -> None:
+        match e:
+            case Idx(name):
+                if name not in bound:
+                    raise self.fail(f"index '{name}' used outside a loop that binds it", where)
+            case IConst():
+                pass
+            case DimSize(name):
+                if name not in self.dims:
+                    raise self.fail(f"unknown dimension '{name}'", where)
+            case IPlus(base, _):
+                self.index(base, bound, where)
+            case _:
+                raise unknown(e, "IR verifier (index)")
+
+    def cond(self, c: object, bound: frozenset[str], where: object) -> None:
+        match c:
+            case Cmp(op, a, b):
+                if op not in CMP_OPS:
+                    raise self.fail(f"unknown comparison '{op}'", where)
+                self.index(a, bound, where)
+                self.index(b, bound, where)
+            case And(terms) | Or(terms):
+                for t in terms:
+                    self.cond(t, bound, where)
+            case _:
+                raise unknown(c, "IR verifier (condition)")
+
+    def access(self, tensor: str, idx: tuple, bound: frozenset[str], where: object) -> None:
+        t = self.tensors.get(tensor)
+        if t is None:
+            raise self.fail(f"unknown tensor '{tensor}'", where)
+        if len(idx) != t.order:
+            raise self.fail(f"{len(idx)} subscripts for {tensor} of order {t.order}", where)
+        for i in idx:
+            self.index(i, bound, where)
+
+    def sparse(self, tensor: str, face: tuple[int, ...], where: object) -> None:
+        t = self.tensors.get(tensor)
+        if t is None or t.format != "sparse" or t.role != "in":
+            raise self.fail(f"stored entries of '{tensor}', which is not a sparse input", where)
+        if face and len(face) != len(t.symmetry):  # () is the one face of full storage
+            raise self.fail(f"face {face} does not match the symmetry of {tensor}", where)
+
+    # -- values ------------------------------------------------------------------------
+    def value(self, e: object, bound: frozenset[str], locals_: set[str], where: object) -> None:
+        match e:
+            case Const():
+                pass
+            case Read(tensor, idx, sort):
+                self.access(tensor, idx, bound, where)
+                for g in sort:
+                    if any(not 0 <= m < len(idx) for m in g):
+                        raise self.fail(f"sort group {g} outside the modes of {tensor}", where)
+            case Local(name):
+                if name not in locals_:
+                    raise self.fail(f"local '{name}' read before it is declared", where)
+            case Add(args) | Mul(args):
+                if not args:
+                    raise self.fail(f"empty {type(e).__name__}", where)
+                for a in args:
+                    self.value(a, bound, locals_, where)
+            case Neg(arg):
+                self.value(arg, bound, locals_, where)
+            case Lookup(values, bits):
+                if len(values) != 1 << len(bits):
+                    raise self.fail(f"lookup of {len(values)} values for {len(bits)} key bits", where)
+                for b in bits:
+                    self.cond(b, bound, where)
+            case SparseVal(tensor, face, pos):
+                self.sparse(tensor, face, where)
+                self.index(pos, bound, where)
+            case _:
+                raise unknown(e, "IR verifier (value)")
+
+    # -- statements ----------------------------------------------------------------------
+    def block(self, b: Block, bound: frozenset[str], locals_: set[str]) -> None:
+        scope = set(locals_)  # a Let is visible to the rest of its block and everything inside it
+        for s in b.body:
+            self.stmt(s, bound, scope)
+
+    def bind(self, var: str, bound: frozenset[str], where: object) -> frozenset[str]:
+        if var in bound:
+            raise self.fail(f"loop variable '{var}' rebinds an enclosing one", where)
+        return bound | {var}
+
+    def stmt(self, s: object, bound: frozenset[str], locals_: set[str]) -> None:
+        match s:
+            case Block():
+                self.block(s, bound, locals_)
+            case Loop(var, lo, hi, body, step):
+                self.index(lo, bound, s)
+                self.index(hi, bound, s)
+                if step < 1:
+                    raise self.fail(f"loop step {step}", s)
+                self.block(body, self.bind(var, bound, s), locals_)
+            case SparseLevel(var, pos, tensor, face, level, parent, body):
+                self.sparse(tensor, face, s)
+                if level < 0 or (level == 0) != (parent is None):
+                    raise self.fail(f"level {level} with {'no' if parent is None else 'a'} parent position", s)
+                if parent is not None:
+                    self.index(parent, bound, s)
+                self.block(body, self.bind(pos, self.bind(var, bound, s), s), locals_)
+            case If(cond, then, orelse):
+                self.cond(cond, bound, s)
+                self.block(then, bound, locals_)
+                if orelse is not None:
+                    self.block(orelse, bound, locals_)
+            case Permute(groups, body):
+                loose = [v for g in groups for v in g if v not in bound]
+                if loose:
+                    raise self.fail(f"rearranges unbound variables {', '.join(loose)}", s)
+                self.block(body, bound, locals_)
+            case Let(name, value):
+                self.value(value, bound, locals_, s)
+                if name in locals_:
+                    raise self.fail(f"local '{name}' declared twice", s)
+                locals_.add(name)
+            case Assign(target, op, value):
+                if op not in REDUCE_OPS:
+                    raise self.fail(f"unknown update '{op}'", s)
+                self.value(value, bound, locals_, s)
+                match target:
+                    case Local(name):
+                        if name not in locals_:
+                            raise self.fail(f"local '{name}' updated before it is declared", s)
+                    case Elem(tensor, idx):
+                        self.access(tensor, idx, bound, s)
+                        if self.tensors[tensor].role == "in":
+                            raise self.fail(f"writes input '{tensor}'", s)
+                    case _:
+                        raise unknown(target, "IR verifier (target)")
+            case _:
+                raise unknown(s, "IR verifier (statement)")
+
+
+def verify(p: Program) -> str | None:
+    """None when ``p`` is well formed, else what is wrong (one line)."""
+    v = _Verifier(p)
+    try:
+        v.block(p.body, frozenset(), set())
+    except _Invalid as e:
+        return str(e)
+    return None
