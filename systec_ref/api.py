@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -121,7 +122,7 @@ class Kernel:
     @cached_property
     def baseline(self) -> list[Stage]:
         """The same compiler with the symmetry passes off (every other pass on)."""
-        return pipeline.compile_stages(self.ast, pipeline.Options(symmetry=False, faces=self.options.faces))
+        return pipeline.compile_stages(self.ast, dataclasses.replace(self.options, symmetry=False))
 
     def _program(self, stage: str | None) -> tuple[Program, str]:
         if stage is None:

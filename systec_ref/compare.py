@@ -4,7 +4,7 @@
 * float64: ``|a - b| <= 1e-12 * (|b| + max|b|)`` elementwise — relative to the
   entry and to the largest entry, because reordering a sum that cancels moves
   its rounding error by a fraction of the terms' size, not of the result's;
-* float32: the same with 1e-5;
+* float32: the same with 1e-5 (the tolerances are in :mod:`systec_ref.dtypes`);
 * infinities must match exactly, NaN only NaN.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RTOL = {"float64": 1e-12, "float32": 1e-5}
+from .dtypes import element
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def agree(got: np.ndarray, want: np.ndarray, dtype: str) -> Agreement:
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         return Agreement(False, float("inf"), f"shape {got.shape} != {want.shape}")
-    if dtype == "int64":
+    if element(dtype).is_int:
         bad = got != want
         if not bad.any():
             return Agreement(True, 0.0)
@@ -48,7 +48,7 @@ def agree(got: np.ndarray, want: np.ndarray, dtype: str) -> Agreement:
     with np.errstate(invalid="ignore"):
         err = np.where(finite, np.abs(g - w), 0.0)
     err = np.nan_to_num(err, nan=np.inf, posinf=np.inf)  # keep inf: the default maps it to 1.8e308
-    tol = RTOL[dtype] * (np.abs(np.where(finite, w, 0.0)) + scale)
+    tol = element(dtype).rtol * (np.abs(np.where(finite, w, 0.0)) + scale)
     bad = err > tol
     max_err = float(err.max()) if err.size else 0.0
     if not bad.any():

@@ -1,9 +1,10 @@
 """Element types: everything the compiler knows about ``float64``, ``float32`` and ``int64``.
 
 One table, read by every stage: the parser (which names are element types), the checks (the
-range of an int64 literal), the interpreter and the definition (numpy type, rounding, identity of
-each reduction), the C emitter (C type, literal suffix) and the runtime (numpy type of each
-argument).  A new element type is one new row here.
+range of an int64 literal), the comparison of results (the tolerance of each type), the
+interpreter and the definition (numpy type, rounding, identity of each reduction), the C emitter
+(C type, literal suffix) and the runtime (numpy type of each argument).  A new element type is
+one new row here.
 
 The identity of a reduction is the value an output starts at and the value an unstored entry
 must hold for a sparse nest to skip it: 0 for ``+``; for ``min`` the largest value of the type
@@ -35,6 +36,8 @@ class ElementType:
     #: smallest and largest value (floats: the infinities)
     low: int | float
     high: int | float
+    #: how close two results must be to agree (:func:`systec_ref.agree`): 0 means exactly
+    rtol: float
 
     def identity(self, reduction: str) -> int | float:
         """The value that leaves ``x`` unchanged under ``reduction`` (``+``, ``min`` or ``max``)."""
@@ -58,9 +61,9 @@ def _f32(v: float) -> float:
 
 ELEMENT_TYPES: dict[str, ElementType] = {
     t.name: t for t in (
-        ElementType("float64", np.float64, "double", False, -math.inf, math.inf),
-        ElementType("float32", np.float32, "float", False, -math.inf, math.inf),
-        ElementType("int64", np.int64, "int64_t", True, INT64_MIN, INT64_MAX),
+        ElementType("float64", np.float64, "double", False, -math.inf, math.inf, 1e-12),
+        ElementType("float32", np.float32, "float", False, -math.inf, math.inf, 1e-5),
+        ElementType("int64", np.int64, "int64_t", True, INT64_MIN, INT64_MAX, 0.0),
     )
 }
 

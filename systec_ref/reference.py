@@ -14,24 +14,30 @@ import numpy as np
 
 from .dtypes import identity, numpy_type, wrap_int64
 from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value
+from .term import unknown
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _product_factors(e: Expr, dtype: str) -> tuple[float, list[Access]] | None:
-    if isinstance(e, Number):
-        return literal_value(e.value, dtype), []
-    if isinstance(e, Access):
-        return 1, [e]
-    if isinstance(e, Neg):
-        f = _product_factors(e.operand, dtype)
-        return None if f is None else (-f[0], f[1])
-    if isinstance(e, BinOp) and e.op == "*":
-        a, b = _product_factors(e.left, dtype), _product_factors(e.right, dtype)
-        if a is None or b is None:
+    """(coefficient, factors) of a product of literals and accesses; None for anything else."""
+    match e:
+        case Number(value):
+            return literal_value(value, dtype), []
+        case Access():
+            return 1, [e]
+        case Neg(operand):
+            f = _product_factors(operand, dtype)
+            return None if f is None else (-f[0], f[1])
+        case BinOp("*", left, right):
+            a, b = _product_factors(left, dtype), _product_factors(right, dtype)
+            if a is None or b is None:
+                return None
+            return a[0] * b[0], a[1] + b[1]
+        case BinOp():  # a sum or a difference
             return None
-        return a[0] * b[0], a[1] + b[1]
-    return None
+        case _:
+            raise unknown(e, "numpy reference (product)")
 
 
 def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int]) -> tuple[np.ndarray, str]:
@@ -53,18 +59,22 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
     shape = [dims[d] if isinstance(d, str) else d for d in _index_extents(k)]
 
     def ev(e: Expr) -> np.ndarray:
-        if isinstance(e, Number):
-            return np.asarray(literal_value(e.value, k.output.dtype), dtype=dtype)
-        if isinstance(e, Access):
-            arr = arrays[e.tensor]
-            uniq = sorted(set(e.indices), key=ivars.index)
-            view = np.einsum("".join(letter[i] for i in e.indices) + "->" + "".join(letter[i] for i in uniq), arr)
-            full = [shape[n] if v in uniq else 1 for n, v in enumerate(ivars)]
-            return view.reshape(full)
-        if isinstance(e, Neg):
-            return -ev(e.operand)
-        a, b = ev(e.left), ev(e.right)
-        return {"*": np.multiply, "+": np.add, "-": np.subtract}[e.op](a, b)
+        match e:
+            case Number(value):
+                return np.asarray(literal_value(value, k.output.dtype), dtype=dtype)
+            case Access(tensor, indices):
+                arr = arrays[tensor]
+                uniq = sorted(set(indices), key=ivars.index)
+                view = np.einsum("".join(letter[i] for i in indices) + "->" + "".join(letter[i] for i in uniq), arr)
+                full = [shape[n] if v in uniq else 1 for n, v in enumerate(ivars)]
+                return view.reshape(full)
+            case Neg(operand):
+                return -ev(operand)
+            case BinOp(op, left, right):
+                a, b = ev(left), ev(right)
+                return {"*": np.multiply, "+": np.add, "-": np.subtract}[op](a, b)
+            case _:
+                raise unknown(e, "numpy reference")
 
     with np.errstate(invalid="ignore", over="ignore"):
         full = np.broadcast_to(ev(k.rhs), shape).astype(dtype)

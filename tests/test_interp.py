@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from strategies import kernels
 
 import systec_ref
-from systec_ref.errors import InputError
+from systec_ref.errors import InputError, InternalError, MiscompileError
 from systec_ref.interp import InterpError, run_program
 from systec_ref.ir.nodes import (
     Assign,
@@ -291,7 +292,16 @@ def test_interp_unbound_index_and_bad_arity():
         _run(_prog((Idx("i"),), (Idx("j"),)))
     with pytest.raises(InterpError, match="2 subscripts for a tensor of order 1"):
         _run(_prog((Idx("i"),), (Idx("i"), Idx("i"))))
-    assert issubclass(InterpError, systec_ref.SystecError)
+
+
+def test_interp_error_is_a_compiler_bug_not_the_users():
+    # a stage the interpreter cannot run was miscompiled: an internal error (CLI exit 3), never exit 2
+    assert issubclass(InterpError, MiscompileError) and issubclass(InterpError, InternalError)
+    assert not issubclass(InterpError, systec_ref.SystecError)
+    with pytest.raises(InterpError, match=r"compiler bug.*out-of-range access A\[3\]") as info:
+        _run(_prog((Idx("i"),), (IPlus(Idx("i"), 1),)))
+    assert info.value.detail.startswith("out-of-range access A[3] (shape [3]) at A[i+1]")
+    assert pickle.loads(pickle.dumps(info.value)).args == info.value.args
 
 
 # -- (e) int64 wraps around ------------------------------------------------------------------

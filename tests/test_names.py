@@ -132,8 +132,10 @@ def test_the_generated_c_uses_only_reserved_or_kernel_names(examples):
     """Each identifier of the emitted C function (outside comments and preprocessor lines) is a name of the
     kernel, a name the compiler made (``_t0``, ``B_T``, face arrays) or one the language reserves:
     so no user name can mean something else in C."""
-    from systec_ref.emit.c import emit_c, face_id, function_name, sparse_faces
+    from systec_ref.emit.abi import sparse_faces
+    from systec_ref.emit.c import emit_c
     from systec_ref.ir.names import used_names
+    from systec_ref.lang.names import face_name, function_name
 
     paths = sorted({*examples, *(examples[0].parent / "sparse").glob("*.ein")})
     transposing = DENSE.replace("KK", "k")  # its C allocates a transposed copy
@@ -143,10 +145,10 @@ def test_the_generated_c_uses_only_reserved_or_kernel_names(examples):
             for prog in (k.final, k.baseline[-1].program):
                 src = re.sub(r"/\*.*?\*/", " ", emit_c(prog), flags=re.S)
                 # the kernel function only: helpers before it (sx_off_…) see no name of the kernel
-                src = src[src.index(f"int {function_name(prog)}("):]
+                src = src[src.index(f"int {function_name(prog.name)}("):]
                 code = "\n".join(ln for ln in src.split("\n") if not ln.lstrip().startswith("#"))
-                mine = used_names(prog) | {function_name(prog)}
-                faces_ = {face_id(t, f) for t, f in sparse_faces(prog)}
+                mine = used_names(prog) | {function_name(prog.name)}
+                faces_ = {face_name(t, f) for t, f in sparse_faces(prog)}
                 for ident in sorted(set(re.findall(r"\b[A-Za-z_]\w*\b", code)) - mine):
                     if ident.startswith("_") or ident.rsplit("_", 1)[0] in faces_:
                         continue

@@ -1,16 +1,18 @@
 """Loop-nest IR -> C99.
 
-One function per kernel::
+One function per kernel, with the parameters of the calling convention (:mod:`.abi`: dimensions,
+dense tensors, then the arrays of each stored face iterated)::
 
     int systec_<kernel>(int64_t n, int64_t r, const double *restrict A, ..., double *restrict C)
 
-dimensions first (sorted by name), then tensors in declaration order
-(inputs ``const``).  It initializes the outputs to the identity of the
-reduction, allocates the program's temporaries (transposed copies) once, runs
-the body and frees them; it returns 0, or 1 if an allocation failed.  All
-index arithmetic is ``int64_t``; there are no globals and no allocation in a
-loop.  Each block comment of the IR (which pass made it, which equality
-pattern it computes) is carried into the C.
+It initializes the outputs to the identity of the reduction, allocates the program's temporaries
+(transposed copies) once, runs the body and frees them; it returns 0, or 1 if an allocation
+failed.  All index arithmetic is ``int64_t``; there are no globals and no allocation in a loop.
+Each block comment of the IR (which pass made it, which equality pattern it computes) is carried
+into the C.  Any stage can be emitted: a ``Permute`` runs its body once per distinct
+rearrangement of its variables' values (:meth:`_Emitter.permute`), and a stored face is iterated
+as its storage format describes it (:mod:`systec_ref.storage.formats`).  Every name the C adds
+to the kernel's own comes from :mod:`systec_ref.lang.names`.
 
 The caller (:mod:`systec_ref.emit.runtime`) checks every array's shape, dtype
 and layout before the call; names reach C only after the parser validated
@@ -19,6 +21,7 @@ them as C identifiers.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from ..dtypes import element, identity
@@ -52,25 +55,10 @@ from ..ir.nodes import (
     TensorInfo,
 )
 from ..ir.printer import fmt_tensor
-from ..storage.faces import face_modes
-from ..term import nodes, postwalk
-
-PREFIX = "systec_"
-
-
-def function_name(p: Program) -> str:
-    return PREFIX + p.name
-
-
-def dim_names(p: Program) -> list[str]:
-    return sorted({d for t in p.tensors for d in t.dims if isinstance(d, str)})
-
-
-def face_id(tensor: str, face: tuple[int, ...]) -> str:
-    """The C name of one stored face of a sparse tensor (``A_f0_1``; ``A_full`` for full storage); its
-    arrays are ``<face_id>_pos<level>``, ``_crd<level>`` and ``_vals`` (the parser keeps user names off
-    this form: :func:`systec_ref.lang.names.face_arrays`)."""
-    return f"{tensor}_" + ("full" if not face else "f" + "_".join(map(str, face)))
+from ..lang.names import IVDEP, OPAQUE, face_array, generated
+from ..storage.formats import Compressed, FaceFormat
+from ..term import nodes, postwalk, unknown
+from . import abi
 
 
 def _comment(text: str) -> str:
@@ -84,21 +72,29 @@ class _Emitter:
         self.tensors = {t.name: t for t in p.tensors}
         self.helpers: dict[tuple, str] = {}
         self.helper_src: list[str] = []
-        self.locals: set[str] = set()
+        self.layouts: dict[tuple[str, tuple[int, ...]], FaceFormat] = {}
         self.opaque = False  # some loop bound goes through SX_OPAQUE
+
+    def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:
+        """The storage format's description of one face (its levels and arrays)."""
+        key = (tensor, face)
+        if key not in self.layouts:
+            self.layouts[key] = abi.face_layout(self.p, tensor, face)
+        return self.layouts[key]
 
     # -- index expressions ---------------------------------------------------
     def index(self, e) -> str:
-        if isinstance(e, Idx):
-            return e.name
-        if isinstance(e, IConst):
-            return f"INT64_C({e.value})"
-        if isinstance(e, DimSize):
-            return e.name
-        assert isinstance(e, IPlus)
-        if e.offset == 0:
-            return self.index(e.base)
-        return f"({self.index(e.base)} {'+' if e.offset > 0 else '-'} {abs(e.offset)})"
+        match e:
+            case Idx(name) | DimSize(name):
+                return name
+            case IConst(value):
+                return f"INT64_C({value})"
+            case IPlus(base, 0):
+                return self.index(base)
+            case IPlus(base, offset):
+                return f"({self.index(base)} {'+' if offset > 0 else '-'} {abs(offset)})"
+            case _:
+                raise unknown(e, "C emitter (index)")
 
     def dim(self, d: str | int) -> str:
         return d if isinstance(d, str) else f"INT64_C({d})"
@@ -112,18 +108,21 @@ class _Emitter:
         return out
 
     def cond(self, c) -> str:
-        if isinstance(c, Cmp):
-            return f"{self.index(c.a)} {c.op} {self.index(c.b)}"
-        if isinstance(c, And):
-            return " && ".join(f"({self.cond(t)})" for t in c.terms) or "1"
-        assert isinstance(c, Or)
-        return " || ".join(f"({self.cond(t)})" for t in c.terms) or "0"
+        match c:
+            case Cmp(op, a, b):
+                return f"{self.index(a)} {op} {self.index(b)}"
+            case And(terms):
+                return " && ".join(f"({self.cond(t)})" for t in terms) or "1"
+            case Or(terms):
+                return " || ".join(f"({self.cond(t)})" for t in terms) or "0"
+            case _:
+                raise unknown(c, "C emitter (condition)")
 
     def sorted_offset(self, t: TensorInfo, sort: tuple[tuple[int, ...], ...]) -> str:
         """A helper that sorts subscripts within groups, then computes the offset."""
         k = (t.name, sort)
         if k not in self.helpers:
-            name = f"sx_off_{t.name}_{len(self.helpers)}"
+            name = generated("off", t.name, len(self.helpers))
             self.helpers[k] = name
             dims = [f"int64_t d{q}" for q in range(t.order)]
             subs = [f"int64_t s{q}" for q in range(t.order)]
@@ -166,120 +165,186 @@ class _Emitter:
         return text + ("f" if self.p.dtype == "float32" else "")
 
     def value(self, e, parent: int = 0) -> str:
-        if isinstance(e, Const):
-            s = self.number(e.value)
-            return f"({s})" if parent and e.value < 0 else s
-        if isinstance(e, Read):
-            return self.elem(e.tensor, e.idx, e.sort)
-        if isinstance(e, SparseVal):
-            return f"{face_id(e.tensor, e.face)}_vals[{self.index(e.pos)}]"
-        if isinstance(e, Local):
-            return e.name
-        if isinstance(e, Neg):
-            inner = self.value(e.arg, 3)
-            if self.p.dtype == "int64":
-                return f"(int64_t){self._u64(e)}"  # wraps: see _u64
-            return f"-({inner})" if inner.startswith("-") else f"-{inner}"  # never "--x", a decrement in C
-        if isinstance(e, Lookup):
-            values = ", ".join(self.number(v) for v in e.values)
-            key = " | ".join(f"(({self.cond(b)}) ? {1 << n} : 0)" for n, b in enumerate(e.bits))
-            return f"((const {self.ctype}[]){{{values}}})[{key}]"
-        if isinstance(e, Mul):
-            if self.p.dtype == "int64":
-                return f"(int64_t){self._u64(e)}"
-            text = " * ".join(self.value(a, 2) for a in e.args)
-            return f"({text})" if parent > 2 else text
-        assert isinstance(e, Add)
-        if self.p.dtype == "int64":
-            return f"(int64_t){self._u64(e)}"
-        text = " + ".join(self.value(a, 1) for a in e.args)
-        return f"({text})" if parent > 1 else text
+        int64 = self.p.dtype == "int64"
+        match e:
+            case Const(v):
+                s = self.number(v)
+                return f"({s})" if parent and v < 0 else s
+            case Read(tensor, idx, sort):
+                return self.elem(tensor, idx, sort)
+            case SparseVal(tensor, face, pos):
+                return f"{face_array(tensor, face, self.layout(tensor, face).vals)}[{self.index(pos)}]"
+            case Local(name):
+                return name
+            case Neg(arg):
+                if int64:
+                    return f"(int64_t){self._u64(e)}"  # wraps: see _u64
+                inner = self.value(arg, 3)
+                return f"-({inner})" if inner.startswith("-") else f"-{inner}"  # never "--x", a decrement in C
+            case Lookup(values, bits):
+                table = ", ".join(self.number(v) for v in values)
+                key = " | ".join(f"(({self.cond(b)}) ? {1 << n} : 0)" for n, b in enumerate(bits))
+                return f"((const {self.ctype}[]){{{table}}})[{key}]"
+            case Mul(args):
+                if int64:
+                    return f"(int64_t){self._u64(e)}"
+                text = " * ".join(self.value(a, 2) for a in args)
+                return f"({text})" if parent > 2 else text
+            case Add(args):
+                if int64:
+                    return f"(int64_t){self._u64(e)}"
+                text = " + ".join(self.value(a, 1) for a in args)
+                return f"({text})" if parent > 1 else text
+            case _:
+                raise unknown(e, "C emitter (value)")
 
     def _u64(self, e) -> str:
         """An int64 value as a ``uint64_t`` expression.  int64 ``+``, ``*`` and negation wrap around (two's
         complement), as numpy's and the interpreter's do; signed overflow is undefined in C, so they are
         computed in ``uint64_t``, where C defines them modulo 2^64, and converted back once (GCC and Clang
         define that conversion as modular)."""
-        if isinstance(e, (Add, Mul)):
-            return "(" + (" + " if isinstance(e, Add) else " * ").join(self._u64(a) for a in e.args) + ")"
-        if isinstance(e, Neg):
-            return f"(0 - {self._u64(e.arg)})"
-        return f"(uint64_t){self.value(e, 3)}"
+        match e:
+            case Add(args):
+                return "(" + " + ".join(self._u64(a) for a in args) + ")"
+            case Mul(args):
+                return "(" + " * ".join(self._u64(a) for a in args) + ")"
+            case Neg(arg):
+                return f"(0 - {self._u64(arg)})"
+            case Const() | Read() | SparseVal() | Local() | Lookup():
+                return f"(uint64_t){self.value(e, 3)}"
+            case _:
+                raise unknown(e, "C emitter (int64 value)")
 
     # -- statements --------------------------------------------------------------
     def stmt(self, s: Stmt, ind: int) -> list[str]:
         pad = "    " * ind
-        if isinstance(s, Block):
-            out = [f"{pad}/* {_comment(line)} */" for line in s.comment.splitlines()] if s.comment else []
-            for x in s.body:
-                out += self.stmt(x, ind)
-            return out
-        if isinstance(s, Loop):
-            v = s.var
-            ivdep = [f"{pad}SX_IVDEP"] if _independent(s) else []
-            inc = f"++{v}" if s.step == 1 else f"{v} += {s.step}"
-            head = f"{pad}for (int64_t {v} = {self.index(s.lo)}; {v} < {self.index(s.hi)}; {inc}) {{"
-            if _opaque_bound(s, self.p.dtype):
-                self.opaque = True
-                head = (f"{pad}for (int64_t {v} = {self.index(s.lo)}, sx_end_{v} = SX_OPAQUE({self.index(s.hi)}); "
-                        f"{v} < sx_end_{v}; {inc}) {{  /* a reduction: trip count hidden, see _opaque_bound */")
-            return [*ivdep, head, *self.stmt(s.body, ind + 1), f"{pad}}}"]
-        if isinstance(s, SparseLevel):
-            f = face_id(s.tensor, s.face)
-            q = "0" if s.parent is None else self.index(s.parent)
-            split = _split_accumulators(s, self.p.dtype)
-            if split:
-                return self.split_level(s, split, ind)
-            head = (f"{pad}for (int64_t {s.pos} = {f}_pos{s.level}[{q}]; {s.pos} < {f}_pos{s.level}[{q} + 1]; "
-                    f"++{s.pos}) {{")
-            bind = f"{pad}    const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
-            return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
-        if isinstance(s, If):
-            out = [f"{pad}if ({self.cond(s.cond)}) {{", *self.stmt(s.then, ind + 1)]
-            if s.orelse is not None:
-                out += [f"{pad}}} else {{", *self.stmt(s.orelse, ind + 1)]
-            return out + [f"{pad}}}"]
-        if isinstance(s, Let):
-            return [f"{pad}{self.ctype} {s.name} = {self.value(s.value)};"]
-        if isinstance(s, Permute):
-            raise AssertionError("Permute nodes are expanded before emission")
-        assert isinstance(s, Assign)
-        target = s.target.name if isinstance(s.target, Local) else self.elem(s.target.tensor, s.target.idx)
-        v = self.value(s.value)
-        if s.op == "=":
-            return [f"{pad}{target} = {v};"]
-        if s.op == "+":
+        match s:
+            case Block(body, comment):
+                out = [f"{pad}/* {_comment(line)} */" for line in comment.splitlines()] if comment else []
+                for x in body:
+                    out += self.stmt(x, ind)
+                return out
+            case Loop(v, lo, hi, body, step):
+                ivdep = [f"{pad}{IVDEP}"] if _independent(s) else []
+                inc = f"++{v}" if step == 1 else f"{v} += {step}"
+                head = f"{pad}for (int64_t {v} = {self.index(lo)}; {v} < {self.index(hi)}; {inc}) {{"
+                if _opaque_bound(s, self.p.dtype):
+                    self.opaque = True
+                    end = generated("end", v)
+                    head = (f"{pad}for (int64_t {v} = {self.index(lo)}, {end} = {OPAQUE}({self.index(hi)}); "
+                            f"{v} < {end}; {inc}) {{  /* a reduction: trip count hidden, see _opaque_bound */")
+                return [*ivdep, head, *self.stmt(body, ind + 1), f"{pad}}}"]
+            case SparseLevel():
+                return self.sparse_level(s, ind)
+            case If(cond, then, orelse):
+                out = [f"{pad}if ({self.cond(cond)}) {{", *self.stmt(then, ind + 1)]
+                if orelse is not None:
+                    out += [f"{pad}}} else {{", *self.stmt(orelse, ind + 1)]
+                return out + [f"{pad}}}"]
+            case Let(name, value):
+                return [f"{pad}{self.ctype} {name} = {self.value(value)};"]
+            case Permute(groups, body):
+                return self.permute(groups, body, ind)
+            case Assign(target, op, value):
+                return self.assign(target, op, value, ind)
+            case _:
+                raise unknown(s, "C emitter (statement)")
+
+    def assign(self, target, op: str, value, ind: int) -> list[str]:
+        pad = "    " * ind
+        match target:
+            case Local(name):
+                lhs = name
+            case Elem(tensor, idx):
+                lhs = self.elem(tensor, idx)
+            case _:
+                raise unknown(target, "C emitter (assignment target)")
+        v = self.value(value)
+        if op == "=":
+            return [f"{pad}{lhs} = {v};"]
+        if op == "+":
             if self.p.dtype == "int64":
-                return [f"{pad}{target} = (int64_t)((uint64_t){target} + {self._u64(s.value)});"]  # see _u64
-            return [f"{pad}{target} += {v};"]
-        cmp = "<" if s.op == "min" else ">"
+                return [f"{pad}{lhs} = (int64_t)((uint64_t){lhs} + {self._u64(value)});"]  # see _u64
+            return [f"{pad}{lhs} += {v};"]
+        cmp = "<" if op == "min" else ">"
         # same rule as the interpreter: a NaN on the right never replaces the current value.  The store is
         # unconditional so the compiler can use a min/max instruction: a conditional store is a branch on data
-        return [f"{pad}{{ const {self.ctype} sx_v = {v}; {target} = (sx_v {cmp} {target}) ? sx_v : {target}; }}"]
+        new = generated("v")
+        return [f"{pad}{{ const {self.ctype} {new} = {v}; {lhs} = ({new} {cmp} {lhs}) ? {new} : {lhs}; }}"]
 
-    def split_level(self, s: SparseLevel, acc: dict[str, str], ind: int) -> list[str]:
-        """An innermost sparse loop whose reductions go to scalar accumulators, unrolled by two with a
+    def permute(self, groups: tuple[tuple[str, ...], ...], body: Block, ind: int) -> list[str]:
+        """``Permute``: the body once per *distinct* rearrangement of the values of each group's variables.
+
+        The k! permutations of a group are spelled out; within each, the group's variables are
+        redeclared (shadowing the loops that bind them) with the rearranged values.  Permutation pi
+        repeats an earlier rearrangement exactly when it puts two equal values out of their original
+        order, so it is skipped when, for some a < b, ``x_a == x_b`` and pi moves x_a after x_b: each
+        distinct rearrangement runs once (the one that keeps equal values in order).  Groups nest,
+        first group outermost."""
+        if not groups:
+            return self.stmt(body, ind)
+        group, rest = groups[0], groups[1:]
+        if len(group) < 2:
+            return self.permute(rest, body, ind)
+        pad = "    " * ind
+        was = [generated("was", v) for v in group]
+        out = [f"{pad}{{  /* every distinct rearrangement of ({', '.join(group)}) */",
+               f"{pad}    const int64_t {', '.join(f'{w} = {v}' for w, v in zip(was, group))};"]
+        for perm in itertools.permutations(range(len(group))):
+            slot = {t: n for n, t in enumerate(perm)}  # where the t-th value goes
+            inner = self.permute(rest, body, ind + 2)
+            moved = [(a, b) for a, b in itertools.combinations(range(len(group)), 2) if slot[a] > slot[b]]
+            if not moved:  # the values as they are
+                out += [f"{pad}    {{", *inner, f"{pad}    }}"]
+                continue
+            text = ", ".join(group[t] for t in perm)
+            repeat = " || ".join(f"{was[a]} == {was[b]}" for a, b in moved)
+            out += [f"{pad}    if (!({repeat})) {{  /* ({', '.join(group)}) = ({text}) */",
+                    f"{pad}        const int64_t {', '.join(f'{v} = {was[t]}' for v, t in zip(group, perm))};",
+                    f"{pad}        {' '.join(f'(void){v};' for v in group)}",
+                    *inner, f"{pad}    }}"]
+        return out + [f"{pad}}}"]
+
+    def sparse_level(self, s: SparseLevel, ind: int) -> list[str]:
+        """One level of a stored face, iterated as its level kind says."""
+        pad = "    " * ind
+        q = "0" if s.parent is None else self.index(s.parent)
+        match self.layout(s.tensor, s.face).levels[s.level]:
+            case Compressed(pos, crd):
+                starts, coords = face_array(s.tensor, s.face, pos), face_array(s.tensor, s.face, crd)
+                split = _split_accumulators(s, self.p.dtype)
+                if split:
+                    return self.split_level(s, starts, coords, q, split, ind)
+                head = (f"{pad}for (int64_t {s.pos} = {starts}[{q}]; {s.pos} < {starts}[{q} + 1]; "
+                        f"++{s.pos}) {{")
+                bind = f"{pad}    const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
+                return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+            case other:
+                raise unknown(other, "C emitter (level kind)")
+
+    def split_level(self, s: SparseLevel, starts: str, coords: str, q: str, acc: dict[str, str],
+                    ind: int) -> list[str]:
+        """An innermost compressed level whose reductions go to scalar accumulators, unrolled by two with a
         second accumulator each: two independent dependency chains instead of one (the loop is otherwise
         bound by the latency of one add per stored entry).  Statements run in the same order; only the
         order of the accumulators' own additions changes, which the float tolerance allows."""
         pad = "    " * ind
-        f = face_id(s.tensor, s.face)
-        q = "0" if s.parent is None else self.index(s.parent)
+        lo, hi, p = generated("lo"), generated("hi"), generated("p")
         twin = {a: f"{a}_b" for a in acc}
         second = postwalk(lambda n: Local(twin[n.name]) if isinstance(n, Local) and n.name in twin else None)(s.body)
         out = [f"{pad}{{  /* two accumulators per reduction: independent add chains */",
-               f"{pad}    const int64_t sx_lo = {f}_pos{s.level}[{q}], sx_hi = {f}_pos{s.level}[{q} + 1];"]
+               f"{pad}    const int64_t {lo} = {starts}[{q}], {hi} = {starts}[{q} + 1];"]
         out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(identity(op, self.p.dtype))};"
                 for a, op in sorted(acc.items())]
-        bind = f"const int64_t {s.var} = {f}_crd{s.level}[{s.pos}]; (void){s.var};"
-        out += [f"{pad}    int64_t sx_p = sx_lo;",
-                f"{pad}    for (; sx_p + 1 < sx_hi; sx_p += 2) {{",
-                f"{pad}        {{ const int64_t {s.pos} = sx_p; {bind}",
+        bind = f"const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
+        out += [f"{pad}    int64_t {p} = {lo};",
+                f"{pad}    for (; {p} + 1 < {hi}; {p} += 2) {{",
+                f"{pad}        {{ const int64_t {s.pos} = {p}; {bind}",
                 *self.stmt(s.body, ind + 3), f"{pad}        }}",
-                f"{pad}        {{ const int64_t {s.pos} = sx_p + 1; {bind}",
+                f"{pad}        {{ const int64_t {s.pos} = {p} + 1; {bind}",
                 *self.stmt(second, ind + 3), f"{pad}        }}",
                 f"{pad}    }}",
-                f"{pad}    if (sx_p < sx_hi) {{ const int64_t {s.pos} = sx_p; {bind}",
+                f"{pad}    if ({p} < {hi}) {{ const int64_t {s.pos} = {p}; {bind}",
                 *self.stmt(s.body, ind + 2), f"{pad}    }}"]
         for a, op in sorted(acc.items()):
             out += self.stmt(Assign(Local(a), op, Local(twin[a])), ind + 1)
@@ -288,59 +353,28 @@ class _Emitter:
     # -- the function ------------------------------------------------------------
     def function(self) -> str:
         p = self.p
-        params = [f"int64_t {d}" for d in dim_names(p)]
-        dense = dense_inputs(p)
-        for t in p.tensors:
-            if t.role == "in":
-                if t.name in dense:
-                    params.append(f"const {self.ctype} *restrict {t.name}")
-            elif t.role == "out":
-                params.append(f"{self.ctype} *restrict {t.name}")
-        for tensor, face in sparse_faces(p):
-            f = face_id(tensor, face)
-            t = self.tensors[tensor]
-            for lvl in range(len(face_modes(t.order, t.symmetry, face))):
-                params += [f"const int64_t *restrict {f}_pos{lvl}", f"const int64_t *restrict {f}_crd{lvl}"]
-            params.append(f"const {self.ctype} *restrict {f}_vals")
-        body: list[str] = []
-        for d in dim_names(p):
-            body.append(f"    (void){d};")
-        for name in dense:
-            body.append(f"    (void){name};")
+        params = abi.parameters(p)
+        # every dimension and dense input is named once, so a kernel that ignores one compiles warning-free
+        body: list[str] = [f"    (void){q.name};" for q in params if isinstance(q.source, (abi.Dim, abi.DenseInput))]
         temps = [t for t in p.tensors if t.role == "temp"]
-        for t in p.tensors:
-            if t.role == "in":
-                continue
+        for t in temps:
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
-            if t.role == "temp":
-                body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
+            body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
         if temps:
             cond = " || ".join(f"!{t.name}" for t in temps)
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
+        i = generated("i")
         for t in p.tensors:
             if t.role == "in":
                 continue
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
-            body.append(f"    for (size_t sx_i = 0; sx_i < {size}; ++sx_i) {t.name}[sx_i] = {self.number(t.init)};"
+            body.append(f"    for (size_t {i} = 0; {i} < {size}; ++{i}) {t.name}[{i}] = {self.number(t.init)};"
                         f"  /* {'start at the identity of ' + p.reduction if t.role == 'out' else 'zeroed'} */")
         body += self.stmt(p.body, 1)
         for t in temps:
             body.append(f"    free({t.name});")
         body.append("    return 0;")
-        sig = f"int {function_name(p)}({', '.join(params)})"
-        return sig + " {\n" + "\n".join(body) + "\n}"
-
-
-def dense_inputs(p: Program) -> list[str]:
-    """Inputs passed as dense arrays: all but the sparse ones the program reads only through their
-    stored entries (those arrive compressed and are never materialized)."""
-    read = {n.tensor for n in nodes(p.body) if isinstance(n, Read)}
-    return [t.name for t in p.tensors if t.role == "in" and (t.format != "sparse" or t.name in read)]
-
-
-def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
-    """The (tensor, face) pairs a program iterates, in the order of the C parameters."""
-    return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))})
+        return abi.signature(p, params) + " {\n" + "\n".join(body) + "\n}"
 
 
 def _fixed_trips(loop: Loop) -> int:
@@ -348,12 +382,15 @@ def _fixed_trips(loop: Loop) -> int:
     constant, ``i+1 .. i+4``, or a constant upper bound, ``.. 3``, as subscripts are never negative), else 0.
     The compiler may unroll such a loop completely."""
     def split(e):
-        e = simplify_index(e)
-        if isinstance(e, IConst):
-            return None, e.value
-        if isinstance(e, IPlus):
-            return e.base, e.offset
-        return e, 0
+        match simplify_index(e):
+            case IConst(value):
+                return None, value
+            case IPlus(base, offset):
+                return base, offset
+            case Idx() | DimSize() as e:
+                return e, 0
+            case e:
+                raise unknown(e, "C emitter (trip count)")
     (b0, o0), (b1, o1) = split(loop.lo), split(loop.hi)
     if b0 == b1:
         return max(0, -(-(o1 - o0) // loop.step))
@@ -422,22 +459,32 @@ def reassociation_risk(p: Program) -> str | None:
         return env.get(e.name) if isinstance(e, Local) and e.name not in accumulators else None
 
     def addends(e, env: dict) -> list:
-        if isinstance(e, Add):
-            return [t for a in e.args for t in addends(a, env)]
-        if isinstance(inlined(e, env), Add):
-            return addends(inlined(e, env), env)
-        return [e]
+        match e:
+            case Add(args):
+                return [t for a in args for t in addends(a, env)]
+            case Local() if isinstance(inlined(e, env), Add):
+                return addends(inlined(e, env), env)
+            case Const() | Read() | SparseVal() | Local() | Neg() | Lookup() | Mul():
+                return [e]
+            case _:
+                raise unknown(e, "C emitter (reassociation: terms)")
 
     def factors(e, env: dict) -> frozenset:
-        if isinstance(e, Mul):
-            return frozenset().union(*(factors(a, env) for a in e.args))
-        if isinstance(e, Lookup) or (isinstance(e, Const) and math.isfinite(e.value)):
-            # positive finite constants: factoring them out is exact for inf and NaN operands (rounding
-            # aside); an infinite one is not (inf*a + inf*b is NaN where inf*(a + b) is ±inf)
-            return frozenset()
-        if inlined(e, env) is not None:
-            return factors(inlined(e, env), env)
-        return frozenset({e})
+        match e:
+            case Mul(args):
+                return frozenset().union(*(factors(a, env) for a in args))
+            case Lookup():
+                return frozenset()
+            case Const(value) if math.isfinite(value):
+                # positive finite constants: factoring them out is exact for inf and NaN operands (rounding
+                # aside); an infinite one is not (inf*a + inf*b is NaN where inf*(a + b) is ±inf)
+                return frozenset()
+            case Local() if inlined(e, env) is not None:
+                return factors(inlined(e, env), env)
+            case Const() | Read() | SparseVal() | Local() | Neg() | Add():
+                return frozenset({e})
+            case _:
+                raise unknown(e, "C emitter (reassociation: factors)")
 
     def shared(terms: list[frozenset]) -> bool:
         seen: set = set()
@@ -451,30 +498,37 @@ def reassociation_risk(p: Program) -> str | None:
         """Straight-line statements sharing ``env`` (lets in scope) and ``chains`` (the factors of the terms
         summed into each target so far)."""
         for s in stmts:
-            if isinstance(s, Block):
-                if walk(s.body, env, chains):
-                    return True
-            elif isinstance(s, Let):
-                if shared([factors(t, env) for t in addends(s.value, env)]):
-                    return True
-                env[s.name] = s.value
-            elif isinstance(s, Assign):
-                terms = [factors(t, env) for t in addends(s.value, env)]
-                if s.op == "+":
-                    terms = chains[s.target] = chains.get(s.target, []) + terms
-                if shared(terms):
-                    return True
-            elif isinstance(s, If):
-                if walk(s.then.body, dict(env), {}) or (s.orelse is not None and walk(s.orelse.body, dict(env), {})):
-                    return True
-            elif isinstance(s, Loop) and _fixed_trips(s) > 1 and not _opaque_bound(s, p.dtype):
-                # the C compiler unrolls a loop of a few fixed trips (a dim like 2, or a triangle peeled by
-                # unroll-and-jam) into straight-line code, then factors: two copies of its body join the
-                # chains of the code around it (in the second, its variable is another)
-                twin = rename_indices(s.body, {s.var: s.var + "_2"})
-                if walk([s.body, twin], env, chains):
-                    return True
-            elif walk(s.body.body, dict(env), {}):  # Loop, SparseLevel, Permute
+            match s:
+                case Block(body):
+                    found = walk(body, env, chains)
+                case Let(name, value):
+                    found = shared([factors(t, env) for t in addends(value, env)])
+                    env[name] = value
+                case Assign(target, op, value):
+                    terms = [factors(t, env) for t in addends(value, env)]
+                    if op == "+":
+                        terms = chains[target] = chains.get(target, []) + terms
+                    found = shared(terms)
+                case If(_, then, orelse):
+                    found = walk(then.body, dict(env), {}) or (orelse is not None and walk(orelse.body, dict(env), {}))
+                case Loop(var, body=body) if _fixed_trips(s) > 1 and not _opaque_bound(s, p.dtype):
+                    # the C compiler unrolls a loop of a few fixed trips (a dim like 2, or a triangle peeled by
+                    # unroll-and-jam) into straight-line code, then factors: two copies of its body join the
+                    # chains of the code around it (in the second, its variable is another)
+                    found = walk([body, rename_indices(body, {var: var + "_2"})], env, chains)
+                case Permute(groups, body):
+                    # the C runs a copy of the body per rearrangement, one after another (see
+                    # _Emitter.permute): the copies may sum terms with a common factor into one target
+                    copies = [body]
+                    for g in groups:
+                        copies = [rename_indices(c, dict(zip(g, perm))) for c in copies
+                                  for perm in itertools.permutations(g)]
+                    found = walk(copies, dict(env), {})
+                case Loop(body=body) | SparseLevel(body=body):
+                    found = walk(body.body, dict(env), {})
+                case _:
+                    raise unknown(s, "C emitter (reassociation)")
+            if found:
                 return True
         return False
 
@@ -517,8 +571,8 @@ def _independent(loop: Loop) -> bool:
     what it cannot prove (e.g. that rows ``C[i,:]`` and ``C[k,:]`` do not
     overlap within a sweep), sparing it run-time alias checks.
     """
-    if any(isinstance(n, (Loop, If, SparseLevel)) for n in nodes(loop.body)):
-        return False
+    if any(isinstance(n, (Loop, If, SparseLevel, Permute)) for n in nodes(loop.body)):
+        return False  # (a Permute rebinds the loop's variables: its body's subscripts say nothing)
     j = loop.var
     written = {n.tensor for n in nodes(loop.body) if isinstance(n, Elem)}
     for n in nodes(loop.body):
@@ -532,17 +586,11 @@ def _independent(loop: Loop) -> bool:
 
 
 def emit_c(p: Program, stage: str = "") -> str:
-    """C99 source for ``p`` (any stage; ``Permute`` nodes are expanded first)."""
-    from ..rewrite import define_assignments
-
-    note = ""
-    if any(isinstance(n, Permute) for n in nodes(p.body)):
-        p, _ = define_assignments.run(p)
-        note = " (Permute nodes expanded as define-assignments does)"
+    """C99 source for ``p`` (any stage)."""
     e = _Emitter(p)
     fn = e.function()
     head = [
-        f"/* kernel {p.name}{', stage ' + stage if stage else ''}{note}: generated by systec_ref */",
+        f"/* kernel {p.name}{', stage ' + stage if stage else ''}: generated by systec_ref */",
         *(f"/*   {_comment(line)} */" for line in _describe(p)),
         "#include <math.h>",
         "#include <stddef.h>",
@@ -551,22 +599,23 @@ def emit_c(p: Program, stage: str = "") -> str:
         "",
         "/* iterations of the marked loops touch disjoint elements (see _independent in emit/c.py) */",
         "#if defined(__clang__)",
-        '#define SX_IVDEP _Pragma("clang loop vectorize(assume_safety)")',
+        f'#define {IVDEP} _Pragma("clang loop vectorize(assume_safety)")',
         "#elif defined(__GNUC__)",
-        '#define SX_IVDEP _Pragma("GCC ivdep")',
+        f'#define {IVDEP} _Pragma("GCC ivdep")',
         "#else",
-        "#define SX_IVDEP",
+        f"#define {IVDEP}",
         "#endif",
         "",
     ]
     if e.opaque:
+        o = generated("o")
         head += [
             "/* hides a loop bound from the optimizer: a reduction over a few fixed trips would be unrolled into one",
             "   sum whose terms share a factor, and -fassociative-math would factor it (see _opaque_bound) */",
             "#if defined(__GNUC__)",
-            '#define SX_OPAQUE(x) __extension__ ({ int64_t sx_o = (x); __asm__("" : "+r"(sx_o)); sx_o; })',
+            f'#define {OPAQUE}(x) __extension__ ({{ int64_t {o} = (x); __asm__("" : "+r"({o})); {o}; }})',
             "#else",
-            "#define SX_OPAQUE(x) (x)",
+            f"#define {OPAQUE}(x) (x)",
             "#endif",
             "",
         ]

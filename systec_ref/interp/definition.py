@@ -12,6 +12,7 @@ import numpy as np
 
 from ..dtypes import element, identity, numpy_type
 from ..lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars, literal_value
+from ..term import unknown
 from .counts import Counts
 from .loops import _combine
 
@@ -30,27 +31,30 @@ def run_definition(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, int
         counts.touched[name] = set()
 
     def ev(e: Expr, env: dict[str, int]):
-        if isinstance(e, Number):
-            v = literal_value(e.value, dtype)
-            return v if is_int else rnd(v) if rnd else v
-        if isinstance(e, Access):
-            v = lists[e.tensor]
-            for i in e.indices:
-                v = v[env[i]]
-            counts.reads[e.tensor] += 1
-            counts.touched[e.tensor].add(tuple(env[i] for i in e.indices))
-            return v
-        if isinstance(e, Neg):
-            return -ev(e.operand, env)
-        assert isinstance(e, BinOp)
-        a, b = ev(e.left, env), ev(e.right, env)
-        if e.op == "*":
-            counts.mults += 1
-            r = a * b
-        else:
-            counts.adds += 1
-            r = a + b if e.op == "+" else a - b
-        return rnd(r) if rnd else r
+        match e:
+            case Number(value):
+                v = literal_value(value, dtype)
+                return v if is_int else rnd(v) if rnd else v
+            case Access(tensor, indices):
+                v = lists[tensor]
+                for i in indices:
+                    v = v[env[i]]
+                counts.reads[tensor] += 1
+                counts.touched[tensor].add(tuple(env[i] for i in indices))
+                return v
+            case Neg(operand):
+                return -ev(operand, env)
+            case BinOp(op, left, right):
+                a, b = ev(left, env), ev(right, env)
+                if op == "*":
+                    counts.mults += 1
+                    r = a * b
+                else:
+                    counts.adds += 1
+                    r = a + b if op == "+" else a - b
+                return rnd(r) if rnd else r
+            case _:
+                raise unknown(e, "definition interpreter")
 
     red = k.assignment.reduction
     combine = _combine(red, rnd, is_int)  # int64 wraps around, as in every stage and in C

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..dtypes import element, numpy_type, wrap_int64
-from ..errors import SystecError
+from ..errors import MiscompileError
 from ..ir.nodes import (
     Add,
     And,
@@ -45,13 +45,27 @@ from ..ir.nodes import (
     Stmt,
 )
 from ..ir.printer import fmt_subscript
-from ..storage.faces import face_modes
-from ..term import nodes
+from ..storage import formats
+from ..storage.formats import Compressed
+from ..term import nodes, unknown
 from .counts import Counts
 
 
-class InterpError(SystecError):
-    """A program did something undefined (out-of-range access, unbound name)."""
+class InterpError(MiscompileError):
+    """A program did something undefined (an out-of-range access, an unbound index or local).
+
+    Every program the interpreter runs was built by the compiler from a checked kernel, on inputs
+    already validated against its declarations: one that goes wrong is a miscompile, a bug of
+    systec_ref and never the user's (an :class:`~systec_ref.errors.InternalError`, deliberately not
+    a ``SystecError``).  ``detail`` is what went wrong; the message says whose fault it is.
+    """
+
+    def __init__(self, detail: str, fault: str = "invalid program (a compiler bug)"):
+        self.detail, self.fault = detail, fault
+        super().__init__(f"interpreter: {fault}: {detail}")
+
+    def __reduce__(self):
+        return type(self), (self.detail, self.fault)
 
 
 
@@ -83,41 +97,50 @@ class _Compiler:
 
     # -- index expressions -------------------------------------------------
     def index(self, e: IndexExpr) -> Callable[[dict], int]:
-        if isinstance(e, Idx):
-            name = e.name
-
-            def f(env):
-                try:
-                    return env[name]
-                except KeyError:
-                    raise InterpError(f"index '{name}' used outside its loop") from None
-            return f
-        if isinstance(e, IConst):
-            v = e.value
-            return lambda env: v
-        if isinstance(e, DimSize):
-            if e.name not in self.dims:
-                raise InterpError(f"unknown dimension '{e.name}'")
-            v = self.dims[e.name]
-            return lambda env: v
-        assert isinstance(e, IPlus)
-        base, off = self.index(e.base), e.offset
-        return lambda env: base(env) + off
+        match e:
+            case Idx(name):
+                def f(env):
+                    try:
+                        return env[name]
+                    except KeyError:
+                        raise InterpError(f"index '{name}' used outside its loop") from None
+                return f
+            case IConst(v):
+                return lambda env: v
+            case DimSize(name):
+                if name not in self.dims:
+                    raise InterpError(f"unknown dimension '{name}'")
+                v = self.dims[name]
+                return lambda env: v
+            case IPlus(base_expr, off):
+                base = self.index(base_expr)
+                return lambda env: base(env) + off
+            case _:
+                raise unknown(e, "interpreter (index)")
 
     def cond(self, c) -> Callable[[dict], bool]:
-        if isinstance(c, Cmp):
-            a, b = self.index(c.a), self.index(c.b)
-            return {
-                "<": lambda env: a(env) < b(env),
-                "<=": lambda env: a(env) <= b(env),
-                "==": lambda env: a(env) == b(env),
-                "!=": lambda env: a(env) != b(env),
-            }[c.op]
-        terms = [self.cond(t) for t in c.terms]
-        if isinstance(c, And):
-            return lambda env: all(t(env) for t in terms)
-        assert isinstance(c, Or)
-        return lambda env: any(t(env) for t in terms)
+        match c:
+            case Cmp(op, a_expr, b_expr):
+                a, b = self.index(a_expr), self.index(b_expr)
+                match op:
+                    case "<":
+                        return lambda env: a(env) < b(env)
+                    case "<=":
+                        return lambda env: a(env) <= b(env)
+                    case "==":
+                        return lambda env: a(env) == b(env)
+                    case "!=":
+                        return lambda env: a(env) != b(env)
+                    case _:
+                        raise InterpError(f"unknown comparison '{op}'")
+            case And(terms):
+                fns = [self.cond(t) for t in terms]
+                return lambda env: all(t(env) for t in fns)
+            case Or(terms):
+                fns = [self.cond(t) for t in terms]
+                return lambda env: any(t(env) for t in fns)
+            case _:
+                raise unknown(c, "interpreter (condition)")
 
     def offset(self, tensor: str, idx: tuple[IndexExpr, ...], sort=()) -> Callable[[dict], int]:
         if tensor not in self.bufs:
@@ -147,82 +170,85 @@ class _Compiler:
     # -- values ----------------------------------------------------------------
     def value(self, e) -> Callable[[dict], object]:
         c, rnd = self.c, self.rnd
-        if isinstance(e, Const):
-            # a float32 literal is rounded to float32 first, as C's ``0.1f`` is
-            v = int(e.value) if self.is_int else rnd(float(e.value)) if rnd else float(e.value)
-            return lambda env: v
-        if isinstance(e, Read):
-            off, data, name = self.offset(e.tensor, e.idx, e.sort), self.bufs[e.tensor].data, e.tensor
-            c.reads.setdefault(name, 0)
-            touched = c.touched.setdefault(name, set())
+        match e:
+            case Const(value):
+                # a float32 literal is rounded to float32 first, as C's ``0.1f`` is
+                v = int(value) if self.is_int else rnd(float(value)) if rnd else float(value)
+                return lambda env: v
+            case Read(tensor, idx, sort):
+                off, data, name = self.offset(tensor, idx, sort), self.bufs[tensor].data, tensor
+                c.reads.setdefault(name, 0)
+                touched = c.touched.setdefault(name, set())
 
-            def read(env):
-                o = off(env)
-                c.reads[name] += 1
-                touched.add(o)
-                return data[o]
-            return read
-        if isinstance(e, Local):
-            name = e.name
+                def read(env):
+                    o = off(env)
+                    c.reads[name] += 1
+                    touched.add(o)
+                    return data[o]
+                return read
+            case Local(name):
+                def local(env):
+                    try:
+                        return env[name]
+                    except KeyError:
+                        raise InterpError(f"local '{name}' read before it is defined") from None
+                return local
+            case Neg(arg):
+                a = self.value(arg)
+                return lambda env: -a(env)
+            case SparseVal():
+                _, vals, offsets = self._face(e.tensor, e.face)
+                pos, name = self.index(e.pos), e.tensor
+                c.reads.setdefault(name, 0)
+                touched = c.touched.setdefault(name, set())
 
-            def local(env):
-                try:
-                    return env[name]
-                except KeyError:
-                    raise InterpError(f"local '{name}' read before it is defined") from None
-            return local
-        if isinstance(e, Neg):
-            a = self.value(e.arg)
-            return lambda env: -a(env)
-        if isinstance(e, SparseVal):
-            face = self._face(e.tensor, e.face)
-            vals, offsets, pos, name = face[2], face[3], self.index(e.pos), e.tensor
-            c.reads.setdefault(name, 0)
-            touched = c.touched.setdefault(name, set())
+                def sval(env):
+                    p = pos(env)
+                    if not 0 <= p < len(vals):
+                        raise InterpError(f"position {p} outside the {len(vals)} stored values of {name}{e.face}")
+                    c.reads[name] += 1
+                    touched.add(offsets[p])  # the dense offset of the entry, as for dense reads
+                    return vals[p]
+                return sval
+            case Lookup(table, conds):
+                values = [int(v) if self.is_int else rnd(float(v)) if rnd else float(v) for v in table]
+                bits = [self.cond(b) for b in conds]
 
-            def sval(env):
-                p = pos(env)
-                if not 0 <= p < len(vals):
-                    raise InterpError(f"position {p} outside the {len(vals)} stored values of {name}{e.face}")
-                c.reads[name] += 1
-                touched.add(offsets[p])  # the dense offset of the entry, as for dense reads
-                return vals[p]
-            return sval
-        if isinstance(e, Lookup):
-            values = [int(v) if self.is_int else rnd(float(v)) if rnd else float(v) for v in e.values]
-            bits = [self.cond(b) for b in e.bits]
+                def lookup(env):
+                    key = 0
+                    for n, b in enumerate(bits):
+                        if b(env):
+                            key |= 1 << n
+                    return values[key]
+                return lookup
+            case Mul(terms):
+                args = [self.value(a) for a in terms]
 
-            def lookup(env):
-                key = 0
-                for n, b in enumerate(bits):
-                    if b(env):
-                        key |= 1 << n
-                return values[key]
-            return lookup
-        args = [self.value(a) for a in e.args]
-        if isinstance(e, Mul):
-            def mul(env):
-                it = iter(args)
-                acc = next(it)(env)
-                for f in it:
-                    acc = acc * f(env)
-                    c.mults += 1
-                    if rnd:
-                        acc = rnd(acc)
-                return acc
-            return mul
-        assert isinstance(e, Add)
+                def mul(env):
+                    it = iter(args)
+                    acc = next(it)(env)
+                    for f in it:
+                        acc = acc * f(env)
+                        c.mults += 1
+                        if rnd:
+                            acc = rnd(acc)
+                    return acc
+                return mul
+            case Add(terms):
+                args = [self.value(a) for a in terms]
 
-        def add(env):
-            it = iter(args)
-            acc = next(it)(env)
-            for f in it:
-                acc = acc + f(env)
-                c.adds += 1
-                if rnd:
-                    acc = rnd(acc)
-            return acc
-        return add
+                def add(env):
+                    it = iter(args)
+                    acc = next(it)(env)
+                    for f in it:
+                        acc = acc + f(env)
+                        c.adds += 1
+                        if rnd:
+                            acc = rnd(acc)
+                    return acc
+                return add
+            case _:
+                raise unknown(e, "interpreter (value)")
 
     # -- statements ------------------------------------------------------------
     def stmt(self, s: Stmt) -> Callable[[dict], None]:
@@ -241,87 +267,97 @@ class _Compiler:
 
     def _stmt(self, s: Stmt) -> Callable[[dict], None]:
         c = self.c
-        if isinstance(s, Block):
-            fns = [self.stmt(x) for x in s.body]
+        match s:
+            case Block(stmts):
+                fns = [self.stmt(x) for x in stmts]
 
-            def block(env):
-                for f in fns:
-                    f(env)
-            return block
-        if isinstance(s, Loop):
-            lo, hi, body, var, step = self.index(s.lo), self.index(s.hi), self.stmt(s.body), s.var, s.step
+                def block(env):
+                    for f in fns:
+                        f(env)
+                return block
+            case Loop(var, lo_expr, hi_expr, body_block, step):
+                lo, hi, body = self.index(lo_expr), self.index(hi_expr), self.stmt(body_block)
 
-            def loop(env):
-                for v in range(lo(env), hi(env), step):
-                    env[var] = v
-                    c.iterations += 1
-                    body(env)
-                env.pop(var, None)
-            return loop
-        if isinstance(s, If):
-            cond, then = self.cond(s.cond), self.stmt(s.then)
-            other = self.stmt(s.orelse) if s.orelse is not None else None
+                def loop(env):
+                    for v in range(lo(env), hi(env), step):
+                        env[var] = v
+                        c.iterations += 1
+                        body(env)
+                    env.pop(var, None)
+                return loop
+            case If(cond_expr, then_block, else_block):
+                cond, then = self.cond(cond_expr), self.stmt(then_block)
+                other = self.stmt(else_block) if else_block is not None else None
 
-            def if_(env):
-                if cond(env):
-                    then(env)
-                elif other is not None:
-                    other(env)
-            return if_
-        if isinstance(s, SparseLevel):
-            pos_arr, crd = self._face(s.tensor, s.face)[0][s.level], self._face(s.tensor, s.face)[1][s.level]
-            parent = self.index(s.parent) if s.parent is not None else None
-            body, var, pvar = self.stmt(s.body), s.var, s.pos
+                def if_(env):
+                    if cond(env):
+                        then(env)
+                    elif other is not None:
+                        other(env)
+                return if_
+            case SparseLevel():
+                pos_arr, crd = self._face(s.tensor, s.face)[0][s.level]
+                parent = self.index(s.parent) if s.parent is not None else None
+                body, var, pvar = self.stmt(s.body), s.var, s.pos
 
-            def level(env):
-                q = parent(env) if parent is not None else 0
-                if not 0 <= q < len(pos_arr) - 1:
-                    raise InterpError(f"{s.tensor}{s.face} level {s.level}: parent position {q} out of range")
-                for p in range(pos_arr[q], pos_arr[q + 1]):
-                    env[pvar] = p
-                    env[var] = crd[p]
-                    c.iterations += 1
-                    body(env)
-            return level
-        if isinstance(s, Permute):
-            groups, body = s.groups, self.stmt(s.body)
+                def level(env):
+                    q = parent(env) if parent is not None else 0
+                    if not 0 <= q < len(pos_arr) - 1:
+                        raise InterpError(f"{s.tensor}{s.face} level {s.level}: parent position {q} out of range")
+                    for p in range(pos_arr[q], pos_arr[q + 1]):
+                        env[pvar] = p
+                        env[var] = crd[p]
+                        c.iterations += 1
+                        body(env)
+                return level
+            case Permute(groups, body_block):
+                body = self.stmt(body_block)
 
-            def permute(env):
-                saved = [[env[v] for v in g] for g in groups]
-                choices = [sorted(set(itertools.permutations(vals))) for vals in saved]
-                for combo in itertools.product(*choices):
-                    for g, vals in zip(groups, combo):
+                def permute(env):
+                    saved = [[env[v] for v in g] for g in groups]
+                    choices = [sorted(set(itertools.permutations(vals))) for vals in saved]
+                    for combo in itertools.product(*choices):
+                        for g, vals in zip(groups, combo):
+                            env.update(zip(g, vals))
+                        body(env)
+                    for g, vals in zip(groups, saved):
                         env.update(zip(g, vals))
-                    body(env)
-                for g, vals in zip(groups, saved):
-                    env.update(zip(g, vals))
-            return permute
-        if isinstance(s, Let):
-            val, name = self.value(s.value), s.name
+                return permute
+            case Let(name, value):
+                val = self.value(value)
 
-            def let(env):
-                env[name] = val(env)
-            return let
-        assert isinstance(s, Assign)
+                def let(env):
+                    env[name] = val(env)
+                return let
+            case Assign():
+                return self._assign(s)
+            case _:
+                raise unknown(s, "interpreter (statement)")
+
+    def _assign(self, s: Assign) -> Callable[[dict], None]:
+        """``target op= value``: a local (an accumulator update, or a flush of one accumulator into
+        another) or a tensor element (a copy, a flush of an accumulator, or an update)."""
+        c = self.c
         val, op = self.value(s.value), s.op
-        if isinstance(s.target, Local):
-            name = s.target.name
-            combine = _combine(op, self.rnd, self.is_int)
-            # one accumulator added into another (unroll-and-jam's per-row partials) is a flush, not work
-            partial = isinstance(s.value, Local) and s.value.name in self.accumulators
-
-            def assign_local(env):
-                if name not in env:
-                    raise InterpError(f"local '{name}' updated before it is defined")
-                env[name] = combine(env[name], val(env))
-                if partial:
-                    c.flushes += 1
-                elif op != "=":
-                    c.local_updates += 1
-            return assign_local
-        t: Elem = s.target
-        off, data = self.offset(t.tensor, t.idx), self.bufs[t.tensor].data
         combine = _combine(op, self.rnd, self.is_int)
+        # an accumulator written into a tensor, or added into another accumulator (unroll-and-jam's
+        # per-row partials), is a flush, not work
+        flush = isinstance(s.value, Local) and s.value.name in self.accumulators
+        match s.target:
+            case Local(name):
+                def assign_local(env):
+                    if name not in env:
+                        raise InterpError(f"local '{name}' updated before it is defined")
+                    env[name] = combine(env[name], val(env))
+                    if flush:
+                        c.flushes += 1
+                    elif op != "=":
+                        c.local_updates += 1
+                return assign_local
+            case Elem(tensor, idx):
+                off, data = self.offset(tensor, idx), self.bufs[tensor].data
+            case _:
+                raise unknown(s.target, "interpreter (target)")
         if op == "=":
             def copy(env):
                 o = off(env)
@@ -329,12 +365,12 @@ class _Compiler:
                 c.copies += 1
             return copy
 
-        if isinstance(s.value, Local) and s.value.name in self.accumulators:
-            def flush(env):
+        if flush:
+            def flush_(env):
                 o = off(env)
                 data[o] = combine(data[o], val(env))
                 c.flushes += 1
-            return flush
+            return flush_
 
         def update(env):
             o = off(env)
@@ -343,21 +379,29 @@ class _Compiler:
         return update
 
     def _face(self, tensor: str, face: tuple[int, ...]):
-        """(pos lists, crd lists, vals) of one face; an absent face is empty."""
+        """One stored face as the program's storage format hands it to a kernel, as lists: (levels, vals,
+        offsets), ``levels[l]`` the (pos, crd) of a compressed level and ``offsets[p]`` the dense offset of
+        the point value ``p`` stands for (an absent face is empty)."""
         if tensor not in self.sparse:
             raise InterpError(f"program iterates sparse storage of '{tensor}' but none was given")
         st = self.sparse[tensor]
         key = (tensor, face)
         cache = self.__dict__.setdefault("_faces", {})
         if key not in cache:
-            f = st.faces.get(face)
-            if f is None:
-                levels = len(face_modes(len(st.shape), st.symmetry, face))
-                cache[key] = ([[0, 0]] + [[0] for _ in range(levels - 1)], [[] for _ in range(levels)], [], [])
-            else:
-                strides = np.array([int(np.prod(st.shape[m + 1:])) for m in range(len(st.shape))], dtype=object)
-                offsets = [int(x) for x in (st.face_coords(face).astype(object) @ strides)] if f.nnz else []
-                cache[key] = ([p.tolist() for p in f.pos], [c.tolist() for c in f.crd], f.vals.tolist(), offsets)
+            fmt = formats.get(self.prog.facts.sparse_format)
+            layout = fmt.layout(len(st.shape), st.symmetry, face)
+            arrays = fmt.arrays(st, face, np.dtype(numpy_type(self.prog.dtype)))
+            levels = []
+            for level in layout.levels:
+                match level:
+                    case Compressed(pos, crd):
+                        levels.append((arrays[pos].tolist(), arrays[crd].tolist()))
+                    case _:
+                        raise unknown(level, "interpreter (level kind)")
+            coords = fmt.value_coords(st, face)
+            strides = np.array([int(np.prod(st.shape[m + 1:])) for m in range(len(st.shape))], dtype=object)
+            offsets = [int(x) for x in (coords.astype(object) @ strides)] if len(coords) else []
+            cache[key] = (levels, arrays[layout.vals].tolist(), offsets)
         return cache[key]
 
 
@@ -370,17 +414,20 @@ def _combine(op: str, rnd, wrap: bool = False):
         if op in ("+", "="):
             return lambda old, new: wrap_int64(inner(old, new))
         return lambda old, new: inner(old, wrap_int64(new))  # min/max compare the wrapped value
-    if op == "=":
-        return lambda old, new: new
-    if op == "+":
-        if rnd:
-            return lambda old, new: rnd(old + new)
-        return lambda old, new: old + new
-    # NaN on the right is ignored, like C's ``new < old ? new : old``
-    if op == "min":
-        return lambda old, new: new if new < old else old
-    assert op == "max"
-    return lambda old, new: new if new > old else old
+    match op:
+        case "=":
+            return lambda old, new: new
+        case "+":
+            if rnd:
+                return lambda old, new: rnd(old + new)
+            return lambda old, new: old + new
+        # NaN on the right is ignored, like C's ``new < old ? new : old``
+        case "min":
+            return lambda old, new: new if new < old else old
+        case "max":
+            return lambda old, new: new if new > old else old
+        case _:
+            raise InterpError(f"unknown update '{op}'")
 
 
 def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, int],
@@ -400,7 +447,8 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, in
         if t.role == "in":
             arr = np.asarray(arrays[t.name], dtype=np_dtype, order="C")  # 0-d stays 0-d
             if arr.shape != shape:
-                raise InterpError(f"{t.name} has shape {arr.shape}, expected {shape}")
+                raise InterpError(f"{t.name} has shape {arr.shape}, expected {shape}",
+                                  "inputs not bound to the declarations (a bug of the caller)")
         else:
             arr = np.full(shape, t.init, dtype=np_dtype)
         bufs[t.name] = _Buffer(t.name, arr)

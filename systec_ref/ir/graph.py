@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..term import unknown
 from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, Stmt
 from .printer import fmt_cond, fmt_face, fmt_index, fmt_stmt
 
@@ -37,29 +38,33 @@ def to_graph(p: Program) -> nx.DiGraph:
             prev = node
 
     def stmt(s: Stmt, parent: str, depth: int) -> str:
-        if isinstance(s, Loop):
-            step = f" step {s.step}" if s.step != 1 else ""
-            node = add("loop", f"for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}{step}", parent, depth)
-            block(s.body, node, depth + 1)
-        elif isinstance(s, If):
-            node = add("if", f"if {fmt_cond(s.cond)}", parent, depth)
-            block(s.then, node, depth + 1)
-            if s.orelse is not None:
-                other = add("else", "else", node, depth + 1)
-                block(s.orelse, other, depth + 2)
-        elif isinstance(s, SparseLevel):
-            node = add("loop", f"for ({s.pos}, {s.var}) in {s.tensor}{fmt_face(s.face)}.level{s.level}", parent, depth)
-            block(s.body, node, depth + 1)
-        elif isinstance(s, Permute):
-            groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
-            node = add("permute", f"each rearrangement of {groups}", parent, depth)
-            block(s.body, node, depth + 1)
-        elif isinstance(s, Block):
-            node = add("block", s.comment or "block", parent, depth)
-            block(Block(s.body), node, depth + 1)
-        else:
-            assert isinstance(s, (Assign, Let))
-            node = add("assign" if isinstance(s, Assign) else "let", fmt_stmt(s)[0].strip(), parent, depth)
+        match s:
+            case Loop(var, lo, hi, body, step):
+                by = f" step {step}" if step != 1 else ""
+                node = add("loop", f"for {var} in {fmt_index(lo)}..{fmt_index(hi)}{by}", parent, depth)
+                block(body, node, depth + 1)
+            case If(cond, then, orelse):
+                node = add("if", f"if {fmt_cond(cond)}", parent, depth)
+                block(then, node, depth + 1)
+                if orelse is not None:
+                    other = add("else", "else", node, depth + 1)
+                    block(orelse, other, depth + 2)
+            case SparseLevel(var, pos, tensor, face, level, _, body):
+                node = add("loop", f"for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}", parent, depth)
+                block(body, node, depth + 1)
+            case Permute(groups, body):
+                text = " x ".join("(" + ",".join(g) + ")" for g in groups)
+                node = add("permute", f"each rearrangement of {text}", parent, depth)
+                block(body, node, depth + 1)
+            case Block(body, comment):
+                node = add("block", comment or "block", parent, depth)
+                block(Block(body), node, depth + 1)
+            case Assign():
+                node = add("assign", fmt_stmt(s)[0].strip(), parent, depth)
+            case Let():
+                node = add("let", fmt_stmt(s)[0].strip(), parent, depth)
+            case _:
+                raise unknown(s, "graph view (statement)")
         return node
 
     root = add("program", f"kernel {p.name}", None, 0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Union
 
+from ..storage.formats import DEFAULT_FORMAT
 from ..term import Node
 
 # -- index expressions ------------------------------------------------------
@@ -260,6 +261,9 @@ class Facts:
     #: ``sparse-iterate``: (tensor, layout) for every tensor iterated as stored entries;
     #: layout ``canonical`` (canonical entries only, by face) or ``full`` (every entry)
     sparse_storage: tuple[tuple[str, str], ...] = ()
+    #: ``sparse-iterate``: the storage format (registered in :mod:`systec_ref.storage.formats`) that
+    #: hands each iterated face to the kernel; printed only when it is not the default, CSF
+    sparse_format: str = DEFAULT_FORMAT
 
     def items(self) -> list[tuple[str, object]]:
         """(label, value) of every fact that is set, sorted by label."""
@@ -270,7 +274,7 @@ class Facts:
 FACT_LABELS = {
     "loop_order": "loop order", "permutable": "permutable", "symmetry": "symmetry",
     "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
-    "sparse_storage": "sparse storage",
+    "sparse_storage": "sparse storage", "sparse_format": "sparse format",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from ..term import unknown
 from .nodes import (
     Add,
     And,
@@ -44,27 +45,31 @@ from .nodes import (
 
 
 def fmt_index(e: IndexExpr) -> str:
-    if isinstance(e, Idx):
-        return e.name
-    if isinstance(e, IConst):
-        return str(e.value)
-    if isinstance(e, DimSize):
-        return e.name
-    assert isinstance(e, IPlus)
-    if e.offset == 0:
-        return fmt_index(e.base)
-    sign = "+" if e.offset > 0 else "-"
-    return f"{fmt_index(e.base)}{sign}{abs(e.offset)}"
+    match e:
+        case Idx(name) | DimSize(name):
+            return name
+        case IConst(value):
+            return str(value)
+        case IPlus(base, 0):
+            return fmt_index(base)
+        case IPlus(base, offset):
+            sign = "+" if offset > 0 else "-"
+            return f"{fmt_index(base)}{sign}{abs(offset)}"
+        case _:
+            raise unknown(e, "IR printer (index)")
 
 
 def fmt_cond(c) -> str:
-    if isinstance(c, Cmp):
-        return f"{fmt_index(c.a)} {c.op} {fmt_index(c.b)}"
-    if isinstance(c, And):
-        return " and ".join(fmt_cond(t) if not isinstance(t, Or) else f"({fmt_cond(t)})" for t in c.terms) or "true"
-    assert isinstance(c, Or)
-    return " or ".join(f"({fmt_cond(t)})" if isinstance(t, And) and len(t.terms) > 1 else fmt_cond(t)
-                       for t in c.terms) or "false"
+    match c:
+        case Cmp(op, a, b):
+            return f"{fmt_index(a)} {op} {fmt_index(b)}"
+        case And(terms):
+            return " and ".join(fmt_cond(t) if not isinstance(t, Or) else f"({fmt_cond(t)})" for t in terms) or "true"
+        case Or(terms):
+            return " or ".join(f"({fmt_cond(t)})" if isinstance(t, And) and len(t.terms) > 1 else fmt_cond(t)
+                               for t in terms) or "false"
+        case _:
+            raise unknown(c, "IR printer (condition)")
 
 
 def fmt_number(v: int | float) -> str:
@@ -85,31 +90,34 @@ _PREC = {Add: 1, Mul: 2}
 
 
 def fmt_value(e, parent: int = 0) -> str:
-    if isinstance(e, Const):
-        s = fmt_number(e.value)
-        return f"({s})" if parent and e.value < 0 else s
-    if isinstance(e, Read):
-        return fmt_subscript(e.tensor, e.idx, e.sort)
-    if isinstance(e, Local):
-        return e.name
-    if isinstance(e, SparseVal):
-        return f"{e.tensor}{fmt_face(e.face)}.vals[{fmt_index(e.pos)}]"
-    if isinstance(e, Neg):
-        return "-" + fmt_value(e.arg, 3)
-    if isinstance(e, Lookup):
-        return "lookup[" + ",".join(map(fmt_number, e.values)) + "][" + ", ".join(fmt_cond(b) for b in e.bits) + "]"
-    if isinstance(e, Mul):
-        text = " * ".join(fmt_value(a, 2) for a in e.args)
-        return f"({text})" if parent > 2 else text
-    assert isinstance(e, Add)
-    parts = []
-    for n, a in enumerate(e.args):
-        if n and isinstance(a, Neg):
-            parts.append("- " + fmt_value(a.arg, 2))
-        else:
-            parts.append(("+ " if n else "") + fmt_value(a, 1 if n == 0 else 2))
-    text = " ".join(parts)
-    return f"({text})" if parent >= 1 else text
+    match e:
+        case Const(value):
+            s = fmt_number(value)
+            return f"({s})" if parent and value < 0 else s
+        case Read(tensor, idx, sort):
+            return fmt_subscript(tensor, idx, sort)
+        case Local(name):
+            return name
+        case SparseVal(tensor, face, pos):
+            return f"{tensor}{fmt_face(face)}.vals[{fmt_index(pos)}]"
+        case Neg(arg):
+            return "-" + fmt_value(arg, 3)
+        case Lookup(values, bits):
+            return "lookup[" + ",".join(map(fmt_number, values)) + "][" + ", ".join(fmt_cond(b) for b in bits) + "]"
+        case Mul(args):
+            text = " * ".join(fmt_value(a, 2) for a in args)
+            return f"({text})" if parent > 2 else text
+        case Add(args):
+            parts = []
+            for n, a in enumerate(args):
+                if n and isinstance(a, Neg):  # a negated term after the first prints as a subtraction
+                    parts.append("- " + fmt_value(a.arg, 2))
+                else:
+                    parts.append(("+ " if n else "") + fmt_value(a, 1 if n == 0 else 2))
+            text = " ".join(parts)
+            return f"({text})" if parent >= 1 else text
+        case _:
+            raise unknown(e, "IR printer (value)")
 
 
 def fmt_face(face: tuple[int, ...]) -> str:
@@ -118,40 +126,49 @@ def fmt_face(face: tuple[int, ...]) -> str:
 
 
 def fmt_target(t) -> str:
-    return fmt_subscript(t.tensor, t.idx) if isinstance(t, Elem) else t.name
+    match t:
+        case Elem(tensor, idx):
+            return fmt_subscript(tensor, idx)
+        case Local(name):
+            return name
+        case _:
+            raise unknown(t, "IR printer (target)")
 
 
 def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
     pad = "  " * indent
-    if isinstance(s, Assign):
-        op = "=" if s.op == "=" else f"{s.op}="
-        return [f"{pad}{fmt_target(s.target)} {op} {fmt_value(s.value)}"]
-    if isinstance(s, Let):
-        return [f"{pad}let {s.name} = {fmt_value(s.value)}"]
-    if isinstance(s, Loop):
-        step = f" step {s.step}" if s.step != 1 else ""
-        return [f"{pad}for {s.var} in {fmt_index(s.lo)}..{fmt_index(s.hi)}{step}:", *fmt_block(s.body, indent + 1)]
-    if isinstance(s, If):
-        out = [f"{pad}if {fmt_cond(s.cond)}:", *fmt_block(s.then, indent + 1)]
-        other = s.orelse
-        while other is not None:
-            if len(other.body) == 1 and isinstance(other.body[0], If) and not other.comment:
-                inner = other.body[0]
-                out += [f"{pad}elif {fmt_cond(inner.cond)}:", *fmt_block(inner.then, indent + 1)]
-                other = inner.orelse
-            else:
-                out += [f"{pad}else:", *fmt_block(other, indent + 1)]
-                other = None
-        return out
-    if isinstance(s, SparseLevel):
-        parent = "" if s.parent is None else f" under {fmt_index(s.parent)}"
-        head = f"{pad}for ({s.pos}, {s.var}) in {s.tensor}{fmt_face(s.face)}.level{s.level}{parent}:"
-        return [head, *fmt_block(s.body, indent + 1)]
-    if isinstance(s, Permute):
-        groups = " x ".join("(" + ",".join(g) + ")" for g in s.groups)
-        return [f"{pad}for each distinct rearrangement of {groups}:", *fmt_block(s.body, indent + 1)]
-    assert isinstance(s, Block)
-    return fmt_block(s, indent)
+    match s:
+        case Assign(target, op, value):
+            sign = "=" if op == "=" else f"{op}="
+            return [f"{pad}{fmt_target(target)} {sign} {fmt_value(value)}"]
+        case Let(name, value):
+            return [f"{pad}let {name} = {fmt_value(value)}"]
+        case Loop(var, lo, hi, body, step):
+            by = f" step {step}" if step != 1 else ""
+            return [f"{pad}for {var} in {fmt_index(lo)}..{fmt_index(hi)}{by}:", *fmt_block(body, indent + 1)]
+        case If(cond, then, orelse):
+            out = [f"{pad}if {fmt_cond(cond)}:", *fmt_block(then, indent + 1)]
+            other = orelse
+            while other is not None:  # an else block holding just an If prints as elif
+                if len(other.body) == 1 and isinstance(other.body[0], If) and not other.comment:
+                    inner = other.body[0]
+                    out += [f"{pad}elif {fmt_cond(inner.cond)}:", *fmt_block(inner.then, indent + 1)]
+                    other = inner.orelse
+                else:
+                    out += [f"{pad}else:", *fmt_block(other, indent + 1)]
+                    other = None
+            return out
+        case SparseLevel(var, pos, tensor, face, level, parent, body):
+            under = "" if parent is None else f" under {fmt_index(parent)}"
+            head = f"{pad}for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{under}:"
+            return [head, *fmt_block(body, indent + 1)]
+        case Permute(groups, body):
+            text = " x ".join("(" + ",".join(g) + ")" for g in groups)
+            return [f"{pad}for each distinct rearrangement of {text}:", *fmt_block(body, indent + 1)]
+        case Block():
+            return fmt_block(s, indent)
+        case _:
+            raise unknown(s, "IR printer (statement)")
 
 
 def fmt_block(b: Block, indent: int) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from ..dtypes import wrap_int64
+from ..term import Node, unknown
 
 FORMATS = ("dense", "sparse")
 #: assignment operator in the source -> reduction operator of the semantics
@@ -47,13 +48,13 @@ def _pos() -> Pos:
 
 
 @dataclass(frozen=True)
-class Number:
+class Number(Node):
     value: int | float
     pos: Pos = _pos()
 
 
 @dataclass(frozen=True)
-class Access:
+class Access(Node):
     """``A[i, j]``; a scalar tensor has ``indices == ()``."""
 
     tensor: str
@@ -63,7 +64,7 @@ class Access:
 
 
 @dataclass(frozen=True)
-class BinOp:
+class BinOp(Node):
     op: str  # '+', '-', '*'
     left: Expr
     right: Expr
@@ -71,7 +72,7 @@ class BinOp:
 
 
 @dataclass(frozen=True)
-class Neg:
+class Neg(Node):
     operand: Expr
     pos: Pos = _pos()
 
@@ -81,12 +82,15 @@ Expr = Union[Number, Access, BinOp, Neg]
 
 def _literal(e: Expr, dtype: str) -> int | float | None:
     """The value of a literal factor (a number, possibly negated); None for anything else."""
-    if isinstance(e, Number):
-        return literal_value(e.value, dtype)
-    if isinstance(e, Neg):
-        v = _literal(e.operand, dtype)
-        return None if v is None else -v
-    return None
+    match e:
+        case Number(value):
+            return literal_value(value, dtype)
+        case Neg(operand):
+            v = _literal(operand, dtype)
+            return None if v is None else -v
+        case Access() | BinOp():
+            return None
+    raise unknown(e, "literal value")
 
 
 def fold_literal_factors(e: Expr, dtype: str) -> Expr:
@@ -98,10 +102,15 @@ def fold_literal_factors(e: Expr, dtype: str) -> Expr:
     gather a product's constant factors into one coefficient) without changing a result: the
     definition, the naive loop nest and the sparse-input check all read the folded expression.
     In int64 kernels the product wraps around like every int64 operation."""
-    if isinstance(e, Neg):
-        return Neg(fold_literal_factors(e.operand, dtype), pos=e.pos)
-    if not isinstance(e, BinOp):
-        return e
+    match e:
+        case Neg(operand):
+            return Neg(fold_literal_factors(operand, dtype), pos=e.pos)
+        case Number() | Access():
+            return e
+        case BinOp():
+            pass
+        case _:
+            raise unknown(e, "literal folding")
     if e.op != "*":
         return BinOp(e.op, fold_literal_factors(e.left, dtype), fold_literal_factors(e.right, dtype), pos=e.pos)
     factors: list[Expr] = []
@@ -135,7 +144,7 @@ def _product(factors: list[Expr], pos: Pos) -> Expr:
 
 
 @dataclass(frozen=True)
-class TensorDecl:
+class TensorDecl(Node):
     """``in A[n, n] symmetric sparse fill inf int64``.
 
     ``symmetry`` holds disjoint groups of mode positions (each sorted, groups
@@ -162,7 +171,7 @@ class TensorDecl:
 
 
 @dataclass(frozen=True)
-class Assignment:
+class Assignment(Node):
     lhs: Access
     op: str  # '+=', 'min=', 'max=', '='
     rhs: Expr
@@ -174,7 +183,7 @@ class Assignment:
 
 
 @dataclass(frozen=True)
-class Kernel:
+class Kernel(Node):
     name: str
     decls: tuple[TensorDecl, ...]
     assignment: Assignment
@@ -204,13 +213,16 @@ class Kernel:
 
 def accesses(e: Expr) -> list[Access]:
     """Every access in ``e``, left to right."""
-    if isinstance(e, Access):
-        return [e]
-    if isinstance(e, BinOp):
-        return accesses(e.left) + accesses(e.right)
-    if isinstance(e, Neg):
-        return accesses(e.operand)
-    return []
+    match e:
+        case Access():
+            return [e]
+        case BinOp(_, left, right):
+            return accesses(left) + accesses(right)
+        case Neg(operand):
+            return accesses(operand)
+        case Number():
+            return []
+    raise unknown(e, "accesses")
 
 
 def index_vars(k: Kernel) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ..dtypes import INT64_MAX
+from ..term import unknown
 from . import unstored
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
 from .lexer import KEYWORDS, Source
@@ -148,7 +149,8 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
 
 
 def _check_face_names(src: Source, k: Kernel, accs: list[Access]) -> None:
-    """No name may take the form the C gives a stored face of a sparse input (``A_f0_vals``)."""
+    """No name may take the form the C gives a stored face of a sparse input, or an array of one under any
+    registered storage format (``A_f0``, ``A_f0_vals``: :func:`.names.face_arrays`)."""
     sparse = [d.name for d in k.inputs if d.format == "sparse"]
     if not sparse:
         return
@@ -163,30 +165,37 @@ def _check_face_names(src: Source, k: Kernel, accs: list[Access]) -> None:
 
 
 def _numbers(e: Expr) -> list[Number]:
-    if isinstance(e, Number):
-        return [e]
-    if isinstance(e, BinOp):
-        return _numbers(e.left) + _numbers(e.right)
-    if isinstance(e, Neg):
-        return _numbers(e.operand)
-    return []
+    match e:
+        case Number():
+            return [e]
+        case BinOp(_, left, right):
+            return _numbers(left) + _numbers(right)
+        case Neg(operand):
+            return _numbers(operand)
+        case Access():
+            return []
+        case _:
+            raise unknown(e, "kernel checker (literals)")
 
 
 def _value_when_unstored(e: Expr, tensor: str, fill: float) -> unstored.Abstract:
     """The rhs value wherever ``tensor`` reads its fill, over the domain of :mod:`.unstored`
     (reads of other tensors are unknown but finite)."""
-    if isinstance(e, Access):
-        return fill if e.tensor == tensor else unstored.FINITE
-    if isinstance(e, Number):
-        return e.value
-    if isinstance(e, Neg):
-        return unstored.neg(_value_when_unstored(e.operand, tensor, fill))
-    assert isinstance(e, BinOp), e
-    a = _value_when_unstored(e.left, tensor, fill)
-    b = _value_when_unstored(e.right, tensor, fill)
-    if e.op == "*":
-        return unstored.mul(a, b)
-    return unstored.add(a, unstored.neg(b) if e.op == "-" else b)
+    match e:
+        case Access(name):
+            return fill if name == tensor else unstored.FINITE
+        case Number(value):
+            return value
+        case Neg(operand):
+            return unstored.neg(_value_when_unstored(operand, tensor, fill))
+        case BinOp(op, left, right):
+            a = _value_when_unstored(left, tensor, fill)
+            b = _value_when_unstored(right, tensor, fill)
+            if op == "*":
+                return unstored.mul(a, b)
+            return unstored.add(a, unstored.neg(b) if op == "-" else b)
+        case _:
+            raise unknown(e, "kernel checker (unstored entries)")
 
 
 def _check_sparse_fill(src: Source, k: Kernel, d) -> None:

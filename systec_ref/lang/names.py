@@ -13,13 +13,23 @@ one machine's headers:
   them (``INT…_MAX``, ``FP_…``) — ``tests/test_names.py`` checks this list against the macros the
   installed headers actually define;
 * the prefix ``sx_`` (any case): the generated C's own locals and macros (``sx_i``, ``SX_OPAQUE``);
-* a stored face of a sparse tensor ``A`` reaches C as ``A_f0_1_pos0``, ``A_f0_1_crd0``,
-  ``A_f0_1_vals`` (``A_full_…`` for full storage): other names of the kernel may not take that form.
+* a stored face of a sparse tensor ``A`` reaches C as one array per array of its storage format
+  (:mod:`systec_ref.storage.formats`), named ``<face>_<array>``: ``A_f0_1_pos0``, ``A_f0_1_crd0``,
+  ``A_f0_1_vals`` for CSF (``A_full_…`` for full storage): other names of the kernel may not take the
+  form of an array of any registered format.
+
+This module also *makes* every name the generated C adds to the kernel's own: the function
+(:func:`function_name`), the face arrays (:func:`face_array`) and the ``sx_`` locals, helpers
+and macros (:func:`generated`, :data:`IVDEP`, :data:`OPAQUE`) — so the rules above and the names
+they keep free come from one place.
 """
 
 from __future__ import annotations
 
 import re
+
+from ..storage import formats
+from ..storage.formats import Array
 
 #: C keywords (C99, C11, C23) and extensions that compilers treat as keywords in some modes.
 C_KEYWORDS = frozenset(
@@ -67,6 +77,39 @@ def c_conflict(name: str) -> str | None:
 
 
 def face_arrays(tensor: str) -> re.Pattern[str]:
-    """The names the C of a kernel gives the stored faces of sparse ``tensor`` (see ``face_id`` in
-    ``emit/c.py``): ``A_f0_1``, ``A_f0_1_pos0``, ``A_f0_1_crd0``, ``A_f0_1_vals``, ``A_full_…``."""
-    return re.compile(re.escape(tensor) + r"_(full|f\d+(_\d+)*)(_(pos|crd)\d+|_vals)?\Z")
+    """The names the C of a kernel may give the stored faces of sparse ``tensor`` under any registered
+    storage format: the faces (``A_f0_1``, ``A_full``) and their arrays (CSF: ``A_f0_1_pos0``,
+    ``A_f0_1_crd0``, ``A_f0_1_vals``, ``A_full_…``)."""
+    arrays = "|".join(dict.fromkeys(p for fmt in formats.registered() for p in fmt.array_patterns()))
+    return re.compile(re.escape(tensor) + r"_(full|f\d+(_\d+)*)(_(" + arrays + r"))?\Z")
+
+
+# -- the names the generated C makes ---------------------------------------------------------
+
+#: the prefix of every kernel function: ``systec_<kernel>``
+FUNCTION_PREFIX = "systec_"
+#: the prefix of the generated C's own locals and helpers (kept off kernel names by ``_RESERVED_FORMS``)
+GENERATED_PREFIX = "sx_"
+#: the generated C's macros: "iterations touch disjoint elements", "hide this loop bound from the optimizer"
+IVDEP, OPAQUE = "SX_IVDEP", "SX_OPAQUE"
+
+
+def function_name(kernel: str) -> str:
+    return FUNCTION_PREFIX + kernel
+
+
+def generated(*parts: object) -> str:
+    """A name of the generated C's own: ``sx_`` then ``parts`` joined by ``_`` (``generated("end", "i")``
+    is ``sx_end_i``), never a name of the kernel."""
+    return GENERATED_PREFIX + "_".join(map(str, parts))
+
+
+def face_name(tensor: str, face: tuple[int, ...]) -> str:
+    """The C name of one stored face of sparse ``tensor``: ``A_f0_1`` (one equality mask per symmetry
+    group), ``A_full`` for full storage."""
+    return f"{tensor}_" + ("full" if not face else "f" + "_".join(map(str, face)))
+
+
+def face_array(tensor: str, face: tuple[int, ...], array: Array) -> str:
+    """The C name of one array of a stored face, as its storage format names it: ``A_f0_1_pos0``."""
+    return f"{face_name(tensor, face)}_{array.name}"

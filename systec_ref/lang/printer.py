@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..term import unknown
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, TensorDecl
 
 _PREC = {"+": 1, "-": 1, "*": 2}
@@ -16,17 +17,20 @@ def print_number(v: int | float) -> str:
 
 
 def print_expr(e: Expr, parent: int = 0, right: bool = False) -> str:
-    if isinstance(e, Number):
-        return print_number(e.value)
-    if isinstance(e, Access):
-        return e.tensor + (f"[{', '.join(e.indices)}]" if e.indices else "")
-    if isinstance(e, Neg):
-        return "-" + print_expr(e.operand, 3)
-    assert isinstance(e, BinOp)
-    p = _PREC[e.op]
-    text = f"{print_expr(e.left, p)} {e.op} {print_expr(e.right, p, right=True)}"
-    # left-associative: a right operand of equal precedence keeps its parentheses
-    return f"({text})" if p < parent or (right and p == parent) else text
+    match e:
+        case Number(value):
+            return print_number(value)
+        case Access(tensor, indices):
+            return tensor + (f"[{', '.join(indices)}]" if indices else "")
+        case Neg(operand):
+            return "-" + print_expr(operand, 3)
+        case BinOp(op, left, rhs):
+            p = _PREC[op]
+            text = f"{print_expr(left, p)} {op} {print_expr(rhs, p, right=True)}"
+            # left-associative: a right operand of equal precedence keeps its parentheses
+            return f"({text})" if p < parent or (right and p == parent) else text
+        case _:
+            raise unknown(e, "kernel printer (expression)")
 
 
 def print_decl(d: TensorDecl) -> str:

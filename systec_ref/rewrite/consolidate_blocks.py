@@ -61,7 +61,7 @@ from ..ir.edit import replace_body
 from ..ir.index import rename_indices
 from ..ir.nodes import Assign, Block, If, Loop, Or, Program, Stmt
 from ..term import nodes, postwalk
-from .combinators import split_coefficient, with_coefficient
+from .combinators import plural, split_coefficient, with_coefficient
 from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import Pattern, build_chain, canonical, chain_branches
 
@@ -238,7 +238,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     body = postwalk(lambda n: consolidate(n, p, stats) if isinstance(n, Block) else None)(p.body)
     if body == p.body:
         return p, "no two faces with equal decoupled updates"
-    return replace_body(p, body), f"{stats[0]} face blocks merged into others"
+    return replace_body(p, body), f"{plural(stats[0], 'face block')} merged into others"
 
 
 PASS = Pass("consolidate-blocks", run, symmetry=True, requires=("split-diagonals", "replicate-output"), provides=())

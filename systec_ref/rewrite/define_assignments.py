@@ -33,7 +33,7 @@ from __future__ import annotations
 from ..ir.edit import replace_body
 from ..ir.index import rename_indices, uses_index
 from ..ir.nodes import Assign, Block, If, Let, Loop, Permute, Program, Stmt
-from ..term import postwalk
+from ..term import postwalk, unknown
 from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import all_patterns, build_chain
 
@@ -42,16 +42,18 @@ def expand(stmts: tuple[Stmt, ...], subs: list[dict[str, str]], group: frozenset
     """Apply every substitution, sharing loops and branches that do not depend on the group."""
     out: list[Stmt] = []
     for s in stmts:
-        if isinstance(s, Loop) and not uses_index((s.lo, s.hi), group):
-            out.append(Loop(s.var, s.lo, s.hi, Block(expand(s.body.body, subs, group), s.body.comment)))
-        elif isinstance(s, If) and not uses_index(s.cond, group):
-            other = Block(expand(s.orelse.body, subs, group), s.orelse.comment) if s.orelse else None
-            out.append(If(s.cond, Block(expand(s.then.body, subs, group), s.then.comment), other))
-        elif isinstance(s, Block):
-            out.append(Block(expand(s.body, subs, group), s.comment))
-        else:
-            assert isinstance(s, (Assign, Let, Loop, If, Permute))
-            out += [rename_indices(s, m) for m in subs]
+        match s:
+            case Loop(var, lo, hi, body, step) if not uses_index((lo, hi), group):
+                out.append(Loop(var, lo, hi, Block(expand(body.body, subs, group), body.comment), step))
+            case If(cond, then, orelse) if not uses_index(cond, group):
+                other = Block(expand(orelse.body, subs, group), orelse.comment) if orelse else None
+                out.append(If(cond, Block(expand(then.body, subs, group), then.comment), other))
+            case Block(body, comment):
+                out.append(Block(expand(body, subs, group), comment))
+            case Assign() | Let() | Loop() | If() | Permute():
+                out += [rename_indices(s, m) for m in subs]
+            case _:
+                raise unknown(s, "define-assignments")
     return tuple(out)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir.edit import replace_body
-from ..ir.index import bound_inside, index_names, is_loop
+from ..ir.index import bound_inside, index_names
 from ..ir.names import namer
 from ..ir.nodes import (
     Add,
@@ -50,10 +50,11 @@ from ..ir.nodes import (
     Permute,
     Program,
     Read,
+    SparseLevel,
     SparseVal,
     Stmt,
 )
-from ..term import nodes, postwalk
+from ..term import nodes, postwalk, unknown
 from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
@@ -123,17 +124,20 @@ def _hoist_loop(loop: Loop, names: _Names, stats: list[int]) -> list[Stmt]:
 def _licm(b: Block, names: _Names, stats: list[int]) -> Block:
     out: list[Stmt] = []
     for s in b.body:
-        if is_loop(s):
-            inner = dataclasses.replace(s, body=_licm(s.body, names, stats))
-            out += _hoist_loop(inner, names, stats)
-        elif isinstance(s, If):
-            out.append(If(s.cond, _licm(s.then, names, stats), _licm(s.orelse, names, stats) if s.orelse else None))
-        elif isinstance(s, Permute):
-            out.append(Permute(s.groups, _licm(s.body, names, stats)))
-        elif isinstance(s, Block):
-            out.append(_licm(s, names, stats))
-        else:
-            out.append(s)
+        match s:
+            case Loop() | SparseLevel():
+                inner = dataclasses.replace(s, body=_licm(s.body, names, stats))
+                out += _hoist_loop(inner, names, stats)
+            case If(cond, then, orelse):
+                out.append(If(cond, _licm(then, names, stats), _licm(orelse, names, stats) if orelse else None))
+            case Permute(groups, body):
+                out.append(Permute(groups, _licm(body, names, stats)))
+            case Block():
+                out.append(_licm(s, names, stats))
+            case Assign() | Let():
+                out.append(s)
+            case _:
+                raise unknown(s, "hoist-reads")
     return Block(tuple(out), b.comment)
 
 

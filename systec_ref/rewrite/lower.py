@@ -40,6 +40,7 @@ from ..ir.nodes import (
     Value,
 )
 from ..lang import ast as A
+from ..term import unknown
 
 NAME = "lower"
 _MAX_SEARCH = 7  # indices; beyond this the preferred order is taken as is
@@ -95,19 +96,22 @@ def choose_order(k: A.Kernel) -> tuple[str, ...]:
 
 
 def lower_expr(e: A.Expr, dtype: str) -> Value:
-    if isinstance(e, A.Number):
-        return Const(A.literal_value(e.value, dtype))
-    if isinstance(e, A.Access):
-        return Read(e.tensor, tuple(Idx(i) for i in e.indices))
-    if isinstance(e, A.Neg):
-        return Neg(lower_expr(e.operand, dtype))
-    assert isinstance(e, A.BinOp)
-    a, b = lower_expr(e.left, dtype), lower_expr(e.right, dtype)
-    if e.op == "*":
-        return Mul((a, b))
-    if e.op == "-":
-        b = Neg(b)
-    return Add((a, b))
+    match e:
+        case A.Number(value):
+            return Const(A.literal_value(value, dtype))
+        case A.Access(tensor, indices):
+            return Read(tensor, tuple(Idx(i) for i in indices))
+        case A.Neg(operand):
+            return Neg(lower_expr(operand, dtype))
+        case A.BinOp(op, left, right):
+            a, b = lower_expr(left, dtype), lower_expr(right, dtype)
+            if op == "*":
+                return Mul((a, b))
+            if op == "-":
+                b = Neg(b)
+            return Add((a, b))
+        case _:
+            raise unknown(e, "lower (expression)")
 
 
 def dim_expr(dim: str | int):

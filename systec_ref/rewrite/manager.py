@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from ..errors import MiscompileError, SystecError
 from ..ir.nodes import Facts, Program
 from ..ir.verify import verify
+from ..storage import formats
 
 FACES = ("split", "compact")
 
@@ -34,15 +35,20 @@ class Options:
       declared ``symmetry=False``): the baseline symmetric kernels are measured against;
     * ``faces="split"`` gives every diagonal face its own nest (least work); ``"compact"`` keeps
       the faces of sets of four or more variables together so ``consolidate-blocks`` and
-      ``lookup-table`` can shrink the code.
+      ``lookup-table`` can shrink the code;
+    * ``sparse_format`` names how ``sparse-iterate`` expects sparse inputs to be stored (default:
+      CSF by face, see :mod:`systec_ref.storage.csf`).
     """
 
     symmetry: bool = True
     faces: str = "split"
+    #: the storage format of sparse inputs (a name registered in :mod:`systec_ref.storage.formats`)
+    sparse_format: str = formats.DEFAULT_FORMAT
 
     def __post_init__(self) -> None:
         if self.faces not in FACES:
             raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+        formats.get(self.sparse_format)  # an unknown format is refused here, by name
 
 
 #: the options of a compile that sets none

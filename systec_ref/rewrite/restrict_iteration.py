@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ..ir.edit import replace_body
 from ..ir.nodes import Block, Idx, Loop, Permute, Program
-from ..term import postwalk
+from ..term import nodes, postwalk
 from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import permutable_sets
 
@@ -37,6 +37,9 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     sets = permutable_sets(p)
     if not sets:
         return p, "no permutable set"
+    if any(isinstance(n, Permute) for n in nodes(p.body)):
+        # a second run would nest a Permute in the first one: every point counted k! times over
+        return p, "already restricted to the canonical triangle"
     prev = {g[t + 1]: g[t] for g in sets for t in range(len(g) - 1)}
     last = {g[-1]: g for g in sets}
 

@@ -34,6 +34,11 @@ tensor at two different places, holds an update that does not read it, or
 one that the fill of the iterated read does not annihilate (``A[i,j] +
 A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
 is left dense — the tensor is then also passed dense.
+
+How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
+pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
+iterate (a compressed level), and records the format's name as the program's ``sparse_format``
+fact.  The format is the ``sparse_format`` compile option's, else the default (CSF).
 """
 
 from __future__ import annotations
@@ -63,8 +68,10 @@ from ..ir.nodes import (
     Value,
 )
 from ..lang import unstored
+from ..storage import formats
 from ..storage.faces import face_modes
-from ..term import nodes, postwalk
+from ..storage.formats import Compressed, SparseFormat
+from ..term import nodes, postwalk, unknown
 from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
@@ -128,10 +135,25 @@ def _when_unstored(e: Value, r: Read, fill: float, lets: dict[str, Value]) -> un
             for a in e.args[1:]:
                 acc = step(acc, _when_unstored(a, r, fill, lets))
             return acc
-    raise AssertionError(f"sparse-iterate: unexpected value node {e!r}")
+    raise unknown(e, "sparse-iterate (value when unstored)")
 
 
-def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> Loop | None:
+def _format(options: Options) -> SparseFormat:
+    """The storage format a compile asks for (its ``sparse_format`` option; default CSF)."""
+    return formats.get(options.sparse_format)
+
+
+def _check_levels(fmt: SparseFormat, levels: int) -> None:
+    """Every level of a face of ``levels`` stored modes under ``fmt`` is one a ``SparseLevel`` iterates."""
+    for level in fmt.face(levels).levels:
+        match level:
+            case Compressed():
+                pass  # positions pos[q] .. pos[q+1]-1 under parent q: what SparseLevel means
+            case _:
+                raise unknown(level, "sparse-iterate (level kind)")
+
+
+def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, fmt: SparseFormat) -> Loop | None:
     name = tensor.name
     reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
     if not reads or any(r != reads[0] for r in reads) or reads[0].sort:
@@ -173,12 +195,15 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh) -> 
         # both modes in one symmetry group (where the face stores exactly the equal ones)
         if len(qs) > 1 and not (symmetric and all(q in group_of and group_of[q] == group_of[qs[0]] for q in qs)):
             return None
-    # decided: record the storage layout only now, so a nest that stays dense does not pin it
-    if face is None or layout.setdefault(name, want) != want:
+    if face is None:
         return None
     # a face stores only the modes it does not pin (see storage.face_modes): a repeated subscript
     # is one level, bound by the loop of its first mode
     kept = face_modes(len(subs), tensor.symmetry if symmetric else (), face)
+    # decided: record the storage layout only now, so a nest that stays dense does not pin it
+    _check_levels(fmt, len(kept))
+    if layout.setdefault(name, want) != want:
+        return None
     assert all(q not in kept for qs in levels.values() for q in qs[1:]), (subs, face)
     rank = {q: n for n, q in enumerate(kept)}
     pos = {q: fresh() for q in kept}
@@ -207,6 +232,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     if not sparse:
         return p, "no sparse input"
     fresh = namer(p, "_q")
+    fmt = _format(options)
     layout: dict[str, str] = dict(p.facts.sparse_storage)
     count = [0]
 
@@ -218,7 +244,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
                 new = s
                 if isinstance(s, Loop):
                     for t in sparse:
-                        got = _sparsify(new, p, t, layout, fresh) if isinstance(new, Loop) else None
+                        got = _sparsify(new, p, t, layout, fresh, fmt) if isinstance(new, Loop) else None
                         if got is not None:
                             new = got
                             count[0] += 1
@@ -229,9 +255,10 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     body = _top_down(p.body, f)
     if not count[0]:
         return p, "not applied: no nest iterates a sparse tensor on one face"
-    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())))
+    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name)
     layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
-    return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts})"
+    stored = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
+    return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts}){stored}"
 
 
 def _top_down(b: Block, f) -> Block:
@@ -249,4 +276,5 @@ def _top_down(b: Block, f) -> Block:
     return Block(tuple(out), b.comment)
 
 
-PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize",), provides=("sparse_storage",))
+PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize",),
+            provides=("sparse_storage", "sparse_format"))

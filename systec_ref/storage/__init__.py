@@ -1,18 +1,23 @@
-"""Sparse storage: compressed levels (CSF; CSR for order 2) with 64-bit positions and
-coordinates, and canonical-only storage of symmetric tensors split by face."""
+"""Sparse storage: canonical-only storage of symmetric tensors split by face (each face a CSF:
+compressed levels, CSR for order 2), and the storage formats that say how a kernel is handed a
+face (:mod:`.formats`; today's is CSF with 64-bit positions and coordinates, :mod:`.csf`)."""
 
-from .csf import CSF
+from . import formats
+from .csf import CSF, CSF_FORMAT, CSFFormat
 from .faces import face_of
 from .symmetric import SparseTensor
 
-__all__ = ["CSF", "SparseTensor", "face_of", "for_program"]
+__all__ = ["CSF", "CSF_FORMAT", "CSFFormat", "SparseTensor", "face_of", "for_program", "formats"]
 
 
 def for_program(program, arrays: dict) -> dict[str, SparseTensor]:
     """The storage a program iterates (its ``sparse storage`` note) from validated inputs (see
     :func:`systec_ref.tensors.bind`): canonical-only by face for ``canonical``, every entry for
     ``full``.  A :class:`SparseTensor` input is used as it is when its layout fits, else re-stored
-    once (and kept on the object); a dense input is compressed."""
+    once (and kept on the object); a dense input is compressed.  The program's storage format
+    (its ``sparse_format`` fact) says how a kernel is handed each face: see :mod:`.formats`."""
+    if program.facts.sparse_storage:
+        formats.get(program.facts.sparse_format)  # a program naming no registered format fails here, by name
     out = {}
     for name, layout in program.facts.sparse_storage:
         t = program.tensor(name)

@@ -12,6 +12,9 @@ Example, entries (0,1)=a, (0,3)=b, (2,2)=c::
     pos[0] = [0, 2]      crd[0] = [0, 2]
     pos[1] = [0, 2, 3]   crd[1] = [1, 3, 2]
     vals   = [a, b, c]
+
+:class:`CSFFormat` describes CSF as a storage format (see :mod:`.formats`): the one place that
+names CSF's arrays (``pos<l>``, ``crd<l>``, ``vals``) and their types for the kernels.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import InputError
+from .formats import INT64, Array, Compressed, FaceFormat, IndexType, SparseFormat, StoredTensor, register
 
 
 @dataclass(frozen=True)
@@ -89,3 +95,49 @@ class CSF:
 
     def memory_bytes(self) -> int:
         return int(sum(a.nbytes for a in self.pos) + sum(a.nbytes for a in self.crd) + self.vals.nbytes)
+
+
+# -- CSF as a storage format ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CSFFormat(SparseFormat):
+    """CSF handed to a kernel: every stored mode of a face a :class:`~.formats.Compressed` level with
+    arrays ``<pos_name><l>`` and ``<crd_name><l>`` of type ``index``, then the values ``<vals_name>``.
+
+    :data:`CSF_FORMAT` is today's (``csf``: ``pos0``, ``crd0``, ``vals``, int64); another instance,
+    registered under another name, is the same layout with other names or narrower indices."""
+
+    name: str = "csf"
+    index: IndexType = INT64
+    pos_name: str = "pos"
+    crd_name: str = "crd"
+    vals_name: str = "vals"
+
+    def face(self, levels: int) -> FaceFormat:
+        return FaceFormat(tuple(Compressed(Array(self.pos_name, lvl, self.index), Array(self.crd_name, lvl, self.index))
+                                for lvl in range(levels)), Array(self.vals_name, None, None))
+
+    def arrays(self, st: StoredTensor, key: tuple[int, ...], dtype: np.dtype) -> dict[Array, np.ndarray]:
+        layout = self.layout(len(st.shape), st.symmetry, key)
+        f: CSF | None = st.faces.get(key)
+        out: dict[Array, np.ndarray] = {}
+        for lvl, level in enumerate(layout.levels):
+            if f is None:  # an empty face: no fiber at level 0, so no parent below it
+                pos, crd = np.zeros(2 if lvl == 0 else 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+            else:
+                pos, crd = f.pos[lvl], f.crd[lvl]
+            out[level.pos] = self._index(level.pos, pos)
+            out[level.crd] = self._index(level.crd, crd)
+        out[layout.vals] = np.ascontiguousarray(f.vals if f is not None else np.zeros(0), dtype=dtype)
+        return out
+
+    def _index(self, array: Array, a: np.ndarray) -> np.ndarray:
+        if self.index.high < INT64.high and len(a) and int(a.max()) > self.index.high:
+            raise InputError(f"storage format '{self.name}': {array.name} holds {int(a.max())}, more than "
+                             f"{self.index.name} can (at most {self.index.high})")
+        return np.ascontiguousarray(a, dtype=self.index.numpy)
+
+
+#: today's CSF, the format the language's ``sparse`` means (:data:`~.formats.DEFAULT_FORMAT`)
+CSF_FORMAT = register(CSFFormat())

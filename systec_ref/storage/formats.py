@@ -1,0 +1,183 @@
+"""Storage formats: what a kernel is handed for one stored face of a sparse tensor, described once.
+
+A :class:`~systec_ref.storage.symmetric.SparseTensor` keeps its entries by face (canonical-only
+for a symmetric tensor, see :mod:`.faces`); a *storage format* says how a kernel sees one face:
+
+* its levels, outermost first, one per stored mode (:func:`~.faces.face_modes`), each of a
+  *level kind*: today :class:`Compressed` (the children of parent position ``q`` are the
+  positions ``pos[q] .. pos[q+1]-1``, position ``p`` has coordinate ``crd[p]``);
+* for each level its arrays (:class:`Array`): a name stem (``pos``: ``pos0``, ``pos1``, ...) and
+  an element type (:class:`IndexType`);
+* the values array, indexed by the position of the last level, of the tensor's element type;
+* how to get those arrays out of a stored face (:meth:`SparseFormat.arrays`), and which point
+  each value stands for (:meth:`SparseFormat.value_coords`).
+
+Every consumer reads this description and nothing else: the ``sparse-iterate`` pass (which level
+kinds it iterates, and the format's name, recorded as the program's ``sparse_format`` fact), the
+interpreter, the C emitter and the calling convention (``emit/abi.py``: one parameter per array),
+the runtime (packing the arrays) and the name checker (``lang/names.py``: the C names of the
+arrays, ``<tensor>_<face>_<array>``, which a kernel may not use).
+
+Formats are registered by name (:func:`register`, :func:`get`); the language's ``sparse`` means
+:data:`DEFAULT_FORMAT`, today's CSF (:class:`~.csf.CSFFormat`).  A compile selects another by
+name with the ``sparse_format`` compile option, which ``sparse-iterate`` reads from its options
+(``tests/test_storage_format.py`` declares one and selects it so).  Adding a format: describe it (a subclass of
+:class:`SparseFormat`, or a :class:`~.csf.CSFFormat` with other names or index types) and
+:func:`register` it; a new *level kind* is a new class beside :class:`Compressed`, handled by a
+``case`` in each consumer (each raises :func:`~systec_ref.term.unknown` on a kind it lacks).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+import numpy as np
+
+from ..errors import InternalError, SystecError
+from ..term import unknown
+from .faces import face_modes
+
+#: the format the language's ``sparse`` means (registered by :mod:`.csf`)
+DEFAULT_FORMAT = "csf"
+
+
+@dataclass(frozen=True)
+class IndexType:
+    """The element type of a position or coordinate array: its names in numpy and C."""
+
+    name: str
+    numpy: type
+    c_type: str
+
+    @property
+    def high(self) -> int:
+        return int(np.iinfo(self.numpy).max)
+
+
+INT64 = IndexType("int64", np.int64, "int64_t")
+INT32 = IndexType("int32", np.int32, "int32_t")
+
+
+@dataclass(frozen=True)
+class Array:
+    """One array a format passes for a face: named ``<stem><level>`` (``pos0``), or ``<stem>`` for the
+    values; its C name is the face's name, ``_``, then this (see ``lang/names.py``)."""
+
+    stem: str
+    #: the level it belongs to; None for the values
+    level: int | None
+    #: the element type of its entries; None: the tensor's element type (the values)
+    type: IndexType | None
+
+    @property
+    def name(self) -> str:
+        return self.stem if self.level is None else f"{self.stem}{self.level}"
+
+    def pattern(self) -> str:
+        """A regular expression for this array's name at any level."""
+        return re.escape(self.stem) + ("" if self.level is None else r"\d+")
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """A compressed level: positions ``pos[q] .. pos[q+1]-1`` under parent position ``q`` (``q = 0`` at the
+    first level), position ``p`` with coordinate ``crd[p]``."""
+
+    pos: Array
+    crd: Array
+
+
+#: the level kinds (one today)
+Level = Union[Compressed]
+
+
+@dataclass(frozen=True)
+class FaceFormat:
+    """What a format stores for one face: its levels, outermost first, and its values."""
+
+    levels: tuple[Level, ...]
+    vals: Array
+
+    def arrays(self) -> tuple[Array, ...]:
+        """Every array of the face, in the order a kernel takes them: each level's, then the values."""
+        out: list[Array] = []
+        for level in self.levels:
+            match level:
+                case Compressed(pos, crd):
+                    out += [pos, crd]
+                case _:
+                    raise unknown(level, "storage format description")
+        return (*out, self.vals)
+
+
+class StoredTensor(Protocol):
+    """What a format reads of a stored tensor (a :class:`~.symmetric.SparseTensor`): its faces, each a
+    :class:`~.csf.CSF` over the modes the face stores."""
+
+    shape: tuple[int, ...]
+    symmetry: tuple[tuple[int, ...], ...]
+    faces: dict
+
+    def face_coords(self, key: tuple[int, ...]) -> np.ndarray: ...
+
+
+class SparseFormat(ABC):
+    """A storage format: how each face of a stored tensor is handed to a kernel."""
+
+    #: the name it is registered and recorded under (the ``sparse_format`` fact of a program)
+    name: str
+
+    @abstractmethod
+    def face(self, levels: int) -> FaceFormat:
+        """The description of a face of ``levels`` stored modes."""
+
+    @abstractmethod
+    def arrays(self, st: StoredTensor, key: tuple[int, ...], dtype: np.dtype) -> dict[Array, np.ndarray]:
+        """The arrays of face ``key`` of ``st`` (an absent face: an empty one), each by its :class:`Array`,
+        of its element type (``dtype`` for the values) and C-contiguous."""
+
+    def value_coords(self, st: StoredTensor, key: tuple[int, ...]) -> np.ndarray:
+        """The full coordinates of the point each value of face ``key`` stands for, in the order of the
+        values (shape (values, order)).  The default: the order the face stores them in."""
+        if key not in st.faces:
+            return np.zeros((0, len(st.shape)), dtype=np.int64)
+        return st.face_coords(key)
+
+    # -- derived from the description -------------------------------------------------
+    def layout(self, order: int, symmetry: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> FaceFormat:
+        """The description of face ``key`` of a tensor of ``order`` modes stored with ``symmetry``
+        (``key == ()``: the one face of full storage)."""
+        return self.face(len(face_modes(order, symmetry, key)))
+
+    def array_patterns(self) -> tuple[str, ...]:
+        """Regular expressions for the names of every array this format passes (each level names its
+        arrays alike, by stem and level number: one level shows them all)."""
+        return tuple(dict.fromkeys(a.pattern() for a in self.face(1).arrays()))
+
+
+_FORMATS: dict[str, SparseFormat] = {}
+
+
+def register(fmt: SparseFormat) -> SparseFormat:
+    """Make ``fmt`` selectable by its name (registering the same description twice is harmless)."""
+    have = _FORMATS.get(fmt.name)
+    if have is not None and have != fmt:
+        raise InternalError(f"storage format '{fmt.name}' is registered already, as another description")
+    _FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def get(name: str) -> SparseFormat:
+    """The registered format called ``name``."""
+    try:
+        return _FORMATS[name]
+    except KeyError:
+        raise SystecError(f"unknown storage format '{name}' (registered: {', '.join(sorted(_FORMATS))})") from None
+
+
+def registered() -> tuple[SparseFormat, ...]:
+    """Every registered format, by name."""
+    return tuple(_FORMATS[n] for n in sorted(_FORMATS))
