@@ -55,9 +55,6 @@ class InputError(SystecError):
     """An array handed to a kernel is wrong: shape, dtype, layout or symmetry."""
 
 
-class NumericError(SystecError):
-    """A computation cannot be represented (e.g. int64 overflow)."""
-
 
 class ToolError(SystecError):
     """A system tool the project needs (a C compiler, Graphviz) is missing or failed."""

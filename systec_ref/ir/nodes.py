@@ -206,8 +206,10 @@ class Permute(Node):
 class SparseLevel(Node):
     """Iterate the stored fibers of one level of one face of a sparse tensor.
 
-    Binds ``pos`` to each position in ``pos[level][parent] .. pos[level][parent+1]``
-    (the whole of level 0 when ``parent`` is None) and ``var`` to its coordinate.
+    Binds ``pos`` to each stored position of the level under parent position ``parent`` (the
+    whole of level 0 when ``parent`` is None) and ``var`` to its coordinate; how the level is
+    stored (for a compressed level, ``pos[parent] .. pos[parent+1]`` of its position array) is
+    the storage format's (:mod:`systec_ref.storage.formats`, the program's ``sparse_format``).
     """
 
     var: str
@@ -244,8 +246,10 @@ class TensorInfo(Node):
 class Facts:
     """What the passes have established about a program, for the passes after them (and the reader).
 
-    Each field is set by one pass and read by later ones; the printer shows those that are set,
-    as ``#   <label>: <value>`` lines of the program's header (:data:`FACT_LABELS`).
+    Each field is set by exactly one pass (its ``Pass.provides``); later passes, the storage and
+    the emitter read some of them, the others (``loop_order``, ``symmetry``,
+    ``visible_output_symmetry``) are for the reader.  The printer shows those that are set, as
+    ``#   <label>: <value>`` lines of the program's header (:data:`FACT_LABELS`).
     """
 
     #: ``lower``: the loop order, outermost first (``"k i j l"``)
