@@ -10,17 +10,19 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from . import api
-from .check import never_ran_note
+from .check import check_stages, never_ran_note
 from .compare import agree
 from .errors import SystecError
 from .ir.printer import print_program
 from .lang.printer import print_kernel
 from .reference import numpy_reference
+from .storage import for_program
 
 #: what --size says of the dimensions it does not name (Kernel.default_sizes)
 DEFAULT_SIZE_HELP = "others: the kernel's default, at least 4, chosen so that every loop nest runs"
@@ -118,7 +120,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _memory_report(kernel: api.Kernel, inputs: dict, out: Console) -> None:
     """What the final stage stores of each sparse input, against storing every entry."""
-    from .storage import for_program
 
     arrays, _ = kernel.bind(inputs, check=False)
     for name, st in for_program(kernel.final, arrays).items():
@@ -136,7 +137,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_stages
 
     out = _console(args)
     kernel = _load(args)
@@ -179,9 +179,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .bench import suite
+    from .bench import suite  # imported when used: the other commands start without scipy and the cases
 
     out = _console(args)
     if args.markdown:
@@ -199,9 +197,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .viz.explain import ExplainOptions, explain, pass_names, reproduce_command
+    from .viz.explain import ExplainOptions, explain, pass_names, reproduce_command  # only 'explain' draws
 
     if args.list_passes:
         for name in pass_names(args.naive):
@@ -219,6 +215,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return explain(kernel, opts, _console(args))
 
 
+
+def _seed(text: str) -> int:
+    """A seed of numpy's generators: a non-negative integer (refused here, not deep inside numpy)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected a non-negative integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text}: expected a non-negative integer")
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m systec_ref",
                                 description="A staged compiler for symmetric sparse tensor kernels.")
@@ -233,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "variables kept together for consolidate-blocks and lookup-table")
         if inputs:
             sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 ({DEFAULT_SIZE_HELP})")
-            sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+            sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
             sp.add_argument("--density", type=float, default=1.0,
                             help="fraction of stored entries of sparse inputs (default 1)")
 
@@ -259,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--naive", action="store_true", help="symmetry passes off, for comparison")
     sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
     sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 ({DEFAULT_SIZE_HELP})")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
     sp.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                     help="run every stage in the interpreter on random inputs (default: on)")
     which = sp.add_mutually_exclusive_group()

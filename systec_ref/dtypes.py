@@ -3,8 +3,10 @@
 One table, read by every stage: the parser (which names are element types), the checks (the
 range of an int64 literal), the comparison of results (the tolerance of each type), the
 interpreter and the definition (numpy type, rounding, identity of each reduction), the C emitter
-(C type, literal suffix) and the runtime (numpy type of each argument).  A new element type is
-one new row here.
+(C type, suffix of a float literal) and the runtime (numpy type of each argument).  A new
+element type starts as a new row here; the integer-only code (int64 literals written with
+``INT64_C``, arithmetic in ``uint64_t`` so overflow wraps) is written for int64 and would need
+its own case.
 
 The identity of a reduction is the value an output starts at and the value an unstored entry
 must hold for a sparse nest to skip it: 0 for ``+``; for ``min`` the largest value of the type
@@ -38,6 +40,8 @@ class ElementType:
     high: int | float
     #: how close two results must be to agree (:func:`systec_ref.agree`): 0 means exactly
     rtol: float
+    #: what follows a floating literal of this type in C (``1.5f`` is a float, ``1.5`` a double)
+    c_suffix: str = ""
 
     def identity(self, reduction: str) -> int | float:
         """The value that leaves ``x`` unchanged under ``reduction`` (``+``, ``min`` or ``max``)."""
@@ -62,7 +66,7 @@ def _f32(v: float) -> float:
 ELEMENT_TYPES: dict[str, ElementType] = {
     t.name: t for t in (
         ElementType("float64", np.float64, "double", False, -math.inf, math.inf, 1e-12),
-        ElementType("float32", np.float32, "float", False, -math.inf, math.inf, 1e-5),
+        ElementType("float32", np.float32, "float", False, -math.inf, math.inf, 1e-5, "f"),
         ElementType("int64", np.int64, "int64_t", True, INT64_MIN, INT64_MAX, 0.0),
     )
 }

@@ -55,7 +55,6 @@ class InputError(SystecError):
     """An array handed to a kernel is wrong: shape, dtype, layout or symmetry."""
 
 
-
 class ToolError(SystecError):
     """A system tool the project needs (a C compiler, Graphviz) is missing or failed."""
 

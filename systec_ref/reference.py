@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dtypes import identity, numpy_type, wrap_int64
-from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_vars, literal_value
+from .lang.ast import Access, BinOp, Expr, Kernel, Neg, Number, index_dims, index_vars, literal_value
 from .term import unknown
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -88,7 +88,5 @@ def numpy_reference(k: Kernel, arrays: dict[str, np.ndarray], dims: dict[str, in
 
 
 def _index_extents(k: Kernel) -> list[str | int]:
-    from .lang.ast import index_dims
-
     d = index_dims(k)
     return [d[v] for v in index_vars(k)]

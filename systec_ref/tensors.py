@@ -137,6 +137,8 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
     sizes = dict(sizes or {})
     if not 0.0 <= density <= 1.0:
         raise InputError(f"density {density} is not between 0 and 1")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed {seed!r} is not a non-negative integer")
     needed = sorted({dim for d in kernel.decls for dim in d.dims if isinstance(dim, str)})
     missing = [n for n in needed if n not in sizes]
     if missing:

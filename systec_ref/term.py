@@ -49,11 +49,11 @@ class Node:
 
     def rebuild(self: T, children: Sequence[Node]) -> T:
         """This node with its children replaced, in order, by ``children``."""
+        have, given = len(self.children()), len(children)
+        if given != have:
+            raise ValueError(f"{type(self).__name__}.rebuild: {given} children for a node that has {have}")
         it = iter(children)
-        new = self.map_children(lambda _: next(it))
-        if next(it, None) is not None:
-            raise ValueError(f"{type(self).__name__}.rebuild: too many children")
-        return new
+        return self.map_children(lambda _: next(it))
 
     def map_children(self: T, fn: Callable[[Node], Node]) -> T:
         """This node with ``fn`` applied to each child (the same object when nothing changes)."""

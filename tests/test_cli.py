@@ -132,3 +132,15 @@ def test_internal_error_is_one_line_exit_3(monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("internal error: RuntimeError: something broke (a bug") and "Traceback" not in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", ["-5", "x", "1.5"])
+def test_a_bad_seed_is_the_users_error(seed):
+    proc = cli("run", "examples/ssymv.ein", f"--seed={seed}")
+    assert_clean(proc, 2)
+    assert "--seed" in proc.stderr and "non-negative integer" in proc.stderr
+
+
+def test_random_inputs_refuses_a_negative_seed():
+    with pytest.raises(systec_ref.InputError, match="seed -1 is not a non-negative integer"):
+        systec_ref.load(ROOT / "examples" / "ssymv.ein").random_inputs({"n": 3}, seed=-1)

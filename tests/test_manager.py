@@ -4,6 +4,9 @@ every pass, and a broken pass reported as the compiler's bug (exit 3), not the u
 from __future__ import annotations
 
 import dataclasses
+import re
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import EXAMPLES_DIR as EXAMPLES
@@ -37,6 +40,7 @@ from systec_ref.rewrite.manager import Options, Pass, Stage, check_order, run_pi
 A = TensorInfo("A", "in", ("n", "n"))
 X = TensorInfo("x", "in", ("n",))
 Y = TensorInfo("y", "out", ("n",))
+S = TensorInfo("S", "in", ("n", "n"), symmetry=((0, 1),), format="sparse")
 
 
 def loop(var: str, *body) -> Loop:
@@ -72,6 +76,10 @@ def test_a_well_formed_program_verifies():
                               Lookup((1, 2, 3), (Cmp("==", Idx("i"), IConst(0)),))))),
      "lookup of 3 values for 1 key bits"),
     (program(SparseLevel("i", "q", "A", (), 0, None, Block(()))), "stored entries of 'A', which is not a sparse input"),
+    # the diagonal face (1,) of a symmetric matrix stores one level: there is no level 1
+    (program(SparseLevel("i", "q", "S", (1,), 0, None, Block((
+        SparseLevel("j", "r", "S", (1,), 1, Idx("q"), Block(())),))), tensors=(S, Y)),
+     "level 1 of face (1,) of S, which stores 1"),
 ])
 def test_the_verifier_names_what_is_wrong(prog, message):
     problem = verify(prog)
@@ -111,6 +119,27 @@ def test_every_fact_is_provided_by_exactly_one_pass():
     provided = [f for p in pipeline.PASSES for f in p.provides]
     assert len(provided) == len(set(provided))
     assert set(provided) | {"loop_order"} == {f.name for f in dataclasses.fields(Facts)}  # lower sets loop_order
+
+
+def test_a_pass_that_reads_a_fact_requires_the_pass_providing_it():
+    """Read from the source: every ``facts.<name>`` a pass module reads is its own, ``lower``'s, or
+    provided by a pass among its requirements (followed transitively)."""
+    provider = {f: p.name for p in pipeline.PASSES for f in p.provides}
+
+    def before(name: str) -> set[str]:
+        req = set(pipeline.BY_NAME[name].requires)
+        return req.union(*(before(r) for r in req)) if req else req
+
+    module_of = {p.name: p.run.__module__ for p in pipeline.PASSES}
+    missing = []
+    for name, module in module_of.items():
+        source = Path(sys.modules[module].__file__).read_text()
+        for fact in sorted(set(re.findall(r"facts\.([a-z_]+)", source))):
+            if fact == "loop_order" or fact in pipeline.BY_NAME[name].provides:
+                continue
+            if provider[fact] not in before(name):
+                missing.append(f"{name} reads {fact} without requiring {provider[fact]}")
+    assert not missing, missing
 
 
 def test_a_pass_out_of_order_is_refused():

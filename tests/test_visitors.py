@@ -83,6 +83,15 @@ def test_the_dummies_are_terms():
     assert Frobnicate().children() == () and Blorp().rebuild(()) == Blorp()
 
 
+def test_rebuild_wants_exactly_the_children_it_has():
+    node = Elem("y", (Idx("i"),))
+    assert node.rebuild((Idx("j"),)) == Elem("y", (Idx("j"),))
+    with pytest.raises(ValueError, match=r"Elem.rebuild: 0 children for a node that has 1"):
+        node.rebuild(())
+    with pytest.raises(ValueError, match=r"Elem.rebuild: 2 children for a node that has 1"):
+        node.rebuild((Idx("j"), Idx("k")))
+
+
 # -- loop-nest programs holding them ----------------------------------------------------------
 
 TENSORS = (TensorInfo("A", "in", ("n",)), TensorInfo("y", "out", ("n",)))

@@ -54,8 +54,9 @@ assert len(triangle) == n * (n + 1) // 2
 #
 # The compiler first finds the **permutable set**: the loop variables at the symmetric positions of
 # a symmetric read — here `A[i,j]` proposes `{i,j}`. The pass changes no loop; it records what it
-# found as notes in the program's header (hence `header=True`). Its before/after diagram is
-# therefore unchanged; the notes are the change.
+# found as *facts* (typed fields of the program, printed as `#   permutable: ...` lines of its
+# header, hence `header=True`). Its before/after diagram is therefore unchanged; the facts are the
+# change.
 
 # %%
 ts.show_pass(k, "identify-symmetry", header=True)

@@ -127,7 +127,7 @@ def program_text(k, stage: str, header: bool = False) -> str:
 
 
 def show(k, stage: str, header: bool = False) -> None:
-    """Print the loop nest of one stage (``header=True``: with declarations and notes)."""
+    """Print the loop nest of one stage (``header=True``: with declarations and facts)."""
     print(program_text(k, stage, header).rstrip("\n"))
 
 

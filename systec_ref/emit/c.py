@@ -162,7 +162,7 @@ class _Emitter:
         if isinstance(v, float) and math.isnan(v):
             return "NAN"  # a literal folded to NaN (``1e400 * 0``); <math.h> defines it
         text = repr(float(v))
-        return text + ("f" if self.p.dtype == "float32" else "")
+        return text + element(self.p.dtype).c_suffix
 
     def value(self, e, parent: int = 0) -> str:
         int64 = self.p.dtype == "int64"

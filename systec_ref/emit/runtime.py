@@ -34,6 +34,7 @@ from ..errors import InputError, ToolError
 from ..ir.nodes import Let, Local, Program
 from ..lang.names import c_conflict, function_name
 from ..storage import formats
+from ..storage.formats import Array
 from ..term import nodes, unknown
 from . import abi
 from .abi import DenseInput, Dim, FaceArray, Output
@@ -84,6 +85,13 @@ class CFunction:
         self.dense = [q.source.tensor for q in self.params if isinstance(q.source, DenseInput)]
         #: the (tensor, face) pairs iterated as stored entries
         self.faces = abi.sparse_faces(program)
+        # where each face's arrays go in the argument list, found once: a call then asks the storage
+        # format for a face's arrays and drops them in place
+        self._face_slots: dict[tuple[str, tuple[int, ...]], list[tuple[int, Array, type]]] = {}
+        for n, q in enumerate(self.params):
+            if isinstance(q.source, FaceArray):
+                self._face_slots.setdefault((q.source.tensor, q.source.face), []).append((n, q.source.array, q.numpy))
+        self._other = [(n, q.source) for n, q in enumerate(self.params) if not isinstance(q.source, FaceArray)]
 
     def __call__(self, arrays: dict[str, np.ndarray], dims: dict[str, int],
                  sparse: dict | None = None) -> dict[str, np.ndarray]:
@@ -99,41 +107,39 @@ class CFunction:
         p = self.program
         dtype = np.dtype(numpy_type(p.dtype))
         fmt = formats.get(p.facts.sparse_format) if self.faces else None
-        shapes = {t.name: tuple(dims[d] if isinstance(d, str) else d for d in t.dims) for t in p.tensors}
-        args: list[object] = []  # an output's place is filled per call
+        def shape_of(tensor: str) -> tuple[int, ...]:
+            return tuple(dims[d] if isinstance(d, str) else d for d in p.tensor(tensor).dims)
+        args: list[object] = [None] * len(self.params)  # an output's place is filled per call
         keep: list[np.ndarray] = []
         outs: list[tuple[int, str, tuple[int, ...]]] = []
-        stored: dict[tuple[str, tuple[int, ...]], dict] = {}
-        for q in self.params:
-            match q.source:
+        for n, source in self._other:
+            match source:
                 case Dim(name):
-                    args.append(int(dims[name]))
+                    args[n] = int(dims[name])
                 case DenseInput(tensor):
-                    a, shape = arrays.get(tensor), shapes[tensor]
+                    a, shape = arrays.get(tensor), shape_of(tensor)
                     if not isinstance(a, np.ndarray):
                         raise InputError(f"kernel {p.name} reads {tensor} element by element: pass it as a dense array")
                     if a.dtype != dtype or not a.flags.c_contiguous or a.shape != shape:
                         raise InputError(f"{tensor}: expected a C-contiguous {dtype} array of shape {shape}, got "
                                          f"{a.dtype} {a.shape} ({'C' if a.flags.c_contiguous else 'not C'}-contiguous)")
                     keep.append(a)
-                    args.append(a.ctypes.data)
+                    args[n] = a.ctypes.data
                 case Output(tensor):
-                    outs.append((len(args), tensor, shapes[tensor]))
-                    args.append(None)
-                case FaceArray(tensor, face, array):
-                    if (tensor, face) not in stored:
-                        st = (sparse or {}).get(tensor)
-                        if st is None:
-                            raise InputError(f"kernel {p.name} iterates the stored entries of {tensor}: pass its "
-                                             f"sparse storage")
-                        stored[tensor, face] = fmt.arrays(st, face, dtype)
-                    a = np.ascontiguousarray(stored[tensor, face][array], dtype=q.numpy)
-                    if not len(a):
-                        a = np.zeros(1, dtype=q.numpy)  # a valid pointer; never read
-                    keep.append(a)
-                    args.append(a.ctypes.data)
+                    outs.append((n, tensor, shape_of(tensor)))
                 case other:
                     raise unknown(other, "C runtime (argument)")
+        for (tensor, face), slots in self._face_slots.items():
+            st = (sparse or {}).get(tensor)
+            if st is None:
+                raise InputError(f"kernel {p.name} iterates the stored entries of {tensor}: pass its sparse storage")
+            got = fmt.arrays(st, face, dtype)
+            for n, array, numpy in slots:
+                a = np.ascontiguousarray(got[array], dtype=numpy)
+                if not len(a):
+                    a = np.zeros(1, dtype=numpy)  # a valid pointer; never read
+                keep.append(a)
+                args[n] = a.ctypes.data
         fn = self.fn
 
         def call() -> dict[str, np.ndarray]:

@@ -252,8 +252,9 @@ class Facts:
     ``#   <label>: <value>`` lines of the program's header (:data:`FACT_LABELS`).
     """
 
-    #: ``lower``: the loop order, outermost first (``"k i j l"``)
-    loop_order: str = ""
+    #: ``lower``: the loop order, outermost first (``"k i j l"``; ``""`` for a kernel without loops,
+    #: which is still printed); None before ``lower``
+    loop_order: str | None = None
     #: ``identify-symmetry``: the sets of loop variables whose values may be permuted freely
     permutable: tuple[tuple[str, ...], ...] = ()
     #: ``identify-symmetry``: why each set was (or was not) chosen, in words

@@ -10,7 +10,7 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
   enclosing one, and not declared twice in one scope;
 * every tensor read or written is declared, with as many subscripts as modes; only outputs
   and temporaries are written; a stored-entry loop or value names a sparse tensor and one of
-  its levels;
+  its faces, and a loop's level is one that face stores;
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
 * every dimension named in a bound is a dimension of a declared tensor.
@@ -21,6 +21,7 @@ and where.
 
 from __future__ import annotations
 
+from ..storage.faces import face_modes
 from ..term import unknown
 from .nodes import (
     CMP_OPS,
@@ -110,12 +111,14 @@ class _Verifier:
         for i in idx:
             self.index(i, bound, where)
 
-    def sparse(self, tensor: str, face: tuple[int, ...], where: object) -> None:
+    def sparse(self, tensor: str, face: tuple[int, ...], where: object) -> int:
+        """Check a stored-entry access; return how many levels its face stores."""
         t = self.tensors.get(tensor)
         if t is None or t.format != "sparse" or t.role != "in":
             raise self.fail(f"stored entries of '{tensor}', which is not a sparse input", where)
         if face and len(face) != len(t.symmetry):  # () is the one face of full storage
             raise self.fail(f"face {face} does not match the symmetry of {tensor}", where)
+        return len(face_modes(t.order, t.symmetry, face))
 
     # -- values ------------------------------------------------------------------------
     def value(self, e: object, bound: frozenset[str], locals_: set[str], where: object) -> None:
@@ -170,7 +173,9 @@ class _Verifier:
                     raise self.fail(f"loop step {step}", s)
                 self.block(body, self.bind(var, bound, s), locals_)
             case SparseLevel(var, pos, tensor, face, level, parent, body):
-                self.sparse(tensor, face, s)
+                stored = self.sparse(tensor, face, s)
+                if level >= stored:
+                    raise self.fail(f"level {level} of face {face} of {tensor}, which stores {stored}", s)
                 if level < 0 or (level == 0) != (parent is None):
                     raise self.fail(f"level {level} with {'no' if parent is None else 'a'} parent position", s)
                 if parent is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ..dtypes import INT64_MAX
+from ..errors import InternalError
 from ..term import unknown
 from . import unstored
 from .ast import Access, BinOp, Expr, Kernel, Neg, Number, Pos, accesses, index_vars
@@ -132,7 +133,8 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
         if d.dtype == "int64" and isinstance(d.fill, int) and not -INT64_MAX - 1 <= d.fill <= INT64_MAX:
             raise src.error(f"fill {d.fill} does not fit in int64", d.pos, f"an integer of at most {INT64_MAX}")
     if k.order is not None:
-        assert order_pos is not None
+        if order_pos is None:
+            raise InternalError("a kernel with an 'order' line but no position for it")
         ivars = index_vars(k)
         for n, idx in enumerate(k.order):
             if idx not in ivars:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Program, Stmt
-from ..term import postwalk
+from ..term import nodes, postwalk
 from .combinators import plural, split_coefficient, with_coefficient
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
@@ -82,8 +82,6 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
 
 
 def _assigns(p: Program):
-    from ..term import nodes
-
     return (n for n in nodes(p.body) if isinstance(n, Assign))
 
 

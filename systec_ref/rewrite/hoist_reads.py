@@ -1,6 +1,7 @@
 """Pass ``hoist-reads``: read each element once; compute loop-invariant factors once.
 
-Precondition: none (it is most useful after ``split-diagonals``).
+Precondition: none for correctness; declared after ``sparse-iterate`` (its ``requires``) so that it
+hoists the reads of the final loops, stored-entry loops included (most useful after ``split-diagonals``).
 
 1. Loop-invariant code motion for values: a read, or the product (or sum) of
    the operands of a ``*`` (``+``) that do not depend on a loop, is computed

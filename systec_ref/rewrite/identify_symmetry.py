@@ -16,7 +16,7 @@ Three sources propose a permutable set P:
 Sets must be disjoint; larger sets win.  *Invisible* output symmetry (TTM)
 cannot be seen here: ``replicate-output`` finds it after expansion.
 
-Before and after, the loops are the same; the program gains notes such as::
+Before and after, the loops are the same; the program gains facts (printed in its header) such as::
 
     #   permutable: (('i', 'k', 'l'),)
     #   symmetry: input symmetry of A: {i,k,l}
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..ir.index import rename_indices
 from ..ir.nodes import Assign, Elem, IConst, Idx, Loop, Program, Read
-from ..term import nodes
+from ..term import Node, nodes
 from .combinators import main_assignments
 from .manager import DEFAULT_OPTIONS, Options, Pass
 from .symmetry import canonical, sort_symmetric_reads
@@ -37,25 +37,12 @@ def enclosing_loops(body: object, target: object) -> list[Loop]:
     def go(n: object, path: list[Loop]) -> list[Loop] | None:
         if n is target:
             return path
-        for child in _children(n):
+        for child in n.children() if isinstance(n, Node) else ():
             r = go(child, path + [n] if isinstance(n, Loop) else path)
             if r is not None:
                 return r
         return None
     return go(body, []) or []
-
-
-def _children(n: object):
-    import dataclasses
-
-    for f in dataclasses.fields(n):
-        v = getattr(n, f.name)
-        if dataclasses.is_dataclass(v):
-            yield v
-        elif isinstance(v, tuple):
-            for x in v:
-                if dataclasses.is_dataclass(x):
-                    yield x
 
 
 def _components(vertices: list, edges: set[tuple]) -> list[list]:

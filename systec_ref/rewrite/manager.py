@@ -66,7 +66,9 @@ class Pass:
     run: PassFn
     #: True for the passes that exploit symmetry (left out of the symmetry-off baseline)
     symmetry: bool
-    #: passes that must have run before this one (when they are in the pipeline at all)
+    #: passes that must run before this one when they are in the pipeline (the baseline leaves the
+    #: symmetry passes out): a precondition, or an order the pass is designed for; its docstring's
+    #: "Precondition" line says which
     requires: tuple[str, ...] = ()
     #: the :class:`Facts` fields this pass sets
     provides: tuple[str, ...] = ()

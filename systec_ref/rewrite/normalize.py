@@ -1,6 +1,7 @@
 """Pass ``normalize``: one spelling for equal expressions.
 
-Precondition: none (it is meaningful after ``define-assignments``).
+Precondition: none for correctness; declared after ``define-assignments`` (its ``requires``), the
+first stage with sorted reads and multiplicities to normalize.
 
 * subscripts of symmetric reads are sorted within their groups — by rank when
   they are variables of one permutable set (inside the canonical triangle

@@ -1,6 +1,7 @@
 """Pass ``sparse-iterate``: loops over a sparse tensor's modes become iteration over its stored entries.
 
-Precondition: none beyond a well-formed program.  The parser admits a
+Precondition: ``concordize``, and ``identify-symmetry`` when symmetry is on (its ``requires``: the
+permutable sets say whether a symmetric tensor is read on its canonical faces).  The parser admits a
 ``sparse`` input only if the right-hand side changes nothing wherever the
 tensor holds its fill; this pass checks, per nest, the stronger fact that
 skipping needs: the update changes nothing wherever *the one read it
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import InternalError
 from ..ir.edit import replace_body
 from ..ir.names import namer
 from ..ir.nodes import (
@@ -204,7 +206,8 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, fmt
     _check_levels(fmt, len(kept))
     if layout.setdefault(name, want) != want:
         return None
-    assert all(q not in kept for qs in levels.values() for q in qs[1:]), (subs, face)
+    if any(q in kept for qs in levels.values() for q in qs[1:]):  # a repeated subscript stores one level
+        raise InternalError(f"sparse-iterate: face {face} of {name} stores a repeated mode twice ({subs})")
     rank = {q: n for n, q in enumerate(kept)}
     pos = {q: fresh() for q in kept}
 
@@ -276,5 +279,5 @@ def _top_down(b: Block, f) -> Block:
     return Block(tuple(out), b.comment)
 
 
-PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize",),
+PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize", "identify-symmetry"),
             provides=("sparse_storage", "sparse_format"))

@@ -22,6 +22,7 @@ from ..ir.nodes import (
     If,
     Mul,
     Neg,
+    Or,
     Program,
     Read,
     Value,
@@ -241,8 +242,6 @@ def sort_symmetric_reads(e: object, p: Program, by_name: bool = False) -> object
 
 def branch_patterns(cond: object) -> list[Pattern] | None:
     """The patterns a branch condition covers: one pattern, or a disjunction of them."""
-    from ..ir.nodes import Or
-
     terms = cond.terms if isinstance(cond, Or) else (cond,)
     pats = [pattern_of(t) for t in terms]
     return None if any(x is None for x in pats) else pats

@@ -1,9 +1,9 @@
 """Pass ``unroll-and-jam``: two rows of a triangular nest share one sweep of the inner loop.
 
-Precondition: none; it applies to a loop ``i`` whose body is straight-line
-statements around one inner loop ``j in i+c..m`` (a *triangular* inner loop,
-the shape ``split-diagonals`` leaves for a strict part) with a straight-line
-body.  Valid because every update is a commutative reduction and no
+Precondition: none for correctness; declared after ``workspace`` (its ``requires``).  It
+applies to a loop ``i`` whose body is straight-line statements around one inner loop
+``j in i+c..m`` (a *triangular* inner loop, the shape ``split-diagonals`` leaves for a strict
+part) with a straight-line body.  Valid because every update is a commutative reduction and no
 statement reads an updated tensor.
 
 Why: SSYMV's strict part updates ``y[j]`` for every element of row i; doing

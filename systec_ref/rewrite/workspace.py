@@ -1,7 +1,8 @@
 """Pass ``workspace``: accumulate an update that does not move with its loop in a scalar.
 
-Precondition: none.  Valid because every update is a commutative reduction
-and nothing inside the loop reads the updated tensor.
+Precondition: none for correctness; declared after ``hoist-reads`` (its ``requires``) so that the
+reads it accumulates beside are hoisted already.  Valid because every update is a commutative
+reduction and nothing inside the loop reads the updated tensor.
 
 An update ``y[i] op= e`` inside a loop whose variables (that loop's and every
 loop inside it) do not occur in ``y[i]`` is accumulated in a local that

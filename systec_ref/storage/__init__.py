@@ -11,7 +11,7 @@ __all__ = ["CSF", "CSF_FORMAT", "CSFFormat", "SparseTensor", "face_of", "for_pro
 
 
 def for_program(program, arrays: dict) -> dict[str, SparseTensor]:
-    """The storage a program iterates (its ``sparse storage`` note) from validated inputs (see
+    """The storage a program iterates (its ``sparse_storage`` fact) from validated inputs (see
     :func:`systec_ref.tensors.bind`): canonical-only by face for ``canonical``, every entry for
     ``full``.  A :class:`SparseTensor` input is used as it is when its layout fits, else re-stored
     once (and kept on the object); a dense input is compressed.  The program's storage format

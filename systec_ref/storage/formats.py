@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol, Union
 
 import numpy as np
@@ -51,10 +52,11 @@ class IndexType:
     name: str
     numpy: type
     c_type: str
+    #: the largest value it holds (computed once: arrays are checked against it on every call)
+    high: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def high(self) -> int:
-        return int(np.iinfo(self.numpy).max)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "high", int(np.iinfo(self.numpy).max))
 
 
 INT64 = IndexType("int64", np.int64, "int64_t")
@@ -71,6 +73,13 @@ class Array:
     level: int | None
     #: the element type of its entries; None: the tensor's element type (the values)
     type: IndexType | None
+
+    def __post_init__(self) -> None:
+        # arrays key the dicts a kernel call fills: hash once, not on every lookup
+        object.__setattr__(self, "_hash", hash((self.stem, self.level, self.type)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
 
     @property
     def name(self) -> str:
@@ -149,13 +158,18 @@ class SparseFormat(ABC):
     # -- derived from the description -------------------------------------------------
     def layout(self, order: int, symmetry: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> FaceFormat:
         """The description of face ``key`` of a tensor of ``order`` modes stored with ``symmetry``
-        (``key == ()``: the one face of full storage)."""
-        return self.face(len(face_modes(order, symmetry, key)))
+        (``key == ()``: the one face of full storage).  Cached: it is asked on every kernel call."""
+        return _layout(self, order, symmetry, key)
 
     def array_patterns(self) -> tuple[str, ...]:
         """Regular expressions for the names of every array this format passes (each level names its
         arrays alike, by stem and level number: one level shows them all)."""
         return tuple(dict.fromkeys(a.pattern() for a in self.face(1).arrays()))
+
+
+@lru_cache(maxsize=1024)
+def _layout(fmt: SparseFormat, order: int, symmetry: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> FaceFormat:
+    return fmt.face(len(face_modes(order, symmetry, key)))
 
 
 _FORMATS: dict[str, SparseFormat] = {}

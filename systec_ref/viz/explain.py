@@ -24,7 +24,7 @@ from rich.text import Text
 
 from ..api import Kernel
 from ..check import CheckReport, check_stages
-from ..errors import SystecError
+from ..errors import InternalError, SystecError
 from ..ir.graph import to_graph
 from ..ir.printer import print_program
 from ..rewrite import pipeline
@@ -143,7 +143,8 @@ def _as_json(k: Kernel, report: CheckReport | None) -> dict:
 def _write_dir(k: Kernel, report: CheckReport | None, texts: list[str], opts: ExplainOptions,
                console: Console) -> None:
     d = opts.out_dir
-    assert d is not None
+    if d is None:
+        raise InternalError("explain: asked to write files without an output directory")
     d.mkdir(parents=True, exist_ok=True)
     head = f"# {opts.command}\n" if opts.command else ""
     dot_ok = have_dot()
