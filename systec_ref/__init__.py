@@ -9,10 +9,19 @@ from . import storage
 from .api import Kernel, Result, compile, load
 from .check import check
 from .compare import agree
+from .einsum import einsum, einsum_kernel, einsum_prepare
 from .errors import InputError, SourceError, SystecError, ToolError
+from .storage.faces import symmetrize
 from .tensors import random_inputs as _random_inputs
 
 __version__ = "0.1.0"
+
+
+def explain_view(kernel: Kernel, sizes: dict[str, int] | None = None, verify: bool = True, seed: int = 0):
+    """What ``explain`` shows, as a Jupyter display (see :func:`systec_ref.viz.notebook.explain_view`)."""
+    from .viz.notebook import explain_view as view  # the drawing code is imported when asked for
+
+    return view(kernel, sizes, verify, seed)
 
 
 def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int = 0,
@@ -22,4 +31,5 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
 
 
 __all__ = ["InputError", "Kernel", "Result", "SourceError", "SystecError", "ToolError", "agree", "storage", "check",
-           "compile", "load", "random_inputs"]
+           "compile", "einsum", "explain_view", "einsum_kernel", "einsum_prepare", "load", "random_inputs",
+           "symmetrize"]

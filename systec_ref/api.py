@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import html
+import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SystecError
+from .errors import InputError, SystecError, ToolError
 from .interp.counts import Counts
 from .interp.definition import run_definition
 from .interp.loops import run_program
 from .ir.nodes import Program
+from .ir.printer import print_program
 from .lang.ast import Kernel as KernelAST
 from .lang.parser import parse
 from .rewrite import pipeline
@@ -22,6 +27,52 @@ from .storage import for_program
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
+
+
+class InterpreterFallbackWarning(UserWarning):
+    """No C compiler: kernels run in the (slow) reference interpreter.  Issued once per process."""
+
+
+#: whether a C compiler was found, by the value of $CC (asked once per value)
+_c_found: dict[str | None, bool] = {}
+
+
+def default_backend() -> str:
+    """``"c"`` where a C compiler is found (``$CC``, else ``cc``), else ``"interp"`` with one warning per process
+    saying how to get C."""
+    cc = os.environ.get("CC")
+    if cc not in _c_found:
+        from .emit.build import toolchain
+
+        try:
+            toolchain()
+            _c_found[cc] = True
+        except ToolError as e:
+            if not any(found is False for found in _c_found.values()):  # once per process
+                warnings.warn(f"running kernels in the reference interpreter, which is slow: {e}",
+                              InterpreterFallbackWarning, stacklevel=4)
+            _c_found[cc] = False
+    return "c" if _c_found[cc] else "interp"
+
+
+def _backend(backend: str | None) -> str:
+    if backend is None:
+        return default_backend()
+    if backend not in BACKENDS:
+        raise SystecError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)}, or None: C where a "
+                          f"C compiler is found)")
+    return backend
+
+
+def _into(out: object, value: np.ndarray, what: str) -> np.ndarray:
+    """Copy ``value`` into the caller's ``out`` array (checked) and return ``out``."""
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"{what}: out= must be a numpy array, not {type(out).__name__}")
+    if out.shape != value.shape or out.dtype != value.dtype or not out.flags.writeable:
+        raise InputError(f"{what}: out= must be a writeable {value.dtype} array of shape {value.shape}, got "
+                         f"{'a' if out.flags.writeable else 'a read-only'} {out.dtype} array of shape {out.shape}")
+    np.copyto(out, value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -41,6 +92,17 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel {self.name} from {self.ast.path}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the source, the stages with their notes, the final loop nest
+        (``systec_ref.explain_view(kernel)`` adds per-pass diffs and a drawing)."""
+        esc = html.escape
+        rows = "".join(f"<tr><td>{esc(s.name)}</td><td>{'changed' if s.changed else ''}</td><td>{esc(s.note)}</td>"
+                       f"</tr>" for s in self.stages)
+        return (f"<div><b>kernel {esc(self.name)}</b> <small>{esc(str(self.ast.path))}</small>"
+                f"<pre>{esc(self.ast.source)}</pre><table><tr><th>stage</th><th></th><th>note</th></tr>{rows}"
+                f"</table><details><summary>final loop nest</summary><pre>{esc(print_program(self.final))}</pre>"
+                f"</details></div>")
 
     @property
     def name(self) -> str:
@@ -67,8 +129,10 @@ class Kernel:
         return self.stages[-1].program
 
     # -- running ---------------------------------------------------------------
-    def bind(self, tensors: dict[str, object], check: bool = True) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        return bind(self.ast, tensors, check)
+    def bind(self, tensors: dict[str, object], check: bool | str | float = True,
+             only: frozenset[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Validate inputs (see :func:`systec_ref.tensors.bind`); ``only``: verify the symmetry of these alone."""
+        return bind(self.ast, tensors, check, only)
 
     def interpret(self, tensors: dict[str, object], stage: str | Program | None = None,
                   check: bool = True) -> Result:
@@ -86,37 +150,60 @@ class Kernel:
         value, counts = run_definition(self.ast, densify(arrays, "the definition is evaluated on dense arrays"), dims)
         return Result(value, counts)
 
-    def run(self, *, backend: str = "interp", optimize: bool = True, check: bool = True,
-            **tensors: object) -> np.ndarray:
+    def run(self, *, backend: str | None = None, optimize: bool = True, check: bool | str | float = True,
+            out: np.ndarray | None = None, **tensors: object) -> np.ndarray:
         """Compute the kernel's output; a scalar output comes back as a 0-d array.
 
-        ``backend="interp"`` runs the reference interpreter, ``"c"`` the
+        ``backend=None`` (the default) runs the compiled C where a C compiler is found, else the
+        interpreter (warning once); ``"interp"`` runs the reference interpreter, ``"c"`` the
         compiled C.  ``optimize=False`` runs the naive nest (interp) or the
-        baseline pipeline with the symmetry passes off (C).  ``check=False``
-        skips verifying declared symmetry (the kernel then reads only the
-        canonical triangle of what it is given).
+        baseline pipeline with the symmetry passes off (C).  ``check`` verifies declared symmetry:
+        ``True`` within a relative tolerance for floats (``systec_ref.storage.faces.SYMMETRY_RTOL``,
+        1e-12; the canonical entries are then used), ``"exact"`` bitwise, a number as the tolerance,
+        ``False`` not at all (the optimized stages then read only the canonical triangle of what
+        they are given; the naive nest and the definition read every entry).  ``out=`` is an array
+        the result is written into (and returned).
         """
-        if backend not in BACKENDS:
-            raise SystecError(f"unknown backend '{backend}' (available: {', '.join(BACKENDS)})")
+        backend = _backend(backend)
         if backend == "c":
             arrays, dims = self.bind(tensors, check)
             fn = self.c_function(None if optimize else "baseline")
-            return self.call(fn, arrays, dims)
+            return self.call(fn, arrays, dims, out)
 
         prog = self.final if optimize else self.naive
-        return self.interpret(tensors, prog, check).value
+        value = self.interpret(tensors, prog, check).value
+        return value if out is None else _into(out, value, f"kernel {self.name}")
+
+    def prepare(self, *, backend: str | None = None, check: bool | str | float = True,
+                **tensors: object) -> Prepared:
+        """Validate ``tensors`` once and return a call that runs the kernel on them: for iterative
+        algorithms, where the same kernel runs many times.  ``p()`` runs on the tensors given here;
+        ``p(B=B2)`` replaces some (shape and dtype checked; the symmetry of a replaced symmetric input
+        verified unless ``check=False``) and keeps them for the next calls; ``p(out=arr)`` writes
+        into ``arr``."""
+        return Prepared(self, _backend(backend), check, tensors)
 
     @staticmethod
-    def call(fn, arrays: dict, dims: dict[str, int]) -> np.ndarray:
+    def call(fn, arrays: dict, dims: dict[str, int], out: np.ndarray | None = None) -> np.ndarray:
         """Call a compiled stage (:meth:`c_function`) on bound inputs (:meth:`bind`).
 
         Sparse inputs given compressed stay compressed unless the stage reads them element
         by element (then, and only then, they are expanded to a dense array)."""
+        return Kernel.prepare_call(fn, arrays, dims)(out)
+
+    @staticmethod
+    def prepare_call(fn, arrays: dict, dims: dict[str, int]) -> Callable[[np.ndarray | None], np.ndarray]:
+        """:meth:`call` split in two: the arguments checked and packed once, then a call (``out=``: an array
+        to write the result into) that only runs the C."""
         why = "the compiled kernel reads it element by element (a loop nest over it does not iterate its stored " \
               "entries: 'emit' shows which arrays it takes)"
         dense = {n: (densify({n: a}, why)[n] if n in fn.dense else a) for n, a in arrays.items()}
-        out = fn(dense, dims, for_program(fn.program, arrays))
-        return out[next(t.name for t in fn.program.tensors if t.role == "out")]
+        run = fn.prepare(dense, dims, for_program(fn.program, arrays))
+        name = next(t.name for t in fn.program.tensors if t.role == "out")
+
+        def call(out: np.ndarray | None = None) -> np.ndarray:
+            return run({name: out} if out is not None else None)[name]
+        return call
 
     # -- C -----------------------------------------------------------------------
     @cached_property
@@ -165,6 +252,58 @@ class Kernel:
         return {d: given.get(d, n) for d in dims}
 
 
+class Prepared:
+    """A kernel with its inputs validated and packed once (:meth:`Kernel.prepare`).
+
+    ``p()`` runs it; ``p(name=array, ...)`` replaces some inputs first (kept for later calls);
+    ``p(out=arr)`` writes the result into ``arr``.  An input given again as the very same object
+    is not checked again."""
+
+    def __init__(self, kernel: Kernel, backend: str, check: bool | str | float, tensors: dict[str, object]):
+        self.kernel, self.backend, self.check = kernel, backend, check
+        self.tensors = dict(tensors)
+        self.arrays, self.dims = kernel.bind(self.tensors, check)
+        self._fn = kernel.c_function() if backend == "c" else None
+        self._run = self._pack()
+
+    def __repr__(self) -> str:
+        return f"<Prepared {self.kernel.name} on {', '.join(sorted(self.tensors))} ({self.backend})>"
+
+    def _pack(self) -> Callable[[np.ndarray | None], np.ndarray]:
+        if self._fn is not None:
+            return Kernel.prepare_call(self._fn, self.arrays, self.dims)
+        k, arrays = self.kernel, self.arrays
+
+        def interp(out: np.ndarray | None = None) -> np.ndarray:
+            value = k.interpret(arrays, k.final, check=False).value
+            return value if out is None else _into(out, value, f"kernel {k.name}")
+        return interp
+
+    def __call__(self, out: np.ndarray | None = None, **tensors: object) -> np.ndarray:
+        changed = {n: a for n, a in tensors.items() if a is not self.tensors.get(n)}
+        if changed:
+            self._replace(changed)
+        return self._run(out)
+
+    def _replace(self, changed: dict[str, object]) -> None:
+        """Validate the replaced inputs only: shapes against the bound dims, dtype, and symmetry."""
+        k = self.kernel
+        unknown = sorted(set(changed) - {d.name for d in k.ast.inputs})
+        if unknown:
+            raise InputError(f"'{unknown[0]}' is not an input of kernel {k.name} (its inputs are "
+                             f"{', '.join(d.name for d in k.ast.inputs)})")
+        # the unchanged inputs are bound already: their symmetry is not checked again
+        arrays, dims = k.bind({**self.arrays, **changed}, self.check, only=frozenset(changed))
+        if dims != self.dims:
+            moved = sorted(d for d in dims if dims[d] != self.dims.get(d))
+            raise InputError(f"kernel {k.name} was prepared with {', '.join(f'{d}={self.dims[d]}' for d in moved)}; "
+                             f"the new input{'s' if len(changed) > 1 else ''} give "
+                             f"{', '.join(f'{d}={dims[d]}' for d in moved)} (prepare it again for other sizes)")
+        self.tensors.update(changed)
+        self.arrays = arrays
+        self._run = self._pack()
+
+
 def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa: A001 - the public name
             faces: str = "split") -> Kernel:
     """Parse and check ``.ein`` source text (options: see :class:`~systec_ref.rewrite.pipeline.Options`)."""
@@ -172,12 +311,20 @@ def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa
 
 
 def load(path: str | Path, *, symmetry: bool = True, faces: str = "split") -> Kernel:
-    """Read, parse and check a ``.ein`` file."""
+    """Read, parse and check a ``.ein`` file, or a bundled example by name (``"mttkrp3"``,
+    ``"sparse/ssymv"``: :func:`systec_ref.bundled.names`).  A file that exists wins over a bundled name."""
+    from . import bundled
+
     p = Path(path)
+    if not p.exists() and bundled.is_bundled(str(path)):
+        text, where = bundled.read(str(path))
+        return compile(text, where, symmetry=symmetry, faces=faces)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SystecError(f"{p}: no such file") from None
+        if p.suffix == bundled.SUFFIX:  # meant as a file: say just that
+            raise SystecError(f"{p}: no such file") from None
+        raise bundled.unknown(str(path)) from None  # not a file, so meant as a name: list the bundled ones
     except UnicodeDecodeError as e:
         raise SystecError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:

@@ -8,11 +8,13 @@ with the kernel's definition, on the same inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .compare import Agreement, agree
 from .interp.counts import Counts
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CheckReport:
         return all(s.vs_previous.ok and s.vs_definition.ok for s in self.stages)
 
     def table(self, title: str = "") -> Table:
+        from rich.table import Table  # imported when a table is printed: importing rich is slow
         t = Table(title=title or f"{self.kernel}: stage check", title_justify="left")
         for col in ("#", "stage", "changed", "vs previous", "vs definition", "mults", "adds", "work", "reads",
                     "distinct"):

@@ -7,8 +7,11 @@ and exit with status 2; a disagreement between programs exits with status 1.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
-from .check import check_stages, never_ran_note
-from .compare import agree
+from .check import CheckReport, check_stages, never_ran_note
+from .compare import Agreement, agree
+from .emit import cache as kernel_cache
 from .errors import SystecError
+from .interp.counts import Counts
 from .ir.printer import print_program
 from .lang.printer import print_kernel
 from .reference import numpy_reference
@@ -26,6 +31,32 @@ from .storage import for_program
 
 #: what --size says of the dimensions it does not name (Kernel.default_sizes)
 DEFAULT_SIZE_HELP = "others: the kernel's default, at least 4, chosen so that every loop nest runs"
+#: the program's name when started as a module; the console script goes by its own name
+MODULE_PROG = "python -m systec_ref"
+CONSOLE_PROG = "systec-ref"
+#: the kernel argument that means "read the source from standard input"
+STDIN = "-"
+KERNEL_HELP = "a .ein file, a bundled example by name (e.g. mttkrp3, sparse/ssymv), or - for standard input"
+
+
+def prog_name(argv0: str) -> str:
+    """The name the user called us by, for help and error messages: the console script's own name
+    (``systec-ref``), else the module form (``python -m systec_ref``: argv[0] is then ``__main__.py``)."""
+    name = Path(argv0).name
+    return name if name.startswith(CONSOLE_PROG) else MODULE_PROG
+
+
+def version() -> str:
+    """The installed distribution's version; the package's own ``__version__`` when it is not installed
+    (run from a source tree on ``sys.path``).  pyproject.toml and ``__version__`` agree (a test checks)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("systec_ref")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
 def _console(args: argparse.Namespace | None = None, stderr: bool = False) -> Console:
@@ -75,41 +106,76 @@ def _counts_table(title: str) -> Table:
     return t
 
 
+def _read_stdin() -> str:
+    if sys.stdin is None:
+        raise SystecError("-: there is no standard input to read the kernel from")
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream without bytes underneath (a test's StringIO): already decoded
+        return sys.stdin.read()
+    data = raw.read()
+    try:
+        # .ein files are UTF-8 whatever the locale says, so standard input is read the same way
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SystecError(f"<stdin>: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def _load(args: argparse.Namespace) -> api.Kernel:
-    return api.load(args.kernel, symmetry=not getattr(args, "naive", False), faces=getattr(args, "faces", "split"))
+    symmetry, faces = not getattr(args, "naive", False), getattr(args, "faces", "split")
+    if args.kernel == STDIN:
+        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces)
+    return api.load(args.kernel, symmetry=symmetry, faces=faces)
+
+
+def _finite(x: float) -> float | None:
+    # JSON has no inf or NaN: an error that large is null (its 'detail' says where it went wrong)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def _counts_json(c: Counts) -> dict[str, object]:
+    return {**c.summary(), "work": c.work, "never_ran": list(c.never_ran)}
+
+
+def _print_json(doc: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    out = _console(args)
     kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
     ref, method = numpy_reference(kernel.ast, arrays, dims)
     dtype = kernel.ast.output.dtype
-    table = _counts_table(f"{kernel.name}: sizes {', '.join(f'{k}={v}' for k, v in sizes.items()) or '(fixed)'}, "
-                          f"seed {args.seed}, density {args.density}; reference: {method}")
-    ok = True
     runs = [("definition", kernel.definition(arrays, check=False))]
     runs.append((f"loop nest ({kernel.stages[0].name})", kernel.interpret(arrays, kernel.naive, check=False)))
     if kernel.final is not kernel.naive:
         final = kernel.interpret(arrays, kernel.final, check=False)
         runs.append((f"loop nest ({kernel.stages[-1].name}, final)", final))
-    notes = []
-    for label, res in runs:
-        a = agree(res.value, ref, dtype)
-        ok &= a.ok
-        c = res.counts
-        table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", str(c.mults), str(c.adds),
-                      str(c.work), _fmt_reads(c.reads))
-    for stage, (_, res) in zip((kernel.stages[0].name, kernel.stages[-1].name), runs[1:]):  # the loop nests
-        notes.append(never_ran_note(stage, res.counts, sizes, _never_ran_hint(kernel, args.density)))
+    # (program, agreement with numpy, counts; None for compiled C, which counts nothing)
+    rows: list[tuple[str, Agreement, Counts | None]] = [(label, agree(res.value, ref, dtype), res.counts)
+                                                          for label, res in runs]
+    notes = [never_ran_note(stage, res.counts, sizes, _never_ran_hint(kernel, args.density))
+             for stage, (_, res) in zip((kernel.stages[0].name, kernel.stages[-1].name), runs[1:])]  # the nests
     if args.backend == "c":
         for label, optimize in (("C, baseline (symmetry passes off)", False), ("C, final stage", True)):
             got = kernel.run(backend="c", optimize=optimize, check=False, **arrays)
-            a = agree(got, ref, dtype)
-            ok &= a.ok
-            table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", "", "", "", "")
+            rows.append((label, agree(got, ref, dtype), None))
+    ok = all(a.ok for _, a, _ in rows)
+    if args.format == "json":
+        _print_json({"command": "run", "kernel": kernel.name, "sizes": sizes, "seed": args.seed,
+                     "density": args.density, "backend": args.backend, "reference": method,
+                     "programs": [{"program": label, "agrees": a.ok, "max_abs_err": _finite(a.max_abs_err),
+                                   "detail": a.detail, "counts": None if c is None else _counts_json(c)}
+                                  for label, a, c in rows],
+                     "notes": [n for n in notes if n], "ok": ok})
+        return 0 if ok else 1
+    out = _console(args)
+    table = _counts_table(f"{kernel.name}: sizes {', '.join(f'{k}={v}' for k, v in sizes.items()) or '(fixed)'}, "
+                          f"seed {args.seed}, density {args.density}; reference: {method}")
+    for label, a, c in rows:
+        counts = ("", "", "", "") if c is None else (str(c.mults), str(c.adds), str(c.work), _fmt_reads(c.reads))
+        table.add_row(label, "yes" if a.ok else f"NO {a.detail}", f"{a.max_abs_err:.3g}", *counts)
     out.print(table)
     for note in filter(None, notes):
         out.print(note, markup=False)
@@ -136,13 +202,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _check_json(report: CheckReport, args: argparse.Namespace, sizes: dict[str, int], hint: str) -> dict:
+    return {"command": "check", "kernel": report.kernel, "sizes": sizes, "seed": args.seed, "density": args.density,
+            "stages": [{"index": n, "name": s.name, "changed": s.changed, "note": s.note,
+                        "agrees_with_previous": s.vs_previous.ok, "agrees_with_definition": s.vs_definition.ok,
+                        "max_abs_err": _finite(max(s.vs_previous.max_abs_err, s.vs_definition.max_abs_err)),
+                        "detail": s.vs_previous.detail or s.vs_definition.detail, "counts": _counts_json(s.counts)}
+                       for n, s in enumerate(report.stages)],
+            "notes": report.never_ran_notes(hint), "ok": report.ok}
 
-    out = _console(args)
+
+def cmd_check(args: argparse.Namespace) -> int:
     kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     report = check_stages(kernel, inputs)
+    if args.format == "json":
+        _print_json(_check_json(report, args, sizes, _never_ran_hint(kernel, args.density)))
+        return 0 if report.ok else 1
+    out = _console(args)
     out.print(report.table(f"{kernel.name}: every stage against the previous one and the definition "
                            f"(sizes {', '.join(f'{k}={v}' for k, v in sizes.items())}, seed {args.seed})"))
     out.print(report.notes(), markup=False)
@@ -211,8 +289,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
         else "changed"
     opts = ExplainOptions(sizes=sizes, seed=args.seed, verify=args.verify, show=show, fmt=args.format,
                           out_dir=Path(args.out_dir) if args.out_dir else None,
-                          command=reproduce_command(sys.argv[1:] if args.argv is None else args.argv))
+                          command=reproduce_command(sys.argv[1:] if args.argv is None else args.argv, args.prog))
     return explain(kernel, opts, _console(args))
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    if args.action == "info":
+        i = kernel_cache.info()
+        print(f"directory: {i.directory}{'' if i.directory.exists() else ' (not created yet)'}")
+        print(f"entries: {i.entries}\ntotal bytes: {i.total_bytes} ({i.total_bytes / 2**20:.1f} MiB)")
+        print(f"size bound: {i.max_bytes} bytes ({i.max_bytes / 2**20:.1f} MiB; least recently used entries beyond "
+              f"it are removed; "
+              f"{kernel_cache.MAX_BYTES_VAR} sets it)")
+        if i.problem:
+            print(f"note: this directory cannot be used: it {i.problem.why}; each process compiles into a private "
+                  f"temporary directory instead ({i.problem.fix}, or set SYSTEC_REF_CACHE)")
+        return 0
+    d, removed = kernel_cache.clear()
+    for f in removed:
+        print(f"removed {f}")
+    print(f"removed {len(removed)} file{'' if len(removed) == 1 else 's'} of the compiled-kernel cache {d}")
+    return 0
 
 
 
@@ -226,13 +323,50 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid seed {text}: expected a non-negative integer")
     return value
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m systec_ref",
-                                description="A staged compiler for symmetric sparse tensor kernels.")
+RUN_JSON_HELP = """\
+--format json prints one JSON document on stdout instead of the table (exit statuses unchanged):
+  command, kernel, sizes {dim: n}, seed, density, backend, reference (how numpy computed it),
+  programs: one per program run, each {program, agrees (boolean), max_abs_err (number, null if
+    not finite), detail (where it disagrees, else ""), counts (null for C; else mults, adds,
+    updates, local_updates, flushes, copies, iterations, work, reads {tensor: n},
+    distinct {tensor: n}, never_ran [assignment positions])},
+  notes [never-ran notes], ok (boolean: every program agrees)"""
+
+CHECK_JSON_HELP = """\
+--format json prints one JSON document on stdout instead of the table (exit statuses unchanged):
+  command, kernel, sizes {dim: n}, seed, density,
+  stages: one per stage in order, each {index, name, changed (boolean), note (what the pass did),
+    agrees_with_previous, agrees_with_definition (booleans), max_abs_err (number, null if not
+    finite), detail (where it disagrees, else ""), counts {mults, adds, updates, local_updates,
+    flushes, copies, iterations, work, reads {tensor: n}, distinct {tensor: n}, never_ran [...]}},
+  notes [never-ran notes], ok (boolean: every stage agrees with the previous one and the definition)"""
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looked up only when asked for (the metadata lookup costs a noticeable part of a start)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kw: object) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"{CONSOLE_PROG} {version()}\n")
+        parser.exit()
+
+
+def _described(text: str) -> str:
+    # the commands that document their JSON keep their epilog's layout, so their description is wrapped here
+    return textwrap.fill(text, 100)
+
+
+def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="A staged compiler for symmetric sparse tensor kernels.")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, inputs: bool = True) -> None:
-        sp.add_argument("kernel", help="a .ein file")
+        sp.add_argument("kernel", help=KERNEL_HELP)
         sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
         sp.add_argument("--naive", action="store_true", help="symmetry passes off (the baseline pipeline)")
         sp.add_argument("--faces", choices=("split", "compact"), default="split",
@@ -245,10 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="fraction of stored entries of sparse inputs (default 1)")
 
     sp = sub.add_parser("run", help="run a kernel on random inputs and check it against numpy",
-                        description="Run the kernel's definition, naive loop nest and final stage in the "
-                                    "interpreter on random inputs; compare each with numpy; print operation "
-                                    "counts. Exit 1 on any disagreement.")
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=RUN_JSON_HELP,
+                        description=_described("Run the kernel's definition, naive loop nest and final stage in "
+                                               "the interpreter on random inputs; compare each with numpy; print "
+                                               "operation counts. Exit 1 on any disagreement."))
     common(sp)
+    sp.add_argument("--format", choices=("text", "json"), default="text",
+                    help="text: a table (default); json: one document on stdout (fields below)")
     sp.add_argument("--backend", choices=("interp", "c"), default="interp",
                     help="also compile the baseline and final stages to C and check them (default: interp only)")
     sp.set_defaults(fn=cmd_run)
@@ -261,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "changed lines marked, the interpreter's verdict and counts; then a summary "
                                     "and the generated C. --out-dir writes numbered text/Graphviz/SVG files per "
                                     "stage, a before/after sheet per pass, the C and an index.html.")
-    sp.add_argument("kernel", nargs="?", help="a .ein file")
+    sp.add_argument("kernel", nargs="?", help=KERNEL_HELP)
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
     sp.add_argument("--naive", action="store_true", help="symmetry passes off, for comparison")
     sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
@@ -302,18 +439,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
     sp.set_defaults(fn=cmd_bench)
     sp = sub.add_parser("check", help="run every stage in the interpreter and compare",
-                        description="Run every stage of the pipeline in the interpreter on random inputs; "
-                                    "report per stage whether it agrees with the previous stage and with the "
-                                    "definition, and its operation counts. Exit 1 on any disagreement.")
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CHECK_JSON_HELP,
+                        description=_described("Run every stage of the pipeline in the interpreter on random "
+                                               "inputs; report per stage whether it agrees with the previous "
+                                               "stage and with the definition, and its operation counts. Exit 1 "
+                                               "on any disagreement."))
     common(sp)
+    sp.add_argument("--format", choices=("text", "json"), default="text",
+                    help="text: a table (default); json: one document on stdout (fields below)")
     sp.set_defaults(fn=cmd_check)
+    sp = sub.add_parser("cache", help="show or clear the compiled-kernel cache",
+                        description="info: the cache directory, its entries, their total size and the size "
+                                    "bound. clear: remove the cache's entries (only files it named itself).")
+    sp.add_argument("action", choices=("info", "clear"), help="info: show the cache; clear: empty it")
+    sp.set_defaults(fn=cmd_cache)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    prog = prog or prog_name(sys.argv[0] if sys.argv else "")
+    args = build_parser(prog).parse_args(argv)
+    args.prog = prog
     if argv is not None and hasattr(args, "argv"):
         args.argv = list(argv)
+    warnings.formatwarning = kernel_cache.format_warning  # a cache warning: one line, no source line
     try:
         return args.fn(args)
     except SystecError as e:

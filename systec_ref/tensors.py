@@ -4,25 +4,24 @@ random inputs that honour a kernel's declarations."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 from .dtypes import numpy_type
 from .errors import InputError
 from .lang.ast import Kernel, TensorDecl
-from .storage.faces import check_symmetry, symmetrize_index
-from .storage.symmetric import SparseTensor
+from .storage.faces import check_symmetry, symmetrize_index, symmetry_rtol
+from .storage.symmetric import SparseTensor, pydata_module
 
 __all__ = ["bind", "check_symmetry", "densify", "random_inputs", "symmetrize_index"]
 
 
-def _as_array(d: TensorDecl, value: object, check: bool) -> np.ndarray | SparseTensor:
+def _as_array(d: TensorDecl, value: object, check: bool | str | float) -> np.ndarray | SparseTensor:
     """A numpy array, or for a ``sparse`` declaration given compressed data, a :class:`SparseTensor`
     (never densified here: a sparse input stays as small as it was given)."""
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        sp = None
+    # a scipy matrix exists only once scipy.sparse is imported: a dense-only program never imports it
+    sp = sys.modules.get("scipy.sparse")
     if sp is not None and sp.issparse(value):
         if d.order != 2:
             raise InputError(f"{d.name}: a scipy.sparse matrix was given for a tensor of order {d.order}")
@@ -31,6 +30,16 @@ def _as_array(d: TensorDecl, value: object, check: bool) -> np.ndarray | SparseT
                              f"(declare it 'sparse', or pass .toarray())")
         # entries scipy does not store hold the declared fill (e.g. inf: no edge)
         return SparseTensor.from_scipy(value, d.symmetry, check, d.name, fill=d.fill)
+    pydata = pydata_module(value)
+    if pydata is not None and isinstance(value, pydata.SparseArray):
+        if d.format != "sparse":
+            raise InputError(f"{d.name}: a pydata sparse array was given for a dense tensor "
+                             f"(declare it 'sparse', or pass .todense())")
+        own = np.asarray(value.fill_value).item()
+        if not _same_fill(own, d.fill):
+            raise InputError(f"{d.name}: a pydata sparse array with fill_value {own!r} was given for a tensor "
+                             f"declared fill {d.fill!r} (build it with fill_value={d.fill!r})")
+        return SparseTensor.from_pydata(value, d.symmetry, check, name=d.name)
     if isinstance(value, SparseTensor):
         if d.format != "sparse":
             raise InputError(f"{d.name}: a SparseTensor was given for a dense tensor "
@@ -53,14 +62,23 @@ def _same_fill(a: float, b: float) -> bool:
 
 
 def bind(kernel: Kernel, tensors: dict[str, object],
-         check: bool = True) -> tuple[dict[str, np.ndarray | SparseTensor], dict[str, int]]:
+         check: bool | str | float = True, only: frozenset[str] | None = None
+         ) -> tuple[dict[str, np.ndarray | SparseTensor], dict[str, int]]:
     """Validate the inputs of ``kernel``: every input present, numeric, of a dtype
     that converts safely to the declared one, of consistent shape, and (unless
     ``check=False``) symmetric where declared.  Returns the arrays, converted,
     and the size of every dimension.
 
-    A ``sparse`` input may be a dense array, a ``scipy.sparse`` matrix or a
-    :class:`~systec_ref.storage.SparseTensor`; the last two stay compressed
+    ``check=True`` accepts a float input symmetric up to a relative tolerance
+    (:data:`~systec_ref.storage.faces.SYMMETRY_RTOL`; see
+    :func:`~systec_ref.storage.faces.symmetry_rtol`), ``check="exact"`` only a
+    bitwise symmetric one, ``check=<number>`` that tolerance, ``check=False``
+    anything.  A dense input symmetric only within the tolerance is replaced by its
+    canonical entries (sorted subscripts in each group), so every backend reads the
+    same values.
+
+    A ``sparse`` input may be a dense array, a ``scipy.sparse`` matrix, a pydata
+    ``sparse`` array or a :class:`~systec_ref.storage.SparseTensor`; the last three stay compressed
     (a SparseTensor with other symmetry groups than declared is re-stored once,
     and keeps that layout for the next call)."""
     names = [d.name for d in kernel.inputs]
@@ -71,11 +89,14 @@ def bind(kernel: Kernel, tensors: dict[str, object],
     missing = [n for n in names if n not in tensors]
     if missing:
         raise InputError(f"kernel {kernel.name} needs input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    symmetry_rtol(check, np.float64)  # a malformed ``check`` fails even for a kernel with no symmetric input
     dims: dict[str, int] = {}
     where: dict[str, str] = {}
     arrays: dict[str, np.ndarray] = {}
     for d in kernel.inputs:
-        arr = _as_array(d, tensors[d.name], check)
+        # ``only``: the inputs whose symmetry is verified (a prepared kernel re-checks only what changed)
+        check_d = check if only is None or d.name in only else False
+        arr = _as_array(d, tensors[d.name], check_d)
         target = np.dtype(numpy_type(d.dtype))
         if arr.dtype != target and not np.can_cast(arr.dtype, target, "safe"):
             raise InputError(f"{d.name} has dtype {arr.dtype}, which does not convert safely to the declared "
@@ -100,11 +121,12 @@ def bind(kernel: Kernel, tensors: dict[str, object],
                 raise InputError(f"{d.name} holds {arr.fill!r} where it stores nothing, but is declared "
                                  f"fill {d.fill!r} (build it with fill={d.fill!r})")
             # stored canonical for the declared groups (verifying them unless check=False)
-            arrays[d.name] = arr.with_symmetry(d.symmetry, check, d.name).astype(target)
+            arrays[d.name] = arr.with_symmetry(d.symmetry, check_d, d.name).astype(target)
             continue
         arr = np.asarray(arr, dtype=target, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
-        if check and d.symmetry:
-            check_symmetry(d.name, arr, d.symmetry)
+        if d.symmetry and not check_symmetry(d.name, arr, d.symmetry, check_d):
+            # symmetric within the tolerance only: what the optimized kernels read, every backend reads
+            arr = np.ascontiguousarray(arr[symmetrize_index(arr.shape, d.symmetry)])
         arrays[d.name] = arr
     return arrays, dims
 

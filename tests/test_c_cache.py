@@ -26,6 +26,7 @@ import pytest
 
 import systec_ref
 from systec_ref.emit import build
+from systec_ref.emit import cache as kernel_cache
 from systec_ref.emit.c import emit_c
 from systec_ref.emit.runtime import CFunction
 
@@ -77,6 +78,8 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.delenv("CFLAGS", raising=False)
     monkeypatch.setattr(build, "_loaded", {})
     monkeypatch.setattr(build, "_versions", {})
+    monkeypatch.setattr(kernel_cache, "_fallback_dir", None)  # each test: its own fallback and its own warning
+    monkeypatch.setattr(kernel_cache, "_warned", False)
     return cache, log
 
 
@@ -327,53 +330,93 @@ def _other_uid(monkeypatch, path: Path) -> None:
     monkeypatch.setattr(os, "stat", stat_as_another_owner)
 
 
+def _plant_trojan(cache_dir: Path, k: systec_ref.Kernel) -> Path:
+    """Put where ssymv's entry would be a working object that leaves a mark when loaded, with a
+    matching checksum: only the directory's unsafety stands between it and this process."""
+    source = emit_c(k.final, k.stages[-1].name)
+    stem = f"{k.final.name}-{build.cache_key(source, build.toolchain())[:32]}"
+    so = cache_dir / f"{stem}.so"
+    mark = cache_dir.parent / "trojan-ran"
+    _compile_so(textwrap.dedent(f"""\
+        #include <stdio.h>
+        __attribute__((constructor)) static void mark(void) {{ FILE *f = fopen("{mark}", "w"); if (f) fclose(f); }}
+        int systec_ssymv(void) {{ return 0; }}
+        """), cache_dir.parent / "trojan.so")
+    os.replace(cache_dir.parent / "trojan.so", so)
+    so.chmod(0o600)
+    so.with_suffix(".sha256").write_text(build._digest(so) + "\n")
+    so.with_suffix(".sha256").chmod(0o600)
+    return mark
+
+
+def _falls_back(k: systec_ref.Kernel, log: Path, match: str) -> str:
+    """Compile ``k``: the unsafe cache is not used, a private temporary one is, with one warning."""
+    with pytest.warns(kernel_cache.CacheWarning, match=match) as caught:
+        fn = k.c_function()
+    assert len(caught) == 1
+    ssymv_check(k, fn)
+    assert len(compilations(log)) == 1
+    assert "systec_ref-cache-" in compilations(log)[0], "not compiled in the private temporary directory"
+    return str(caught[0].message)
+
+
 @pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o1777], ids=oct)
-def test_a_cache_dir_others_can_write_is_refused(fresh, mode):
-    cache, log = fresh
-    cache.mkdir()
-    cache.chmod(mode)
+def test_a_cache_dir_others_can_write_is_not_used(fresh, mode):
+    cache_dir, log = fresh
+    cache_dir.mkdir()
+    cache_dir.chmod(mode)
     k = systec_ref.load(helpers.example("ssymv"))
-    with pytest.raises(systec_ref.ToolError) as e:
-        k.c_function()
-    assert str(cache) in str(e.value) and f"chmod go-w {cache}" in str(e.value)
-    assert compilations(log) == [] and list(cache.iterdir()) == []
-    cache.chmod(0o755)  # readable by others is fine; writable is not
-    ssymv_check(k, k.c_function())
+    mark = _plant_trojan(cache_dir, k)
+    before = sorted(cache_dir.iterdir())
+    message = _falls_back(k, log, "writable by")
+    assert str(cache_dir) in message and f"chmod go-w {cache_dir}" in message
+    assert not mark.exists(), "code was loaded from a cache others can write"
+    assert sorted(cache_dir.iterdir()) == before, "the unsafe cache was written to"
+    for f in before:
+        f.unlink()
+    cache_dir.chmod(0o755)  # readable by others is fine; writable is not
+    build._loaded.clear()
+    k2 = systec_ref.load(helpers.example("ssymv"))
+    ssymv_check(k2, k2.c_function())
+    assert len(entries(cache_dir)) == 1
 
 
-def test_a_cache_dir_of_another_user_is_refused(fresh, monkeypatch):
-    cache, log = fresh
-    cache.mkdir(mode=0o700)
-    _other_uid(monkeypatch, cache)
-    with pytest.raises(systec_ref.ToolError, match=r"belongs to uid \d+, not to you") as e:
-        systec_ref.load(helpers.example("ssymv")).c_function()
-    assert str(cache) in str(e.value)
-    assert compilations(log) == []
+def test_a_cache_dir_of_another_user_is_not_used(fresh, monkeypatch):
+    cache_dir, log = fresh
+    cache_dir.mkdir(mode=0o700)
+    k = systec_ref.load(helpers.example("ssymv"))
+    mark = _plant_trojan(cache_dir, k)
+    _other_uid(monkeypatch, cache_dir)
+    message = _falls_back(k, log, r"belongs to uid \d+, not to you")
+    assert str(cache_dir) in message
+    assert not mark.exists(), "code was loaded from another user's cache"
 
 
 def test_a_symlinked_cache_dir_is_judged_by_its_target(fresh, tmp_path):
-    cache, _ = fresh
+    cache_dir, log = fresh
     target = tmp_path / "elsewhere"
     target.mkdir(mode=0o777)
     target.chmod(0o777)
-    cache.symlink_to(target)
-    with pytest.raises(systec_ref.ToolError, match="writable by its group and other users"):
-        systec_ref.load(helpers.example("ssymv")).c_function()
+    cache_dir.symlink_to(target)
+    _falls_back(systec_ref.load(helpers.example("ssymv")), log, "writable by its group and other users")
+    assert list(target.iterdir()) == []
 
 
-def test_a_parent_others_can_write_without_sticky_bit_is_refused(fresh, tmp_path, monkeypatch):
+def test_a_parent_others_can_write_without_sticky_bit_is_not_used(fresh, tmp_path, monkeypatch):
     _, log = fresh
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     monkeypatch.setenv("SYSTEC_REF_CACHE", str(shared / "cache"))
     k = systec_ref.load(helpers.example("ssymv"))
-    with pytest.raises(systec_ref.ToolError, match="above the cache") as e:
-        k.c_function()
-    assert str(shared) in str(e.value)
-    assert compilations(log) == []
+    message = _falls_back(k, log, "without the sticky bit")
+    assert str(shared) in message
+    assert not [p for p in (shared / "cache").iterdir() if p.suffix == ".so"]
     shared.chmod(0o1777)  # like /tmp: others cannot rename or remove what is not theirs
-    ssymv_check(k, k.c_function())
+    build._loaded.clear()
+    k2 = systec_ref.load(helpers.example("ssymv"))
+    ssymv_check(k2, k2.c_function())
+    assert len(entries(shared / "cache")) == 1
 
 
 def _group_writable(p: Path, monkeypatch) -> None:

@@ -263,7 +263,8 @@ def test_bogus_compiler_flag(no_loaded, monkeypatch):
 
 def test_unknown_backend_and_stage():
     k = kernel("ssymv")
-    with pytest.raises(systec_ref.SystecError, match=r"unknown backend 'fortran' \(available: interp, c\)"):
+    with pytest.raises(systec_ref.SystecError,
+                       match=r"unknown backend 'fortran' \(available: interp, c, or None: C where"):
         k.run(backend="fortran", **k.random_inputs({"n": 2}))
     with pytest.raises(systec_ref.SystecError, match=r"kernel ssymv has no stage 'bogus' \(stages: lower, "):
         k.c_function("bogus")

@@ -125,7 +125,7 @@ def test_internal_error_is_one_line_exit_3(monkeypatch, capsys) -> None:
 
     parser = cli.build_parser()
     args = parser.parse_args(["show", "examples/ssymv.ein"])
-    monkeypatch.setattr(cli, "build_parser", lambda: type("P", (), {"parse_args": lambda self, a: args})())
+    monkeypatch.setattr(cli, "build_parser", lambda *_: type("P", (), {"parse_args": lambda self, a: args})())
     args.fn = boom
     monkeypatch.delenv("SYSTEC_REF_DEBUG", raising=False)
     assert cli.main(["show", "examples/ssymv.ein"]) == 3

@@ -9,7 +9,7 @@ The layers, lowest first (a module may import from its own package and from lowe
     ir                            the loop-nest IR: nodes, printer, verifier, index and name helpers
     interp | rewrite              the interpreter | lower and the passes
     emit                          C: emitter, calling convention, build, runtime
-    driver modules                api, check, compare, reference, sizes, tensors
+    driver modules                api, check, compare, reference, sizes, tensors, bundled (examples)
     viz                           explain, drawings
     cli, bench, __init__          entry points
 
@@ -33,7 +33,8 @@ LAYERS: dict[str, int] = {
     "ir": 3,
     "interp": 4, "rewrite": 4,
     "emit": 5,
-    "api": 6, "check": 6, "compare": 6, "reference": 6, "sizes": 6, "tensors": 6,
+    "api": 6, "check": 6, "compare": 6, "reference": 6, "sizes": 6, "tensors": 6, "einsum": 6,
+    "bundled": 6,
     "viz": 7,
     "cli": 8, "bench": 8, "__main__": 8, "__init__": 8,
 }

@@ -164,8 +164,8 @@ def test_float32_rounds_every_operation():
     want = (np.float32(0.1) * x) * z + np.float32(0.3)
     got = k.definition({"x": x, "z": z}).value
     assert got.dtype == np.float32 and np.array_equal(got, want)
-    assert np.array_equal(k.run(x=x, z=z), want)
-    assert systec_ref.agree(k.run(backend="c", x=x, z=z), want, "float32")
+    assert np.array_equal(k.run(backend="interp", x=x, z=z), want)
+    assert systec_ref.agree(k.run(backend="c", x=x, z=z), want, "float32")  # C may contract a*b+c: not exact
 
 
 def test_float32_overflows_to_inf_in_both():

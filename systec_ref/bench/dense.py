@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..api import Kernel, load
+from .. import bundled
+from ..api import Kernel
+from ..api import compile as compile_kernel
 from ..compare import agree
-from ..errors import SystecError
 from .timing import measure
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _khatri_rao(B: np.ndarray, times: int) -> np.ndarray:
@@ -108,10 +106,7 @@ def _inputs(k: Kernel, sizes: dict[str, int]) -> dict[str, np.ndarray]:
 
 
 def run_case(case: Case, quick: bool, repeats: int) -> dict:
-    path = EXAMPLES / f"{case.kernel}.ein"
-    if not path.exists():
-        raise SystecError(f"benchmark kernel {path} not found (run from a checkout of systec_ref)")
-    k = load(path)
+    k = compile_kernel(*bundled.read(case.kernel))  # the bundled example: found in an installed wheel too
     sizes = case.quick if quick else case.sizes
     inputs = _inputs(k, sizes)
     arrays, dims = k.bind(inputs)  # verified symmetric once; the timed calls skip the check

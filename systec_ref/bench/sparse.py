@@ -14,17 +14,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..api import Kernel, load
+from .. import bundled
+from ..api import Kernel
+from ..api import compile as compile_kernel
 from ..compare import agree
 from ..errors import SystecError
 from ..storage import SparseTensor, for_program
 from .timing import measure
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -358,10 +357,7 @@ def _build_libs(case: Case, inputs: dict, arrays: dict) -> tuple[dict[str, Calla
 
 
 def run_case(case: Case, quick: bool, repeats: int) -> dict:
-    path = EXAMPLES / f"{case.kernel}.ein"
-    if not path.exists():
-        raise SystecError(f"benchmark kernel {path} not found (run from a checkout of systec_ref)")
-    k: Kernel = load(path)
+    k: Kernel = compile_kernel(*bundled.read(case.kernel))  # the bundled example: found in an installed wheel too
     t0 = time.perf_counter()
     inputs, described = case.make(quick)
     seconds = {"make input": time.perf_counter() - t0}

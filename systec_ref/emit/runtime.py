@@ -142,9 +142,12 @@ class CFunction:
                 args[n] = a.ctypes.data
         fn = self.fn
 
-        def call() -> dict[str, np.ndarray]:
+        def call(out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+            """Run once; ``out`` may hand over the output arrays to write (the kernel overwrites every
+            element), checked here; the others are fresh."""
             try:
-                made = {name: np.empty(shape, dtype=dtype) for _, name, shape in outs}
+                made = {name: _given(p.name, name, out[name], shape, dtype, keep) if out and name in out
+                        else np.empty(shape, dtype=dtype) for _, name, shape in outs}
             except (ValueError, MemoryError):
                 _, name, shape = max(outs, key=lambda o: math.prod(o[2]))  # the largest is the culprit
                 raise InputError(f"kernel {p.name}: cannot allocate its output {name} of shape {shape} "
@@ -158,3 +161,19 @@ class CFunction:
                 raise ToolError(f"kernel {p.name}: out of memory for its temporaries")
             return made
         return call
+
+
+def _given(kernel: str, name: str, a: object, shape: tuple[int, ...], dtype: np.dtype,
+           inputs: list[np.ndarray]) -> np.ndarray:
+    """A caller's output array, if the C may write it: right type, shape and layout, writeable, and
+    overlapping no input (the generated C declares its pointers ``restrict``)."""
+    if not isinstance(a, np.ndarray):
+        raise InputError(f"kernel {kernel}: out= must be a numpy array, not {type(a).__name__}")
+    if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous or not a.flags.writeable:
+        raise InputError(f"kernel {kernel}: out= for {name} must be a writeable C-contiguous {dtype} array of shape "
+                         f"{shape}, got {'a writeable' if a.flags.writeable else 'a read-only'} "
+                         f"{'C' if a.flags.c_contiguous else 'non-C'}-contiguous {a.dtype} array of shape {a.shape}")
+    if any(np.may_share_memory(a, x) for x in inputs):
+        raise InputError(f"kernel {kernel}: out= for {name} overlaps an input (the kernel reads its inputs while it "
+                         f"writes its output): pass a separate array")
+    return a

@@ -8,14 +8,19 @@ graph.  ``nest`` edges go from a statement to the statements it contains,
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ..term import unknown
 from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, Stmt
 from .printer import fmt_cond, fmt_face, fmt_index, fmt_stmt
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 def to_graph(p: Program) -> nx.DiGraph:
+    import networkx as nx  # imported when a graph is drawn: it takes longer to import than the whole package
+
     g = nx.DiGraph(name=p.name)
     counter = iter(range(1 << 62))
 

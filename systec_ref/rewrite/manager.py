@@ -16,11 +16,13 @@ internal error of the compiler, not the user's.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import MiscompileError, SystecError
 from ..ir.nodes import Facts, Program
+from ..ir.printer import print_program
 from ..ir.verify import verify
 from ..storage import formats
 
@@ -87,6 +89,14 @@ class Stage:
     program: Program
     changed: bool
     note: str = ""
+
+    def __repr__(self) -> str:  # the program's own repr is pages long
+        return f"<Stage {self.name}{'' if self.changed else ' (no change)'}: {self.note}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the note and the loop nest."""
+        return (f"<div><b>{html.escape(self.name)}</b>: {html.escape(self.note)}"
+                f"<pre>{html.escape(print_program(self.program))}</pre></div>")
 
 
 def check_order(passes: Sequence[Pass]) -> None:

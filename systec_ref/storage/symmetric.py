@@ -10,24 +10,33 @@ which a kernel can iterate with no equality test at all.  Each face is a
 is the row, so only one level is stored.  A tensor without symmetry has one
 face.
 
-Conversions (``from_dense``, ``from_scipy``, ``from_coo``) verify the declared
-symmetry — the error names the largest difference and where — and keep every
-value.  ``check=False`` skips the verification; the canonical entry is then
-used (for ``from_dense``: the value at sorted subscripts, i.e. the upper
-triangle of a matrix).  In ``from_coo``, entries given twice at the very same
-coordinate are **summed** (scipy's convention); entries at permutations of one
-canonical coordinate are the same entry and must be equal.
+Conversions (``from_dense``, ``from_scipy``, ``from_coo``, ``from_pydata``) check
+their ``symmetry`` argument (:func:`~systec_ref.storage.faces.symmetry_groups`) and
+verify the declared symmetry — the error names the largest difference and where.
+``check=True`` (default) compares floats up to a relative tolerance
+(:data:`~systec_ref.storage.faces.SYMMETRY_RTOL`, see
+:func:`~systec_ref.storage.faces.symmetry_rtol`), ``check="exact"`` bitwise, a number
+is that tolerance, and ``check=False`` skips the verification.  In every case the
+tensor stores the canonical entry — the value at sorted subscripts (the upper
+triangle of a matrix); for ``from_coo`` unchecked, the entry given at the canonical
+coordinate, else the first permutation given.  In ``from_coo``, entries given twice at
+the very same coordinate are **summed** (scipy's convention); entries at permutations
+of one canonical coordinate are the same entry and must be equal (up to the tolerance).
+
+``to_coo``, ``to_scipy`` and ``to_pydata`` give every entry back, mirrored (non-canonical
+storage), for other libraries.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ToolError
 from .csf import CSF
 from .faces import (
     canonical_coords,
@@ -37,6 +46,11 @@ from .faces import (
     face_modes,
     face_of,
     fill_pinned,
+    largest_magnitude,
+    symmetry_groups,
+    symmetry_rtol,
+    tolerance_text,
+    within_tolerance,
 )
 
 
@@ -148,11 +162,13 @@ class SparseTensor:
         return cls(tuple(int(s) for s in shape), symmetry, fill, np.dtype(dtype), faces)
 
     @classmethod
-    def from_dense(cls, arr: np.ndarray, symmetry=(), fill: float = 0, check: bool = True,
+    def from_dense(cls, arr: np.ndarray, symmetry=(), fill: float = 0, check: bool | str | float = True,
                    name: str = "tensor") -> SparseTensor:
+        """From a dense array; entries equal to ``fill`` are not stored.  Only the canonical entries
+        (sorted subscripts in each group) are read once the symmetry is verified per ``check``."""
         arr = np.asarray(arr)
-        if check and symmetry:
-            check_symmetry(name, arr, tuple(symmetry))
+        symmetry = symmetry_groups(symmetry, arr.shape)
+        check_symmetry(name, arr, symmetry, check)
         mask = _is_stored(arr, fill)
         coords = np.argwhere(mask).astype(np.int64)
         if symmetry and len(coords):
@@ -165,7 +181,7 @@ class SparseTensor:
         return cls._build(arr.shape, tuple(symmetry), fill, arr.dtype, coords, vals)
 
     @classmethod
-    def from_scipy(cls, mat, symmetry=(), check: bool = True, name: str = "tensor",
+    def from_scipy(cls, mat, symmetry=(), check: bool | str | float = True, name: str = "tensor",
                    fill: float = 0) -> SparseTensor:
         """From a ``scipy.sparse`` matrix; entries it does not store hold ``fill``, and entries it
         stores explicitly are kept even when they are zero (unless ``fill`` is 0)."""
@@ -174,9 +190,12 @@ class SparseTensor:
         return cls.from_coo(coords, np.asarray(coo.data), coo.shape, symmetry, fill, check, name)
 
     @classmethod
-    def from_coo(cls, coords, values, shape, symmetry=(), fill: float = 0, check: bool = True,
+    def from_coo(cls, coords, values, shape, symmetry=(), fill: float = 0, check: bool | str | float = True,
                  name: str = "tensor") -> SparseTensor:
+        """From coordinates (one row per entry) and values; see the module's notes on duplicates,
+        permutations and ``check``."""
         values = np.asarray(values)
+        symmetry = symmetry_groups(symmetry, tuple(shape))
         coords = np.asarray(coords, dtype=np.int64).reshape(values.size if not len(shape) else -1, len(shape))
         values = np.asarray(values)
         if values.shape != (coords.shape[0],):
@@ -194,39 +213,49 @@ class SparseTensor:
             coords, values = coords[keep], values[keep]
         del keep
         if symmetry and len(coords):
-            groups = tuple(symmetry)
+            groups = symmetry
+            rtol = symmetry_rtol(check, values.dtype)
+            atol = rtol * largest_magnitude(values, fill) if rtol else 0.0
             if _is_canonical(coords, groups).all():
                 # given canonical (and distinct): every entry stands for itself, nothing to merge or copy
-                if check:
+                if rtol is not None:
                     every = np.arange(len(coords))
-                    worst = _worst_class(coords, values, every, every, groups, fill)
+                    worst = _worst_class(values, every, every, np.ones(len(coords), dtype=bool), coords, groups,
+                                         fill, rtol, atol)
                     if worst is not None:
                         _check_coo_symmetry(name, coords[worst:worst + 1], values[worst:worst + 1],
-                                            coords[worst:worst + 1], groups, fill)
+                                            coords[worst:worst + 1], groups, fill, rtol, atol)
             else:
                 canon = canonical_coords(coords, groups)
                 first, cls_of = _classes(coords, canon, tuple(shape))
-                if check:
-                    worst = _worst_class(canon, values, first, cls_of, groups, fill)
+                if rtol is not None:
+                    # has each class its canonical point given?  (_classes picks that entry when there is one)
+                    given = np.ones(len(first), dtype=bool)
+                    for m in range(coords.shape[1]):
+                        given &= coords[first, m] == canon[first, m]
+                    worst = _worst_class(values, first, cls_of, given, canon[first], groups, fill, rtol, atol)
                     if worst is not None:
                         mine = cls_of == worst
-                        _check_coo_symmetry(name, coords[mine], values[mine], canon[mine], groups, fill)
+                        _check_coo_symmetry(name, coords[mine], values[mine], canon[mine], groups, fill, rtol, atol)
+                    # verified: a class not given at its canonical point holds the fill there, so stores nothing
+                    first = first[given]
                 coords, values = canon[first], values[first]
         return cls._build(tuple(shape), tuple(symmetry), fill, values.dtype, coords, values)
 
-    def with_symmetry(self, symmetry=(), check: bool = True, name: str = "tensor") -> SparseTensor:
+    def with_symmetry(self, symmetry=(), check: bool | str | float = True, name: str = "tensor") -> SparseTensor:
         """The same tensor stored canonical-only for other symmetry groups (``()``: every entry).
 
-        Dropping symmetry is exact.  Adding one verifies it (unless ``check=False``).
+        Dropping symmetry is exact.  Adding one verifies it per ``check`` (see :meth:`from_coo`).
         The result is kept, so a tensor object reused across calls converts once; a layout
-        built unverified (``check=False``) is verified the first time it is asked for with
-        ``check=True``, so skipping the check once never skips it later.
+        built unverified (``check=False``), or with a looser tolerance, is verified again the first
+        time it is asked for with a stricter check, so skipping the check once never skips it later.
         """
-        groups = tuple(tuple(g) for g in symmetry)
+        groups = symmetry_groups(symmetry, self.shape)
         if groups == self.symmetry:
             return self
+        rtol = symmetry_rtol(check, self.dtype)
         have = self._layouts.get(groups)
-        if have is not None and (have[1] or not check or not groups):
+        if have is not None and (rtol is None or not groups or (have[1] is not None and have[1] <= rtol)):
             return have[0]
         c, v = self.full_coo()  # sorted, each point once
         if groups:
@@ -234,7 +263,7 @@ class SparseTensor:
         else:
             faces = {(): CSF.from_sorted(self.shape, c, v)} if len(c) else {}
             layout = SparseTensor(self.shape, (), self.fill, self.dtype, faces)
-        self._layouts[groups] = (layout, check)
+        self._layouts[groups] = (layout, rtol)  # the tolerance it was verified with (None: unverified)
         return layout
 
     def astype(self, dtype) -> SparseTensor:
@@ -278,6 +307,60 @@ class SparseTensor:
         elif len(v):
             out[tuple(c[:, m] for m in range(len(self.shape)))] = v
         return out
+
+    # -- other libraries -----------------------------------------------------------
+    def to_coo(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every entry of the full tensor: coordinates ``(nnz, order)`` int64, sorted, and values.
+
+        Non-canonical storage: each canonical entry appears at every distinct permutation of its
+        subscripts.  Entries holding the fill are not listed."""
+        return self.full_coo()
+
+    def to_scipy(self, format: str = "csr"):
+        """The matrix as a ``scipy.sparse`` matrix of ``format`` (``"csr"``, ``"csc"``, ``"coo"``, ...)
+        holding every entry (mirrored, not just the canonical triangle).  Order 2 with fill 0 only:
+        scipy holds 0 where it stores nothing."""
+        import scipy.sparse as sp
+
+        if len(self.shape) != 2:
+            raise InputError(f"to_scipy: scipy.sparse holds matrices, this tensor has order {len(self.shape)} "
+                             f"(use to_coo() or to_pydata())")
+        if not (self.fill == 0 and not (isinstance(self.fill, float) and math.isnan(self.fill))):
+            raise InputError(f"to_scipy: the tensor holds {self.fill!r} where it stores nothing, but a scipy.sparse "
+                             f"matrix holds 0 there (use to_pydata(), which keeps the fill, or to_dense())")
+        c, v = self.full_coo()
+        mat = sp.coo_matrix((v, (c[:, 0], c[:, 1])), shape=self.shape, dtype=self.dtype)
+        try:
+            return mat.asformat(format)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"to_scipy: format={format!r} is not a scipy.sparse format ({e})") from None
+
+    def to_pydata(self):
+        """The tensor as a pydata ``sparse.COO`` holding every entry (mirrored) and the fill as its
+        ``fill_value`` (needs the optional ``sparse`` package)."""
+        sparse = _pydata()
+        c, v = self.full_coo()
+        if isinstance(self.fill, float) and not math.isfinite(self.fill) and v.dtype.kind != "f":
+            v = v.astype(np.float64)  # an int tensor whose fill is inf or nan: only a float array holds both
+        return sparse.COO(c.T, v, shape=self.shape, fill_value=self.fill, has_duplicates=False, sorted=True)
+
+    @classmethod
+    def from_pydata(cls, arr, symmetry=(), check: bool | str | float = True, fill: float | None = None,
+                    name: str = "tensor") -> SparseTensor:
+        """From a pydata sparse array (``sparse.COO``, ``sparse.GCXS``, ...): its ``fill_value`` holds
+        where it stores nothing, so ``fill``, if given, must be that value.  ``symmetry`` and ``check``
+        as in :meth:`from_coo`."""
+        sparse = _pydata()
+        if not isinstance(arr, sparse.SparseArray):
+            raise InputError(f"{name}: from_pydata takes a pydata sparse array (sparse.COO or sparse.GCXS), "
+                             f"not {type(arr).__name__}")
+        own = np.asarray(arr.fill_value).item()
+        if fill is not None and not (fill == own or (_isnan(fill) and _isnan(own))):
+            raise InputError(f"{name}: fill={fill!r} but the pydata array holds its fill_value {own!r} where it "
+                             f"stores nothing (build it with fill_value={fill!r})")
+        coo = arr if isinstance(arr, sparse.COO) else arr.tocoo()
+        return cls.from_coo(np.asarray(coo.coords, dtype=np.int64).T, np.asarray(coo.data), tuple(coo.shape),
+                            symmetry, own, check, name)
 
     def memory_bytes(self) -> int:
         return sum(f.memory_bytes() for f in self.faces.values())
@@ -346,35 +429,44 @@ def _classes(coords: np.ndarray, canon: np.ndarray,
     return order[new], cls_of
 
 
-def _worst_class(canon, values, first, cls_of, groups, fill) -> int | None:
-    """The class with the largest asymmetry (a value differing from its representative, or a
-    permutation not given at all, i.e. holding the fill), or None if the entries are symmetric."""
-    rep = values[first][cls_of]
-    with np.errstate(invalid="ignore", over="ignore"):
-        dev = np.abs(values.astype(np.float64) - rep.astype(np.float64))
-        same = values == rep
-        if values.dtype.kind == "f":
-            same |= np.isnan(values) & np.isnan(rep)
-        dev = np.where(same, 0.0, np.nan_to_num(dev, nan=np.inf, posinf=np.inf))
-        per_class = np.zeros(len(first), dtype=np.float64)
-        np.maximum.at(per_class, cls_of, dev)
-        given = np.bincount(cls_of, minlength=len(first))
-        want = np.ones(len(first), dtype=np.int64)
-        reps = canon[first]
-        for g in groups:
-            want *= sum(keep.astype(np.int64) for _, keep in distinct_permutations(reps, g))
-        missing = given < want
-        gap = np.abs(values[first].astype(np.float64) - float(fill))
-        gap = np.nan_to_num(gap, nan=np.inf, posinf=np.inf)
-        per_class = np.where(missing, np.maximum(per_class, np.where(gap > 0, gap, np.inf)), per_class)
-        bad = (per_class > 0) | missing
-    if not bad.any():
+def _worst_class(values, first, cls_of, given, reps, groups, fill, rtol: float, atol: float) -> int | None:
+    """The class with the largest asymmetry beyond the tolerance, or None if the entries are symmetric.
+
+    A class's value is its entry at the canonical point (``given``), else the fill; every entry of
+    the class, and every permutation not given at all (which holds the fill), must match it."""
+    fill_arr = np.asarray(fill)
+    rep = values[first]
+    ref = rep[cls_of]
+    ok = within_tolerance(values, ref, rtol, atol)
+    if not given.all():
+        ok = np.where(given[cls_of], ok, within_tolerance(values, fill_arr, rtol, atol))
+    missing = np.bincount(cls_of, minlength=len(first)) < _permutation_counts(reps, groups)
+    # a permutation not given holds the fill: a mismatch only if the canonical value is given and differs
+    fill_bad = missing & given & ~within_tolerance(rep, fill_arr, rtol, atol)
+    if ok.all() and not fill_bad.any():
         return None
-    return int(np.argmax(np.where(bad, per_class, -1.0)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        against = np.where(given[cls_of], ref.astype(np.float64), float(fill))
+        dev = np.nan_to_num(np.abs(values.astype(np.float64) - against), nan=np.inf, posinf=np.inf)
+        gap = np.nan_to_num(np.abs(rep.astype(np.float64) - float(fill)), nan=np.inf, posinf=np.inf)
+    per_class = np.full(len(first), -1.0)
+    bad = ~ok
+    np.maximum.at(per_class, cls_of[bad], dev[bad])
+    per_class = np.where(fill_bad, np.maximum(per_class, gap), per_class)
+    return int(np.argmax(per_class))
 
 
-def _check_coo_symmetry(name, coords, values, canon, groups, fill) -> None:
-    """Every permutation of a stored entry must be stored with the same value."""
+def _permutation_counts(reps: np.ndarray, groups) -> np.ndarray:
+    """Per canonical point: how many distinct points its permutations are."""
+    want = np.ones(len(reps), dtype=np.int64)
+    for g in groups:
+        want *= sum(keep.astype(np.int64) for _, keep in distinct_permutations(reps, g))
+    return want
+
+
+def _check_coo_symmetry(name, coords, values, canon, groups, fill, rtol: float, atol: float) -> None:
+    """Every permutation of a stored entry must be stored with the same value (up to the tolerance):
+    raise naming the worst pair of one class (the one :func:`_worst_class` found)."""
     by_canon: dict[tuple, dict[tuple, object]] = {}
     for c, x, v in zip(map(tuple, canon), map(tuple, coords), values):
         by_canon.setdefault(c, {})[x] = v
@@ -391,21 +483,42 @@ def _check_coo_symmetry(name, coords, values, canon, groups, fill) -> None:
                         x[q] = val
                     new.append(tuple(x))
             perms = new
-        vals = [given.get(p, fill) for p in sorted(set(perms))]
         ref = given.get(c, fill)
-        for p, v in zip(sorted(set(perms)), vals):
-            same = (v == ref) or (isinstance(v, float) and isinstance(ref, float) and math.isnan(v) and math.isnan(ref))
-            if not same:
+        for p in sorted(set(perms)):
+            v = given.get(p, fill)
+            if not within_tolerance(np.asarray(v), np.asarray(ref), rtol, atol):
                 diff = abs(float(v) - float(ref)) if not (math.isinf(float(v)) or math.isinf(float(ref))) else math.inf
+                diff = math.inf if math.isnan(diff) else diff
                 if worst is None or diff > worst[0]:
                     worst = (diff, c, p, ref, v)
-    if worst is not None:
-        diff, c, p, ref, v = worst
-        at = lambda x: f"{name}[{','.join(str(int(q)) for q in x)}]"  # noqa: E731
-        modes = " ".join("(" + ",".join(map(str, g)) + ")" for g in groups)
-        raise InputError(f"{name} is declared symmetric in modes {modes} but is not: {at(c)} = {_num(ref)} "
-                         f"while {at(p)} = {_num(v)} (largest difference {diff:.6g}); give every permutation "
-                         f"with the same value, or pass check=False to use the canonical entries")
+    if worst is None:  # _worst_class and this search disagree: a bug, never a pass
+        raise AssertionError(f"{name}: an asymmetry was found but not located")
+    diff, c, p, ref, v = worst
+    at = lambda x: f"{name}[{','.join(str(int(q)) for q in x)}]"  # noqa: E731
+    modes = " ".join("(" + ",".join(map(str, g)) + ")" for g in groups)
+    raise InputError(f"{name} is declared symmetric in modes {modes} but is not: {at(c)} = {_num(ref)} "
+                     f"while {at(p)} = {_num(v)} (largest difference {diff:.6g}); {tolerance_text(rtol, atol)}; "
+                     f"give every permutation with the same value, or pass check=False to use the canonical entries")
+
+
+def pydata_module(value: object):
+    """The pydata ``sparse`` module if it is loaded, else None (then ``value`` cannot be one of its
+    arrays, and nothing needs importing it)."""
+    mod = sys.modules.get("sparse")
+    return mod if mod is not None and isinstance(getattr(mod, "SparseArray", None), type) else None
+
+
+def _pydata():
+    """The pydata ``sparse`` module (an optional dependency: the ``pydata`` extra)."""
+    try:
+        import sparse
+    except ImportError:
+        raise ToolError("pydata sparse arrays need the 'sparse' package: pip install 'systec_ref[pydata]'") from None
+    return sparse
+
+
+def _isnan(v: object) -> bool:
+    return isinstance(v, float) and math.isnan(v)
 
 
 def _num(v) -> str:

@@ -8,8 +8,10 @@ as *removed*, and a statement whose text changed in place as *changed*.
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 SAME, ADDED, REMOVED, CHANGED = "same", "added", "removed", "changed"
 

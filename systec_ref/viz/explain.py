@@ -240,5 +240,6 @@ window.addEventListener("load", () => {{
 """
 
 
-def reproduce_command(argv: list[str]) -> str:
-    return "python -m systec_ref " + shlex.join(argv)
+def reproduce_command(argv: list[str], prog: str = "python -m systec_ref") -> str:
+    """The command line that wrote these files, under the name the user called the program by."""
+    return f"{prog} " + shlex.join(argv)
