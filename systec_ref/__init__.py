@@ -6,10 +6,11 @@ computes a result.  See the README and ``tutorials/``.
 """
 
 from . import storage
-from .api import Kernel, Result, compile, load
+from .api import InterpreterFallbackWarning, Kernel, Prepared, Result, compile, load
 from .check import check
 from .compare import agree
-from .einsum import einsum, einsum_kernel, einsum_prepare
+from .einsum import PreparedEinsum, einsum, einsum_kernel, einsum_prepare
+from .emit.cache import CacheWarning
 from .errors import InputError, SourceError, SystecError, ToolError
 from .storage.faces import symmetrize
 from .tensors import random_inputs as _random_inputs
@@ -30,6 +31,6 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
     return _random_inputs(kernel.ast if isinstance(kernel, Kernel) else kernel, sizes, seed, density)
 
 
-__all__ = ["InputError", "Kernel", "Result", "SourceError", "SystecError", "ToolError", "agree", "storage", "check",
-           "compile", "einsum", "explain_view", "einsum_kernel", "einsum_prepare", "load", "random_inputs",
-           "symmetrize"]
+__all__ = ["CacheWarning", "InputError", "InterpreterFallbackWarning", "Kernel", "Prepared", "PreparedEinsum",
+           "Result", "SourceError", "SystecError", "ToolError", "agree", "check", "compile", "einsum", "einsum_kernel",
+           "einsum_prepare", "explain_view", "load", "random_inputs", "storage", "symmetrize"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,9 +51,18 @@ def default_backend() -> str:
         except ToolError as e:
             if not any(found is False for found in _c_found.values()):  # once per process
                 warnings.warn(f"running kernels in the reference interpreter, which is slow: {e}",
-                              InterpreterFallbackWarning, stacklevel=4)
+                              InterpreterFallbackWarning, stacklevel=_caller_level())
             _c_found[cc] = False
     return "c" if _c_found[cc] else "interp"
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package: a warning names the user's line."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _backend(backend: str | None) -> str:

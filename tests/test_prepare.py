@@ -105,3 +105,4 @@ def test_without_a_compiler_the_interpreter_runs_and_says_so_once():
     assert proc.stdout.split() == ["True", "interp"]
     assert proc.stderr.count("InterpreterFallbackWarning") == 1
     assert "running kernels in the reference interpreter" in proc.stderr and "no C compiler" in proc.stderr
+    assert proc.stderr.startswith("<string>:4: InterpreterFallbackWarning")  # the user's line, not ours
