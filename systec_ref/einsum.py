@@ -39,6 +39,7 @@ import numpy as np
 
 from .api import Kernel, Prepared, _backend, compile
 from .errors import InputError, SystecError
+from .storage.faces import symmetry_groups
 from .storage.symmetric import SparseTensor
 
 #: semiring name -> (update operator, combining operator, the value an unstored entry holds)
@@ -123,12 +124,11 @@ def _groups(p: int, order: int, given: object) -> tuple[tuple[int, ...], ...]:
     except (TypeError, ValueError):
         raise InputError(f"einsum: symmetric={{{p}: {given!r}}}: expected True or a list of groups of modes, "
                          f"e.g. [(0, 1), (2, 3)]") from None
-    used: set[int] = set()
-    for g in groups:
-        if len(g) < 2 or len(set(g)) != len(g) or any(not 0 <= m < order for m in g) or used & set(g):
-            raise InputError(f"einsum: symmetric={{{p}: {given!r}}}: each group needs two or more distinct modes "
-                             f"of operand {p} (modes 0..{order - 1}), groups disjoint")
-        used |= set(g)
+    try:  # the one definition of valid groups (sizes are checked with the operands, in _check_sizes)
+        groups = symmetry_groups(groups, (1,) * order)
+    except InputError:
+        raise InputError(f"einsum: symmetric={{{p}: {given!r}}}: each group needs two or more distinct modes "
+                         f"of operand {p} (modes 0..{order - 1}), groups disjoint") from None
     return tuple(sorted(tuple(sorted(g)) for g in groups))
 
 
