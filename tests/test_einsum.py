@@ -60,7 +60,9 @@ def problems(draw):
     n_ops = draw(st.integers(1, 3))
     ring = draw(st.sampled_from(list(RINGS)))
     dtype = draw(st.sampled_from(["float64", "float64", "int64"]))
-    n = draw(st.integers(1, 4))
+    # 0, 1, and sizes above every symmetric set (up to 5 modes): every nest is entered; 5 and 6 are not
+    # multiples of the unroll factor (4)
+    n = draw(st.integers(0, 6))
     letters = LETTERS[: draw(st.integers(1, 5))]
     subs: list[str] = []
     for _ in range(n_ops):
@@ -274,3 +276,21 @@ def test_the_stages_are_cached_on_disk_for_the_next_process(tmp_path):
         assert r.returncode == 0, r.stderr
     assert runs[0].stdout == runs[1].stdout == "15 unroll-and-jam\n16.0\n"
     assert len(list(tmp_path.glob("einsum-*.stages"))) == 1
+
+
+@pytest.mark.parametrize("backend", ["interp", "c"])
+@pytest.mark.parametrize("n", [0, 1, 5, 7])
+def test_every_nest_runs_at_sizes_above_the_largest_symmetric_set(n, backend):
+    """A symmetric 4-tensor and a factor used three times: sets of 4, entered (strict nest) only when n > 4;
+    7 is no multiple of the unroll factor."""
+    rng = np.random.default_rng(n)
+    A = exactly_symmetric(rng.uniform(-1, 1, (n,) * 4), ((0, 1, 2, 3),))
+    B = rng.uniform(-1, 1, (n, 3))
+    got = systec_ref.einsum("ijkl,jm,km,lm->im", A, B, B, B, symmetric={0: True}, backend=backend)
+    assert agree(got, np.einsum("ijkl,jm,km,lm->im", A, B, B, B), "float64")
+    S = exactly_symmetric(rng.uniform(-1, 1, (n, n)), ((0, 1),))
+    S[rng.random((n, n)) < 0.5] = 0
+    S = exactly_symmetric(S, ((0, 1),))
+    x = rng.uniform(-1, 1, n)
+    assert agree(systec_ref.einsum("ij,j->i", sp.csr_matrix(S), x, symmetric={0: True}, backend=backend), S @ x,
+                 "float64")
