@@ -25,6 +25,7 @@ from .lang.parser import parse
 from .rewrite import pipeline
 from .rewrite.manager import Stage
 from .storage import for_program
+from .storage import formats as storage_formats
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -121,7 +122,53 @@ class Kernel:
     @cached_property
     def stages(self) -> list[Stage]:
         """``lower`` followed by every pass of the pipeline, in order."""
+        base = self.__dict__.get("_base")
+        if base is not None:  # a variant for other storage formats: the passes before storage are shared
+            return pipeline.resume(base.stages, self.options)
         return pipeline.compile_stages(self.ast, self.options)
+
+    # -- storage formats -------------------------------------------------------------
+    def with_formats(self, tensor_formats: tuple[tuple[str, str], ...]) -> Kernel:
+        """This kernel with sparse inputs stored in the given formats ((tensor, format name) pairs;
+        see :mod:`systec_ref.storage.choose`): a variant sharing the stages before ``sparse-iterate``,
+        kept for the next call that asks for the same."""
+        tensor_formats = tuple(sorted((t, f) for t, f in tensor_formats if f != self.options.sparse_format))
+        if tensor_formats == self.options.tensor_formats:
+            return self
+        variants = self.__dict__.setdefault("_variants", {})
+        if tensor_formats not in variants:
+            k = Kernel(self.ast, dataclasses.replace(self.options, tensor_formats=tensor_formats))
+            k.__dict__["_base"] = self
+            variants[tensor_formats] = k
+        return variants[tensor_formats]
+
+    def for_data(self, arrays: dict[str, object], stage: str | None = None,
+                 sparse_format: str | dict[str, str] | None = None) -> Kernel:
+        """The variant of this kernel (:meth:`with_formats`) whose stage ``stage`` (default: the final
+        one; ``"baseline"``) iterates the sparse inputs among ``arrays`` (bound, :meth:`bind`) in the
+        storage formats chosen from their data (:func:`systec_ref.storage.choose.choose_format`), or
+        given: ``sparse_format`` a format name for every sparse input, or a dict per input (``"auto"``:
+        chosen)."""
+        prog = self._program(stage)[0]
+        iterated = [name for name, _ in prog.facts.sparse_storage]
+        if isinstance(sparse_format, dict):
+            stray = sorted(set(sparse_format) - {t.name for t in prog.tensors if t.format == "sparse"})
+            if stray:
+                raise InputError(f"sparse_format names '{stray[0]}', which is not a sparse input of kernel "
+                                 f"{self.name}")
+        if not iterated:
+            return self
+        given = sparse_format if isinstance(sparse_format, dict) else {t: sparse_format for t in iterated}
+        want = {t: given.get(t) or "auto" for t in iterated}
+        if any(f == "auto" for f in want.values()):
+            from .storage.choose import choose_format
+
+            stored = for_program(prog, {t: arrays[t] for t in iterated if want[t] == "auto"} | {
+                t: a for t, a in arrays.items() if t not in iterated})
+            want |= {t: choose_format(st).name for t, st in stored.items() if want[t] == "auto"}
+        for name in want.values():
+            storage_formats.get(name)  # an unknown name is refused here
+        return self.with_formats(tuple(want.items()))
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:
@@ -161,7 +208,8 @@ class Kernel:
         return Result(value, counts)
 
     def run(self, *, backend: str | None = None, optimize: bool = True, check: bool | str | float = True,
-            out: np.ndarray | None = None, **tensors: object) -> np.ndarray:
+            out: np.ndarray | None = None, sparse_format: str | dict[str, str] | None = None,
+            **tensors: object) -> np.ndarray:
         """Compute the kernel's output; a scalar output comes back as a 0-d array.
 
         ``backend=None`` (the default) runs the compiled C where a C compiler is found, else the
@@ -172,26 +220,31 @@ class Kernel:
         1e-12; the canonical entries are then used), ``"exact"`` bitwise, a number as the tolerance,
         ``False`` not at all (the optimized stages then read only the canonical triangle of what
         they are given; the naive nest and the definition read every entry).  ``out=`` is an array
-        the result is written into (and returned).
+        the result is written into (and returned).  ``sparse_format`` says how sparse inputs are handed
+        to the kernel: ``None``/``"auto"`` chosen from their data (32-bit indices where they fit, dense
+        levels where nearly full: :mod:`systec_ref.storage.choose`), a format name (``"csf"``: 64-bit,
+        compressed), or a dict per input.
         """
         backend = _backend(backend)
+        arrays, dims = self.bind(tensors, check)
         if backend == "c":
-            arrays, dims = self.bind(tensors, check)
-            fn = self.c_function(None if optimize else "baseline")
+            stage = None if optimize else "baseline"
+            fn = self.for_data(arrays, stage, sparse_format).c_function(stage)
             return self.call(fn, arrays, dims, out)
 
-        prog = self.final if optimize else self.naive
-        value = self.interpret(tensors, prog, check).value
+        prog = self.for_data(arrays, None, sparse_format).final if optimize else self.naive
+        value = self.interpret(arrays, prog, check=False).value
         return value if out is None else _into(out, value, f"kernel {self.name}")
 
     def prepare(self, *, backend: str | None = None, check: bool | str | float = True,
-                **tensors: object) -> Prepared:
+                sparse_format: str | dict[str, str] | None = None, **tensors: object) -> Prepared:
         """Validate ``tensors`` once and return a call that runs the kernel on them: for iterative
         algorithms, where the same kernel runs many times.  ``p()`` runs on the tensors given here;
         ``p(B=B2)`` replaces some (shape and dtype checked; the symmetry of a replaced symmetric input
         verified unless ``check=False``) and keeps them for the next calls; ``p(out=arr)`` writes
-        into ``arr``."""
-        return Prepared(self, _backend(backend), check, tensors)
+        into ``arr``.  ``sparse_format``: as for :meth:`run` (chosen again when a replaced input needs
+        another)."""
+        return Prepared(self, _backend(backend), check, tensors, sparse_format)
 
     @staticmethod
     def call(fn, arrays: dict, dims: dict[str, int], out: np.ndarray | None = None) -> np.ndarray:
@@ -269,20 +322,23 @@ class Prepared:
     ``p(out=arr)`` writes the result into ``arr``.  An input given again as the very same object
     is not checked again."""
 
-    def __init__(self, kernel: Kernel, backend: str, check: bool | str | float, tensors: dict[str, object]):
+    def __init__(self, kernel: Kernel, backend: str, check: bool | str | float, tensors: dict[str, object],
+                 sparse_format: str | dict[str, str] | None = None):
         self.kernel, self.backend, self.check = kernel, backend, check
+        self.sparse_format = sparse_format
         self.tensors = dict(tensors)
         self.arrays, self.dims = kernel.bind(self.tensors, check)
-        self._fn = kernel.c_function() if backend == "c" else None
         self._run = self._pack()
 
     def __repr__(self) -> str:
         return f"<Prepared {self.kernel.name} on {', '.join(sorted(self.tensors))} ({self.backend})>"
 
     def _pack(self) -> Callable[[np.ndarray | None], np.ndarray]:
-        if self._fn is not None:
-            return Kernel.prepare_call(self._fn, self.arrays, self.dims)
-        k, arrays = self.kernel, self.arrays
+        # the storage formats are chosen from the inputs as they are now (a replaced one may need others)
+        k = self.kernel.for_data(self.arrays, None, self.sparse_format)
+        if self.backend == "c":
+            return Kernel.prepare_call(k.c_function(), self.arrays, self.dims)
+        arrays = self.arrays
 
         def interp(out: np.ndarray | None = None) -> np.ndarray:
             value = k.interpret(arrays, k.final, check=False).value

@@ -140,11 +140,18 @@ def _print_json(doc: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
+def _formatted(kernel: api.Kernel, inputs: dict, args: argparse.Namespace) -> api.Kernel:
+    """The kernel compiled for the storage formats of ``--sparse-format`` (``auto``: chosen from ``inputs``)."""
+    arrays, _ = kernel.bind(inputs, check=False)
+    return kernel.for_data(arrays, "baseline" if getattr(args, "naive", False) else None, args.sparse_format)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
+    kernel = kernel.for_data(arrays, None, args.sparse_format)
     ref, method = numpy_reference(kernel.ast, arrays, dims)
     dtype = kernel.ast.output.dtype
     runs = [("definition", kernel.definition(arrays, check=False))]
@@ -159,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
              for stage, (_, res) in zip((kernel.stages[0].name, kernel.stages[-1].name), runs[1:])]  # the nests
     if args.backend == "c":
         for label, optimize in (("C, baseline (symmetry passes off)", False), ("C, final stage", True)):
-            got = kernel.run(backend="c", optimize=optimize, check=False, **arrays)
+            got = kernel.run(backend="c", optimize=optimize, check=False, sparse_format=args.sparse_format, **arrays)
             rows.append((label, agree(got, ref, dtype), None))
     ok = all(a.ok for _, a, _ in rows)
     if args.format == "json":
@@ -216,6 +223,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
+    kernel = _formatted(kernel, inputs, args)
     report = check_stages(kernel, inputs)
     if args.format == "json":
         _print_json(_check_json(report, args, sizes, _never_ran_hint(kernel, args.density)))
@@ -233,6 +241,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     kernel = _load(args)
+    if args.sparse_format != "auto":  # (no inputs here to choose from: auto is the 64-bit default)
+        kernel = kernel.with_formats(tuple((t.name, args.sparse_format) for t in kernel.ast.inputs
+                                           if t.format == "sparse"))
     stage = None
     if args.stage:
         stage = args.stage
@@ -285,6 +296,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise SystecError("explain: give a kernel file (or --list-passes)")
     kernel = _load(args)
     sizes = _sizes_for(kernel, parse_sizes(args.size))
+    kernel = _formatted(kernel, kernel.random_inputs(sizes, seed=args.seed), args)
     show = "all" if args.all else f"before:{args.before}" if args.before else f"after:{args.after}" if args.after \
         else "changed"
     opts = ExplainOptions(sizes=sizes, seed=args.seed, verify=args.verify, show=show, fmt=args.format,
@@ -377,6 +389,13 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
             sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
             sp.add_argument("--density", type=float, default=1.0,
                             help="fraction of stored entries of sparse inputs (default 1)")
+        sparse_format(sp, "auto" if inputs else "csf")
+
+    def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
+        sp.add_argument("--sparse-format", default=default, metavar="FORMAT",
+                        help=f"how sparse inputs are handed to the kernel: auto (chosen from the inputs: 32-bit "
+                             f"indices where they fit, dense levels where nearly full), csf (64-bit, compressed) "
+                             f"or a name such as 'csf[pos=int32,crd=int32,dense=f0+f1]' (default {default})")
 
     sp = sub.add_parser("run", help="run a kernel on random inputs and check it against numpy",
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=RUN_JSON_HELP,
@@ -404,6 +423,7 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
     sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 ({DEFAULT_SIZE_HELP})")
     sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
+    sparse_format(sp, "auto")
     sp.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                     help="run every stage in the interpreter on random inputs (default: on)")
     which = sp.add_mutually_exclusive_group()

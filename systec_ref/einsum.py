@@ -385,18 +385,35 @@ def einsum_kernel(subscripts: str, *operands: object, symmetric: dict | None = N
     return _kernel(spec_of(subscripts, operands, symmetric, semiring))
 
 
+def _formats(spec: Spec, sparse_format: str | dict | None) -> str | dict[str, str] | None:
+    """``sparse_format`` by operand position (einsum's terms) as the kernel's by input name."""
+    if not isinstance(sparse_format, dict):
+        return sparse_format
+    out: dict[str, str] = {}
+    for p, name in sparse_format.items():
+        if not isinstance(p, int) or not 0 <= p < len(spec.tensor_of):
+            raise InputError(f"einsum: sparse_format keys are operand positions 0..{len(spec.tensor_of) - 1}, "
+                             f"not {p!r}")
+        out[f"T{spec.tensor_of[p]}"] = name
+    return out
+
+
 def einsum(subscripts: str, *operands: object, symmetric: dict | None = None, semiring: object = "+*",
-           out: np.ndarray | None = None, backend: str | None = None, check: bool | str | float = True) -> np.ndarray:
+           out: np.ndarray | None = None, backend: str | None = None, check: bool | str | float = True,
+           sparse_format: str | dict | None = None) -> np.ndarray:
     """Evaluate an einsum expression like ``numpy.einsum``, exploiting declared symmetry and sparsity.
 
     ``symmetric={p: True}`` declares operand ``p`` symmetric in all its modes, ``{p: [(0, 1), (2, 3)]}``
     in groups of modes (verified unless ``check=False``); ``semiring`` is ``"+*"`` (default),
     ``"min+"``, ``"max+"`` or ``"max*"``; ``backend=None`` runs C where a C compiler is found.
+    ``sparse_format``: how sparse operands are handed to the kernel (default: chosen from their data;
+    a format name, or a dict by operand position; see ``Kernel.run``).
     A scalar result is a 0-d array.  See the module's docstring for how the kernel is formed."""
     spec = spec_of(subscripts, operands, symmetric, semiring)
     k = _kernel(spec)
     try:
-        return k.run(backend=backend, check=check, out=out, **_tensors(spec, operands))
+        return k.run(backend=backend, check=check, out=out, sparse_format=_formats(spec, sparse_format),
+                     **_tensors(spec, operands))
     except InputError as e:
         raise _in_user_terms(e, spec) from None
 
@@ -434,13 +451,15 @@ class PreparedEinsum:
 
 
 def einsum_prepare(subscripts: str, *operands: object, symmetric: dict | None = None, semiring: object = "+*",
-                   backend: str | None = None, check: bool | str | float = True) -> PreparedEinsum:
+                   backend: str | None = None, check: bool | str | float = True,
+                   sparse_format: str | dict | None = None) -> PreparedEinsum:
     """Compile and validate once, for loops (like ``opt_einsum.contract_expression`` with every operand given):
     ``expr = einsum_prepare('ikl,lj,kj->ij', A, B, B, symmetric={0: True})``, then ``expr(A, B2, B2)``."""
     spec = spec_of(subscripts, operands, symmetric, semiring)
     k = _kernel(spec)
     try:
-        prepared = k.prepare(backend=_backend(backend), check=check, **_tensors(spec, operands))
+        prepared = k.prepare(backend=_backend(backend), check=check, sparse_format=_formats(spec, sparse_format),
+                             **_tensors(spec, operands))
     except InputError as e:
         raise _in_user_terms(e, spec) from None
     return PreparedEinsum(spec, prepared, operands)

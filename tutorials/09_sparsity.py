@@ -124,6 +124,39 @@ assert c0.reads["A"] == M.shape[0] ** 2 and c.reads["A"] == A.stored and c.mults
 print("equal to scipy's A @ x:", bool(systec_ref.agree(sparse_ssymv.run(A=M, x=x), M @ x, "float64")))
 
 # %% [markdown]
+# ## How a kernel is handed the storage: formats chosen from the data (`fuse-faces`)
+#
+# The stages above index the storage with 64-bit positions and coordinates and iterate every level
+# as compressed: the compile knows nothing of the data. `run`, `prepare` and `einsum` do see it, and
+# choose a *storage format* for it: 32-bit indices where they fit, and a **dense first level** (every
+# coordinate, no coordinate array) where a face is nearly full — for a matrix with no empty row,
+# the rows of the strict triangle, and the diagonal as a plain vector. A 2-D Poisson matrix (the
+# 5-point Laplacian on a 6×6 grid) has both. `Kernel.for_data` gives the kernel compiled for the
+# chosen format; its `sparse-iterate` note names it.
+
+# %%
+import scipy.sparse as sp  # noqa: E402
+
+line = sp.diags([-np.ones(5), 2 * np.ones(6), -np.ones(5)], [-1, 0, 1])
+P = (sp.kron(line, sp.eye(6)) + sp.kron(sp.eye(6), line)).tocsr()
+Pt = SparseTensor.from_scipy(P, symmetry=((0, 1),), name="P")
+print(Pt.report("P"))
+xs = np.arange(1.0, P.shape[0] + 1)
+chosen = sparse_ssymv.for_data({"A": Pt, "x": xs})
+print(chosen.stage("sparse-iterate").note)
+
+# %% [markdown]
+# The strict nest and the diagonal nest now both run over every row `i = 0 .. n-1`: `fuse-faces`
+# makes them one loop, so `x` and `y` are swept once instead of twice (and `hoist-reads` then
+# reads `x[i]` once for both). The fused bodies only add into `y`, which neither reads: running
+# them in one loop only reorders additions.
+
+# %%
+ts.show_pass(chosen, "fuse-faces")
+report_p = ts.verify(chosen, {"A": Pt, "x": xs}, label="sparse SSYMV, formats chosen from the data")
+print("equal to scipy's P @ x:", bool(systec_ref.agree(sparse_ssymv.run(A=P, x=xs), P @ xs, "float64")))
+
+# %% [markdown]
 # ## Sparse MTTKRP-3: one storage face per nest
 #
 # For a sparse symmetric 3-tensor each of the four nests of `split-diagonals` iterates its own

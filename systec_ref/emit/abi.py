@@ -113,7 +113,7 @@ def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
 def face_layout(p: Program, tensor: str, face: tuple[int, ...]) -> FaceFormat:
     """What the program's storage format passes for one face of ``tensor``."""
     t = p.tensor(tensor)
-    return formats.get(p.facts.sparse_format).layout(t.order, t.symmetry, face)
+    return formats.get(p.facts.format_of(tensor)).layout(t.order, t.symmetry, face)
 
 
 def parameters(p: Program) -> tuple[Param, ...]:

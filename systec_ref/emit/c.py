@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 from ..dtypes import element, identity
 from ..ir.index import index_names, rename_indices, simplify_index
@@ -56,7 +57,8 @@ from ..ir.nodes import (
 )
 from ..ir.printer import fmt_tensor
 from ..lang.names import IVDEP, OPAQUE, face_array, generated
-from ..storage.formats import Compressed, FaceFormat
+from ..storage.faces import face_modes
+from ..storage.formats import Compressed, Dense, FaceFormat
 from ..term import nodes, postwalk, unknown
 from . import abi
 
@@ -312,19 +314,35 @@ class _Emitter:
         match self.layout(s.tensor, s.face).levels[s.level]:
             case Compressed(pos, crd):
                 starts, coords = face_array(s.tensor, s.face, pos), face_array(s.tensor, s.face, crd)
-                split = _split_accumulators(s, self.p.dtype)
-                if split:
-                    return self.split_level(s, starts, coords, q, split, ind)
-                head = (f"{pad}for (int64_t {s.pos} = {starts}[{q}]; {s.pos} < {starts}[{q} + 1]; "
-                        f"++{s.pos}) {{")
-                bind = f"{pad}    const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
-                return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+                lo, hi = f"{starts}[{q}]", f"{starts}[{q} + 1]"
+
+                def coord(p: str) -> str:
+                    return f"{coords}[{p}]"
+            case Dense():
+                t = self.p.tensor(s.tensor)
+                size = self.dim(t.dims[face_modes(t.order, t.symmetry, s.face)[s.level]])
+                lo = "0" if s.parent is None else f"({q}) * {size}"
+                hi = f"{size}" if s.parent is None else f"{lo} + {size}"
+                if s.parent is None:  # positions are the coordinates: one variable for both
+
+                    def coord(p: str) -> str:
+                        return p
+                else:
+
+                    def coord(p: str) -> str:
+                        return f"{p} - {lo}"
             case other:
                 raise unknown(other, "C emitter (level kind)")
+        split = _split_accumulators(s, self.p.dtype)
+        if split:
+            return self.split_level(s, lo, hi, coord, split, ind)
+        head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{"
+        bind = f"{pad}    const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
+        return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
 
-    def split_level(self, s: SparseLevel, starts: str, coords: str, q: str, acc: dict[str, str],
-                    ind: int) -> list[str]:
-        """An innermost compressed level whose reductions go to scalar accumulators, unrolled by two with a
+    def split_level(self, s: SparseLevel, lo_expr: str, hi_expr: str, coord: Callable[[str], str],
+                    acc: dict[str, str], ind: int) -> list[str]:
+        """An innermost level whose reductions go to scalar accumulators, unrolled by two with a
         second accumulator each: two independent dependency chains instead of one (the loop is otherwise
         bound by the latency of one add per stored entry).  Statements run in the same order; only the
         order of the accumulators' own additions changes, which the float tolerance allows."""
@@ -333,10 +351,10 @@ class _Emitter:
         twin = {a: f"{a}_b" for a in acc}
         second = postwalk(lambda n: Local(twin[n.name]) if isinstance(n, Local) and n.name in twin else None)(s.body)
         out = [f"{pad}{{  /* two accumulators per reduction: independent add chains */",
-               f"{pad}    const int64_t {lo} = {starts}[{q}], {hi} = {starts}[{q} + 1];"]
+               f"{pad}    const int64_t {lo} = {lo_expr}, {hi} = {hi_expr};"]
         out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(identity(op, self.p.dtype))};"
                 for a, op in sorted(acc.items())]
-        bind = f"const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
+        bind = f"const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
         out += [f"{pad}    int64_t {p} = {lo};",
                 f"{pad}    for (; {p} + 1 < {hi}; {p} += 2) {{",
                 f"{pad}        {{ const int64_t {s.pos} = {p}; {bind}",

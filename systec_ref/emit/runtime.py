@@ -106,7 +106,6 @@ class CFunction:
         time): what a benchmark times, without per-call argument conversion."""
         p = self.program
         dtype = np.dtype(numpy_type(p.dtype))
-        fmt = formats.get(p.facts.sparse_format) if self.faces else None
         def shape_of(tensor: str) -> tuple[int, ...]:
             return tuple(dims[d] if isinstance(d, str) else d for d in p.tensor(tensor).dims)
         args: list[object] = [None] * len(self.params)  # an output's place is filled per call
@@ -133,7 +132,7 @@ class CFunction:
             st = (sparse or {}).get(tensor)
             if st is None:
                 raise InputError(f"kernel {p.name} iterates the stored entries of {tensor}: pass its sparse storage")
-            got = fmt.arrays(st, face, dtype)
+            got = formats.get(p.facts.format_of(tensor)).arrays(st, face, dtype)
             for n, array, numpy in slots:
                 a = np.ascontiguousarray(got[array], dtype=numpy)
                 if not len(a):

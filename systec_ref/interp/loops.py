@@ -46,7 +46,8 @@ from ..ir.nodes import (
 )
 from ..ir.printer import fmt_subscript
 from ..storage import formats
-from ..storage.formats import Compressed
+from ..storage.faces import face_modes
+from ..storage.formats import Compressed, Dense
 from ..term import nodes, unknown
 from .counts import Counts
 
@@ -296,9 +297,21 @@ class _Compiler:
                         other(env)
                 return if_
             case SparseLevel():
-                pos_arr, crd = self._face(s.tensor, s.face)[0][s.level]
+                stored = self._face(s.tensor, s.face)[0][s.level]
                 parent = self.index(s.parent) if s.parent is not None else None
                 body, var, pvar = self.stmt(s.body), s.var, s.pos
+                if isinstance(stored, int):  # a dense level: every coordinate, at position q*size + i
+                    size = stored
+
+                    def dense(env):
+                        base = (parent(env) if parent is not None else 0) * size
+                        for i in range(size):
+                            env[pvar] = base + i
+                            env[var] = i
+                            c.iterations += 1
+                            body(env)
+                    return dense
+                pos_arr, crd = stored
 
                 def level(env):
                     q = parent(env) if parent is not None else 0
@@ -388,14 +401,17 @@ class _Compiler:
         key = (tensor, face)
         cache = self.__dict__.setdefault("_faces", {})
         if key not in cache:
-            fmt = formats.get(self.prog.facts.sparse_format)
+            fmt = formats.get(self.prog.facts.format_of(tensor))
             layout = fmt.layout(len(st.shape), st.symmetry, face)
             arrays = fmt.arrays(st, face, np.dtype(numpy_type(self.prog.dtype)))
-            levels = []
-            for level in layout.levels:
+            kept = face_modes(len(st.shape), st.symmetry, face)
+            levels: list[tuple[list[int], list[int]] | int] = []
+            for n, level in enumerate(layout.levels):
                 match level:
                     case Compressed(pos, crd):
                         levels.append((arrays[pos].tolist(), arrays[crd].tolist()))
+                    case Dense():
+                        levels.append(int(st.shape[kept[n]]))  # every coordinate below its extent
                     case _:
                         raise unknown(level, "interpreter (level kind)")
             coords = fmt.value_coords(st, face)

@@ -269,6 +269,14 @@ class Facts:
     #: ``sparse-iterate``: the storage format (registered in :mod:`systec_ref.storage.formats`) that
     #: hands each iterated face to the kernel; printed only when it is not the default, CSF
     sparse_format: str = DEFAULT_FORMAT
+    #: ``sparse-iterate``: (tensor, format) for the iterated tensors stored in another format than
+    #: ``sparse_format`` (index widths and dense levels chosen from their data, see
+    #: :mod:`systec_ref.storage.choose`)
+    tensor_formats: tuple[tuple[str, str], ...] = ()
+
+    def format_of(self, tensor: str) -> str:
+        """The name of the storage format that hands ``tensor``'s faces to the kernel."""
+        return dict(self.tensor_formats).get(tensor, self.sparse_format)
 
     def items(self) -> list[tuple[str, object]]:
         """(label, value) of every fact that is set, sorted by label."""
@@ -279,7 +287,7 @@ class Facts:
 FACT_LABELS = {
     "loop_order": "loop order", "permutable": "permutable", "symmetry": "symmetry",
     "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
-    "sparse_storage": "sparse storage", "sparse_format": "sparse format",
+    "sparse_storage": "sparse storage", "sparse_format": "sparse format", "tensor_formats": "storage formats",
 }
 
 

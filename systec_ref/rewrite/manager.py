@@ -39,18 +39,27 @@ class Options:
       the faces of sets of four or more variables together so ``consolidate-blocks`` and
       ``lookup-table`` can shrink the code;
     * ``sparse_format`` names how ``sparse-iterate`` expects sparse inputs to be stored (default:
-      CSF by face, see :mod:`systec_ref.storage.csf`).
+      CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor.
     """
 
     symmetry: bool = True
     faces: str = "split"
     #: the storage format of sparse inputs (a name registered in :mod:`systec_ref.storage.formats`)
     sparse_format: str = formats.DEFAULT_FORMAT
+    #: (tensor, format name) for tensors stored otherwise than ``sparse_format`` (e.g. the index widths
+    #: and dense levels :func:`systec_ref.storage.choose.choose_format` picks from a tensor's data)
+    tensor_formats: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.faces not in FACES:
             raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
         formats.get(self.sparse_format)  # an unknown format is refused here, by name
+        for _, name in self.tensor_formats:
+            formats.get(name)
+
+    def format_for(self, tensor: str) -> str:
+        """The name of the format ``tensor`` is to be stored in."""
+        return dict(self.tensor_formats).get(tensor, self.sparse_format)
 
 
 #: the options of a compile that sets none

@@ -7,6 +7,7 @@ from . import (
     concordize,
     consolidate_blocks,
     define_assignments,
+    fuse_faces,
     group_assignments,
     hoist_reads,
     identify_symmetry,
@@ -22,7 +23,7 @@ from . import (
 from . import lower as lower_pass
 from .manager import DEFAULT_OPTIONS, FACES, Options, Pass, Stage, run_pipeline
 
-__all__ = ["BY_NAME", "FACES", "NON_SYMMETRY", "PASSES", "Options", "compile_stages"]
+__all__ = ["BY_NAME", "FACES", "NON_SYMMETRY", "PASSES", "Options", "compile_stages", "resume"]
 
 #: the passes after ``lower``, in pipeline order
 PASSES: list[Pass] = [
@@ -37,6 +38,7 @@ PASSES: list[Pass] = [
     consolidate_blocks.PASS,
     lookup_table.PASS,
     sparse_iterate.PASS,
+    fuse_faces.PASS,
     hoist_reads.PASS,
     workspace.PASS,
     unroll_and_jam.PASS,
@@ -46,6 +48,21 @@ PASSES: list[Pass] = [
 NON_SYMMETRY: list[Pass] = [p for p in PASSES if not p.symmetry]
 
 BY_NAME: dict[str, Pass] = {p.name: p for p in PASSES}
+
+
+#: the first pass whose output depends on the storage formats of sparse inputs
+FIRST_STORAGE_PASS = sparse_iterate.PASS.name
+
+
+def resume(stages: list[Stage], options: Options) -> list[Stage]:
+    """``stages`` (a compile's) again under other storage formats (``options.tensor_formats``,
+    ``sparse_format``): the stages before :data:`FIRST_STORAGE_PASS` do not depend on them and are kept;
+    the passes from it on run again."""
+    names = [s.name for s in stages]
+    if FIRST_STORAGE_PASS not in names:
+        return list(stages)
+    at = names.index(FIRST_STORAGE_PASS)
+    return stages[:at - 1] + run_pipeline(stages[at - 1], [BY_NAME[n] for n in names[at:]], options)
 
 
 def compile_stages(k: Kernel, options: Options = DEFAULT_OPTIONS) -> list[Stage]:

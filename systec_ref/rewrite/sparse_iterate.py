@@ -38,8 +38,9 @@ is left dense — the tensor is then also passed dense.
 
 How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
 pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
-iterate (a compressed level), and records the format's name as the program's ``sparse_format``
-fact.  The format is the ``sparse_format`` compile option's, else the default (CSF).
+iterate (a compressed or a dense level), and records the format's name as the program's ``sparse_format``
+fact (a tensor stored in another, its ``tensor_formats``).  The format is the ``sparse_format`` compile
+option's (``tensor_formats`` per tensor), else the default (CSF).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from ..ir.nodes import (
 from ..lang import unstored
 from ..storage import formats
 from ..storage.faces import face_modes
-from ..storage.formats import Compressed, SparseFormat
+from ..storage.formats import Compressed, Dense, SparseFormat
 from ..term import nodes, postwalk, unknown
 from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
@@ -140,22 +141,19 @@ def _when_unstored(e: Value, r: Read, fill: float, lets: dict[str, Value]) -> un
     raise unknown(e, "sparse-iterate (value when unstored)")
 
 
-def _format(options: Options) -> SparseFormat:
-    """The storage format a compile asks for (its ``sparse_format`` option; default CSF)."""
-    return formats.get(options.sparse_format)
-
-
-def _check_levels(fmt: SparseFormat, levels: int) -> None:
-    """Every level of a face of ``levels`` stored modes under ``fmt`` is one a ``SparseLevel`` iterates."""
-    for level in fmt.face(levels).levels:
+def _check_levels(fmt: SparseFormat, levels: int, key: tuple[int, ...]) -> None:
+    """Every level of face ``key`` (``levels`` stored modes) under ``fmt`` is one a ``SparseLevel`` iterates."""
+    for level in fmt.face(levels, key).levels:
         match level:
             case Compressed():
                 pass  # positions pos[q] .. pos[q+1]-1 under parent q: what SparseLevel means
+            case Dense():
+                pass  # every coordinate, position q*size + i: a SparseLevel too (the fill where unstored)
             case _:
                 raise unknown(level, "sparse-iterate (level kind)")
 
 
-def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, fmt: SparseFormat) -> Loop | None:
+def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, options: Options) -> Loop | None:
     name = tensor.name
     reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
     if not reads or any(r != reads[0] for r in reads) or reads[0].sort:
@@ -203,7 +201,7 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, fmt
     # is one level, bound by the loop of its first mode
     kept = face_modes(len(subs), tensor.symmetry if symmetric else (), face)
     # decided: record the storage layout only now, so a nest that stays dense does not pin it
-    _check_levels(fmt, len(kept))
+    _check_levels(formats.get(options.format_for(name)), len(kept), face)
     if layout.setdefault(name, want) != want:
         return None
     if any(q in kept for qs in levels.values() for q in qs[1:]):  # a repeated subscript stores one level
@@ -235,7 +233,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     if not sparse:
         return p, "no sparse input"
     fresh = namer(p, "_q")
-    fmt = _format(options)
+    fmt = formats.get(options.sparse_format)
     layout: dict[str, str] = dict(p.facts.sparse_storage)
     count = [0]
 
@@ -247,7 +245,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
                 new = s
                 if isinstance(s, Loop):
                     for t in sparse:
-                        got = _sparsify(new, p, t, layout, fresh, fmt) if isinstance(new, Loop) else None
+                        got = _sparsify(new, p, t, layout, fresh, options) if isinstance(new, Loop) else None
                         if got is not None:
                             new = got
                             count[0] += 1
@@ -258,9 +256,12 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     body = _top_down(p.body, f)
     if not count[0]:
         return p, "not applied: no nest iterates a sparse tensor on one face"
-    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name)
+    own = tuple((t, options.format_for(t)) for t in sorted(layout) if options.format_for(t) != fmt.name)
+    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name,
+                                           tensor_formats=own)
     layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
     stored = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
+    stored += "".join(f"; {t} in format {name}" for t, name in own)
     return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts}){stored}"
 
 
@@ -280,4 +281,4 @@ def _top_down(b: Block, f) -> Block:
 
 
 PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize", "identify-symmetry"),
-            provides=("sparse_storage", "sparse_format"))
+            provides=("sparse_storage", "sparse_format", "tensor_formats"))

@@ -15,9 +15,10 @@ def for_program(program, arrays: dict) -> dict[str, SparseTensor]:
     :func:`systec_ref.tensors.bind`): canonical-only by face for ``canonical``, every entry for
     ``full``.  A :class:`SparseTensor` input is used as it is when its layout fits, else re-stored
     once (and kept on the object); a dense input is compressed.  The program's storage format
-    (its ``sparse_format`` fact) says how a kernel is handed each face: see :mod:`.formats`."""
-    if program.facts.sparse_storage:
-        formats.get(program.facts.sparse_format)  # a program naming no registered format fails here, by name
+    (its ``sparse_format`` fact, or ``tensor_formats`` per tensor) says how a kernel is handed each
+    face: see :mod:`.formats`."""
+    for name, _ in program.facts.sparse_storage:
+        formats.get(program.facts.format_of(name))  # a program naming no registered format fails here, by name
     out = {}
     for name, layout in program.facts.sparse_storage:
         t = program.tensor(name)

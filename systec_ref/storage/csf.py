@@ -5,7 +5,8 @@ level) and ``pos[l]`` (where each parent's children start in ``crd[l]``);
 level 0 has a single parent, so ``pos[0] == [0, len(crd[0])]``.  For order 2
 this is CSR with a compressed row level (only non-empty rows are stored), so
 a mode of size beyond 2^31 with few entries costs memory per entry, not per
-row.  All arrays are ``int64``.
+row.  All arrays are ``int64`` here; what a kernel is handed (narrower
+indices, a dense first level) is the storage format's choice, below.
 
 Example, entries (0,1)=a, (0,3)=b, (2,2)=c::
 
@@ -19,13 +20,29 @@ names CSF's arrays (``pos<l>``, ``crd<l>``, ``vals``) and their types for the ke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from .formats import INT64, Array, Compressed, FaceFormat, IndexType, SparseFormat, StoredTensor, register
+from ..errors import InputError, SystecError
+from ..term import unknown
+from .faces import face_modes, fill_pinned
+from .formats import (
+    INDEX_TYPES,
+    INT64,
+    Array,
+    Compressed,
+    Dense,
+    FaceFormat,
+    IndexType,
+    Level,
+    SparseFormat,
+    StoredTensor,
+    register,
+    register_family,
+)
 
 
 @dataclass(frozen=True)
@@ -103,41 +120,152 @@ class CSF:
 @dataclass(frozen=True)
 class CSFFormat(SparseFormat):
     """CSF handed to a kernel: every stored mode of a face a :class:`~.formats.Compressed` level with
-    arrays ``<pos_name><l>`` and ``<crd_name><l>`` of type ``index``, then the values ``<vals_name>``.
+    arrays ``<pos_name><l>`` and ``<crd_name><l>``, then the values ``<vals_name>`` — except that the
+    first level of each face in ``dense`` is a :class:`~.formats.Dense` level (no arrays; the level
+    below takes one slot per coordinate).
 
-    :data:`CSF_FORMAT` is today's (``csf``: ``pos0``, ``crd0``, ``vals``, int64); another instance,
-    registered under another name, is the same layout with other names or narrower indices."""
+    Positions are of type ``pos_index`` and coordinates of ``crd_index`` (both ``index`` unless given).
+    :data:`CSF_FORMAT` is today's (``csf``: ``pos0``, ``crd0``, ``vals``, int64, no dense level); the
+    formats chosen from data (:mod:`.choose`) are instances named by their parameters,
+    ``csf[pos=int32,crd=int32,dense=f0+f1]``, which :func:`~.formats.get` rebuilds from the name."""
 
     name: str = "csf"
     index: IndexType = INT64
     pos_name: str = "pos"
     crd_name: str = "crd"
     vals_name: str = "vals"
+    pos_index: IndexType | None = None
+    crd_index: IndexType | None = None
+    #: the faces (keys) whose first level is dense
+    dense: frozenset[tuple[int, ...]] = frozenset()
 
-    def face(self, levels: int) -> FaceFormat:
-        return FaceFormat(tuple(Compressed(Array(self.pos_name, lvl, self.index), Array(self.crd_name, lvl, self.index))
-                                for lvl in range(levels)), Array(self.vals_name, None, None))
+    @property
+    def pos_type(self) -> IndexType:
+        return self.pos_index or self.index
+
+    @property
+    def crd_type(self) -> IndexType:
+        return self.crd_index or self.index
+
+    def face(self, levels: int, key: tuple[int, ...] = ()) -> FaceFormat:
+        def level(lvl: int) -> Level:
+            if lvl == 0 and key in self.dense:
+                return Dense()
+            return Compressed(Array(self.pos_name, lvl, self.pos_type), Array(self.crd_name, lvl, self.crd_type))
+        return FaceFormat(tuple(level(lvl) for lvl in range(levels)), Array(self.vals_name, None, None))
 
     def arrays(self, st: StoredTensor, key: tuple[int, ...], dtype: np.dtype) -> dict[Array, np.ndarray]:
         layout = self.layout(len(st.shape), st.symmetry, key)
         f: CSF | None = st.faces.get(key)
         out: dict[Array, np.ndarray] = {}
+        vals = np.ascontiguousarray(f.vals if f is not None else np.zeros(0), dtype=dtype)
         for lvl, level in enumerate(layout.levels):
             if f is None:  # an empty face: no fiber at level 0, so no parent below it
                 pos, crd = np.zeros(2 if lvl == 0 else 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
             else:
                 pos, crd = f.pos[lvl], f.crd[lvl]
-            out[level.pos] = self._index(level.pos, pos)
-            out[level.crd] = self._index(level.crd, crd)
-        out[layout.vals] = np.ascontiguousarray(f.vals if f is not None else np.zeros(0), dtype=dtype)
+            if lvl == 1 and isinstance(layout.levels[0], Dense):
+                # the dense level above has one slot per coordinate: a position range for every one
+                size = _extent(st, key, 0)
+                top = f.crd[0] if f is not None else np.zeros(0, dtype=np.int64)
+                counts = np.zeros(size, dtype=np.int64)
+                counts[top] = np.diff(pos)
+                pos = np.concatenate([[0], np.cumsum(counts)])
+            match level:
+                case Compressed(pos_array, crd_array):
+                    out[pos_array] = self._index(pos_array, pos, self.pos_type)
+                    out[crd_array] = self._index(crd_array, crd, self.crd_type)
+                case Dense() if lvl == len(layout.levels) - 1:
+                    # the values level: every coordinate's value, the fill where none is stored
+                    full = np.full(_extent(st, key, lvl), _fill(st, dtype, self.name), dtype=dtype)
+                    full[crd] = vals
+                    vals = full
+                case Dense() if lvl == 0:
+                    pass  # its slots are the coordinates; the level below was spread out above
+                case other:
+                    raise unknown(other, f"storage format '{self.name}' (a dense level below the first)")
+        out[layout.vals] = vals
         return out
 
-    def _index(self, array: Array, a: np.ndarray) -> np.ndarray:
-        if self.index.high < INT64.high and len(a) and int(a.max()) > self.index.high:
+    def value_coords(self, st: StoredTensor, key: tuple[int, ...]) -> np.ndarray:
+        layout = self.layout(len(st.shape), st.symmetry, key)
+        if len(layout.levels) == 1 and isinstance(layout.levels[0], Dense):  # a value per coordinate
+            stored = np.arange(_extent(st, key, 0), dtype=np.int64).reshape(-1, 1)
+            return fill_pinned(stored, len(st.shape), st.symmetry, key)
+        return super().value_coords(st, key)
+
+    def _index(self, array: Array, a: np.ndarray, kind: IndexType) -> np.ndarray:
+        if kind.high < INT64.high and len(a) and int(a.max()) > kind.high:
             raise InputError(f"storage format '{self.name}': {array.name} holds {int(a.max())}, more than "
-                             f"{self.index.name} can (at most {self.index.high})")
-        return np.ascontiguousarray(a, dtype=self.index.numpy)
+                             f"{kind.name} can (at most {kind.high})")
+        return np.ascontiguousarray(a, dtype=kind.numpy)
+
+    # -- parametric names ---------------------------------------------------------------
+    @classmethod
+    def named(cls, pos: IndexType = INT64, crd: IndexType = INT64,
+              dense: frozenset[tuple[int, ...]] = frozenset()) -> CSFFormat:
+        """Today's CSF arrays with these index types and dense faces, named by its parameters (the
+        default parameters: :data:`CSF_FORMAT` itself)."""
+        parts = ([f"pos={pos.name}"] if pos != INT64 else []) + ([f"crd={crd.name}"] if crd != INT64 else [])
+        if dense:
+            parts.append("dense=" + "+".join(_face_label(k) for k in sorted(dense)))
+        if not parts:
+            return CSF_FORMAT
+        return cls(name=f"csf[{','.join(parts)}]", pos_index=pos, crd_index=crd, dense=frozenset(dense))
+
+    @classmethod
+    def parse(cls, name: str) -> CSFFormat:
+        """The format :meth:`named` calls ``name``."""
+        m = re.fullmatch(r"csf\[([^\]]*)\]", name)
+        if m is None:
+            raise SystecError(f"unknown storage format '{name}' (expected e.g. csf[pos=int32,crd=int32,dense=f0+f1])")
+        got: dict[str, str] = {}
+        for part in m.group(1).split(","):
+            k, _, v = part.partition("=")
+            if k not in ("pos", "crd", "dense") or not v or k in got:
+                raise SystecError(f"storage format '{name}': '{part}' is not pos=<type>, crd=<type> or dense=<faces>")
+            got[k] = v
+        types = {}
+        for k in ("pos", "crd"):
+            v = got.get(k, "int64")
+            if v not in INDEX_TYPES:
+                raise SystecError(f"storage format '{name}': unknown index type '{v}' (one of "
+                                  f"{', '.join(INDEX_TYPES)})")
+            types[k] = INDEX_TYPES[v]
+        dense = frozenset(_face_key(label, name) for label in got["dense"].split("+")) if "dense" in got \
+            else frozenset()
+        fmt = cls.named(types["pos"], types["crd"], dense)
+        if fmt.name != name:
+            raise SystecError(f"storage format '{name}': write it as '{fmt.name}'")
+        return fmt
+
+
+def _face_label(key: tuple[int, ...]) -> str:
+    """A face key as in the C names of its arrays: ``full`` for ``()``, ``f0_1`` for ``(0, 1)``."""
+    return "f" + "_".join(str(k) for k in key) if key else "full"
+
+
+def _face_key(label: str, name: str) -> tuple[int, ...]:
+    if label == "full":
+        return ()
+    if not re.fullmatch(r"f\d+(_\d+)*", label):
+        raise SystecError(f"storage format '{name}': '{label}' is not a face (full, f0, f1, f0_1, ...)")
+    return tuple(int(x) for x in label[1:].split("_"))
+
+
+def _extent(st: StoredTensor, key: tuple[int, ...], level: int) -> int:
+    """The extent of the mode a face stores at ``level``."""
+    return int(st.shape[face_modes(len(st.shape), st.symmetry, key)[level]])
+
+
+def _fill(st: StoredTensor, dtype: np.dtype, fmt: str) -> object:
+    """The tensor's fill as a value of ``dtype`` (a dense level stores it where nothing is stored)."""
+    fill = getattr(st, "fill", 0)
+    if dtype.kind in "iu" and not (isinstance(fill, (int, np.integer)) or float(fill).is_integer()):
+        raise InputError(f"storage format '{fmt}': a dense level of an integer tensor cannot hold its fill {fill}")
+    return fill
 
 
 #: today's CSF, the format the language's ``sparse`` means (:data:`~.formats.DEFAULT_FORMAT`)
 CSF_FORMAT = register(CSFFormat())
+register_family("csf", CSFFormat.parse)

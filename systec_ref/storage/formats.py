@@ -4,8 +4,10 @@ A :class:`~systec_ref.storage.symmetric.SparseTensor` keeps its entries by face 
 for a symmetric tensor, see :mod:`.faces`); a *storage format* says how a kernel sees one face:
 
 * its levels, outermost first, one per stored mode (:func:`~.faces.face_modes`), each of a
-  *level kind*: today :class:`Compressed` (the children of parent position ``q`` are the
-  positions ``pos[q] .. pos[q+1]-1``, position ``p`` has coordinate ``crd[p]``);
+  *level kind*: :class:`Compressed` (the children of parent position ``q`` are the
+  positions ``pos[q] .. pos[q+1]-1``, position ``p`` has coordinate ``crd[p]``) or
+  :class:`Dense` (every coordinate ``0 .. size-1`` of the mode, position ``q*size + i``: no
+  array at all; a value at a point the tensor does not store holds the fill);
 * for each level its arrays (:class:`Array`): a name stem (``pos``: ``pos0``, ``pos1``, ...) and
   an element type (:class:`IndexType`);
 * the values array, indexed by the position of the last level, of the tensor's element type;
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol, Union
@@ -61,6 +64,8 @@ class IndexType:
 
 INT64 = IndexType("int64", np.int64, "int64_t")
 INT32 = IndexType("int32", np.int32, "int32_t")
+#: index types by name
+INDEX_TYPES = {t.name: t for t in (INT32, INT64)}
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,17 @@ class Compressed:
     crd: Array
 
 
-#: the level kinds (one today)
-Level = Union[Compressed]
+@dataclass(frozen=True)
+class Dense:
+    """A dense level: every coordinate ``i`` in ``0 .. size-1`` of its mode (``size``: the mode's extent)
+    under parent position ``q`` (``q = 0`` at the first level), at position ``q*size + i``.  It passes no
+    array; the level below it (or the values) has one slot per position, the fill where nothing is
+    stored.  Worth it where a mode is (nearly) full: no coordinate to load, and the loop bound is
+    known."""
+
+
+#: the level kinds
+Level = Union[Compressed, Dense]
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,8 @@ class FaceFormat:
             match level:
                 case Compressed(pos, crd):
                     out += [pos, crd]
+                case Dense():
+                    pass
                 case _:
                     raise unknown(level, "storage format description")
         return (*out, self.vals)
@@ -140,8 +156,8 @@ class SparseFormat(ABC):
     name: str
 
     @abstractmethod
-    def face(self, levels: int) -> FaceFormat:
-        """The description of a face of ``levels`` stored modes."""
+    def face(self, levels: int, key: tuple[int, ...] = ()) -> FaceFormat:
+        """The description of face ``key`` (of ``levels`` stored modes)."""
 
     @abstractmethod
     def arrays(self, st: StoredTensor, key: tuple[int, ...], dtype: np.dtype) -> dict[Array, np.ndarray]:
@@ -169,10 +185,12 @@ class SparseFormat(ABC):
 
 @lru_cache(maxsize=1024)
 def _layout(fmt: SparseFormat, order: int, symmetry: tuple[tuple[int, ...], ...], key: tuple[int, ...]) -> FaceFormat:
-    return fmt.face(len(face_modes(order, symmetry, key)))
+    return fmt.face(len(face_modes(order, symmetry, key)), key)
 
 
 _FORMATS: dict[str, SparseFormat] = {}
+#: parsers of parametric names (``csf[pos=int32,...]``), by the name before ``[``
+_FAMILIES: dict[str, Callable[[str], SparseFormat]] = {}
 
 
 def register(fmt: SparseFormat) -> SparseFormat:
@@ -184,12 +202,23 @@ def register(fmt: SparseFormat) -> SparseFormat:
     return fmt
 
 
+def register_family(stem: str, parse: Callable[[str], SparseFormat]) -> None:
+    """Let :func:`get` make a format from a parametric name ``<stem>[...]`` (e.g. the widths and dense
+    levels chosen from data, :func:`systec_ref.storage.choose.choose_format`), in any process: a program's
+    facts hold the name only."""
+    _FAMILIES[stem] = parse
+
+
 def get(name: str) -> SparseFormat:
-    """The registered format called ``name``."""
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise SystecError(f"unknown storage format '{name}' (registered: {', '.join(sorted(_FORMATS))})") from None
+    """The registered format called ``name`` (or one its family's parser makes from the name)."""
+    have = _FORMATS.get(name)
+    if have is not None:
+        return have
+    stem = name.split("[", 1)[0]
+    if "[" in name and stem in _FAMILIES:
+        return register(_FAMILIES[stem](name))
+    families = "".join(f"; or {stem}[...]" for stem in sorted(_FAMILIES))
+    raise SystecError(f"unknown storage format '{name}' (registered: {', '.join(sorted(_FORMATS))}{families})")
 
 
 def registered() -> tuple[SparseFormat, ...]:

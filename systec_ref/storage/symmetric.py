@@ -382,8 +382,11 @@ class SparseTensor:
         mine = self.memory_bytes()
         ratio = f"{full / mine:.2f}x smaller" if mine else "empty"
         faces = ", ".join(f"{self.face_name(k)}: {f.nnz}" for k, f in sorted(self.faces.items()))
+        from .choose import explain_choice  # (it reads this class: imported when asked)
+
         return (f"{name}: {self.stored} canonical entries stored ({mine} bytes) vs {full} bytes for every "
-                f"permutation: {ratio}; by face: {faces or 'none'}")
+                f"permutation: {ratio}; by face: {faces or 'none'}\n  handed to kernels as "
+                + explain_choice(self, name).split(": ", 1)[1])
 
 
 def _sum_duplicates(coords: np.ndarray, values: np.ndarray,
