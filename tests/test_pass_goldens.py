@@ -442,6 +442,11 @@ def sparse_triangle() -> Program:
         el("y", "i"), mul(rd("A", "i", "j"), rd("x", "j"))))), permutable=PAIR)
 
 
+def ssymv_stored(fmt: str) -> Program:
+    """Sparse SSYMV after ``sparse-iterate`` with A handed over in format ``fmt``."""
+    return BY_NAME["sparse-iterate"].run(ssymv_split(sparse=True), Options(tensor_formats=(("A", fmt),)))[0]
+
+
 SSYMV_EIN = "kernel ssymv\nin A[n, n] symmetric int64\nin x[n] int64\nout y[n] int64\ny[i] += A[i, j] * x[j]\n"
 GEMTV_EIN = "kernel gemtv\nin A[m, n] int64\nin x[m] int64\nout y[n] int64\ny[i] += A[j, i] * x[j]\n"
 WIDEST_EIN = ("kernel widest\nin A[n, n] int64\nin B[n, n] int64\nout C[n, n] int64\norder j k i\n"
@@ -531,6 +536,11 @@ CASES: list[Case] = [
     Case("sparse-iterate", "fill-not-annihilated", lambda: sparse_dense_nest(add(rd("A", "i", "j"), rd("x", "j"))),
          {"n": 3}, applies=False),
     Case("sparse-iterate", "bounds-pin-no-face", sparse_triangle, {"n": 3}, applies=False),
+    # fuse-faces
+    Case("fuse-faces", "dense-first-levels", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
+    Case("fuse-faces", "compressed-first-level", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f1]"),
+         {"n": 3}, applies=False),
+    Case("fuse-faces", "no-sparse-input", ssymv_split, {"n": 3}, applies=False),
     # hoist-reads
     Case("hoist-reads", "ssymv-split", ssymv_split, {"n": 3}),
     Case("hoist-reads", "shared-products", mttkrp3_strict, {"n": 5, "r": 2}),

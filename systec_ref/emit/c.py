@@ -443,9 +443,20 @@ def signed_zeros_needed(p: Program) -> str | None:
     body = list(nodes(p.body))
     if any(isinstance(n, Assign) and n.op in ("min", "max") for n in body):
         return "a min/max update keeps its rule (a NaN never replaces the current value) when vectorized"
-    if any(isinstance(n, Mul) and any(isinstance(a, Const) and a.value == 0 for a in n.args) for n in body):
+    if any(isinstance(n, Mul) and any(_zero(a) for a in n.args) for n in body):
         return "0 * x stays NaN for x = NaN or inf when vectorized"
     return None
+
+
+def _zero(e: object) -> bool:
+    """A literal zero of either sign (``-0`` parses as the negation of 0)."""
+    match e:
+        case Const(value):
+            return value == 0
+        case Neg(arg):
+            return _zero(arg)
+        case _:
+            return False
 
 
 def reassociation_risk(p: Program) -> str | None:

@@ -30,12 +30,16 @@ index its type cannot hold.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .csf import CSFFormat
 from .faces import face_modes
 from .formats import INT32, INT64, IndexType
-from .symmetric import SparseTensor
+
+if TYPE_CHECKING:  # (SparseTensor.report asks this module: no import back at run time)
+    from .symmetric import SparseTensor
 
 #: a non-last level is dense from this share of its mode's coordinates holding a fiber
 DENSE_FRACTION = 0.5
