@@ -57,7 +57,8 @@ def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, con
                           f"ssymv/poisson2d)")
     results = []
     with _limit_threads(), _progress(console, len(chosen)) as advance:
-        stream = stream_bandwidth()  # once, single-threaded like the kernels, before any case fills memory
+        # once, single-threaded like the kernels, before any case fills memory (fewer rounds at quick sizes)
+        stream = stream_bandwidth(repeats=3 if quick else 7)
         console.print(f"stream bandwidth (one thread): copy {stream['copy GB/s']:.1f} GB/s, add "
                       f"{stream['add GB/s']:.1f} GB/s", markup=False)
         for module, case in chosen:
