@@ -63,3 +63,25 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+#: elements per array of the bandwidth measurement: 64 MiB of float64 each, twice a 32 MiB
+#: last-level cache, so every pass streams from memory
+STREAM_ELEMENTS = 1 << 23
+
+
+def stream_bandwidth(n: int = STREAM_ELEMENTS, repeats: int = 5) -> dict[str, float]:
+    """The single-thread memory bandwidth, in GB/s (1e9 bytes), measured once per bench run as the
+    STREAM benchmark counts it: numpy copy ``a[:] = b`` moves 16 bytes per element (one read, one
+    write) and add ``a = b + c`` 24 (write-allocate traffic is not counted, as in STREAM).
+
+    ``reference`` is the larger of the two: a kernel's fraction of it is then a lower bound of how
+    close it comes to what this machine streams (median of ``repeats`` interleaved rounds)."""
+    import numpy as np
+
+    from .timing import measure
+
+    a, b, c = np.zeros(n), np.full(n, 1.5), np.full(n, 2.5)  # filled: every page is mapped before timing
+    t = measure({"copy": lambda: np.copyto(a, b), "add": lambda: np.add(b, c, out=a)}, repeats=repeats)
+    copy, add = 16 * n / t["copy"].median / 1e9, 24 * n / t["add"].median / 1e9
+    return {"copy GB/s": copy, "add GB/s": add, "reference GB/s": max(copy, add), "array MiB": 8 * n / 2**20}

@@ -122,6 +122,30 @@ class Case:
     libs: Callable[[dict, dict], dict[str, Callable]] | None = None  # (inputs, bound inputs) -> calls
     notes: str = ""
     suite: str = "sparse"
+    #: SpMV-class (one pass over the stored matrix, vectors in and out): memory bound, so each
+    #: implementation's bytes moved are reported and, in the suite, its share of the stream bandwidth
+    traffic: bool = False
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A library call to time, with what it reads and holds (reported next to its time).
+
+    ``reads``: the scipy matrix the call streams (its arrays are the matrix bytes it moves);
+    ``dense``: how to make the timed call's result comparable when it is not an array (a sparse
+    product: the conversion is not timed); ``memory``: bytes of what it holds, by label."""
+
+    call: Callable[[], object]
+    reads: object | None = None
+    dense: Callable[[object], object] | None = None
+    memory: dict[str, int] | None = None
+
+    def __call__(self) -> object:
+        return self.call()
+
+    def result(self) -> object:
+        got = self.call()
+        return self.dense(got) if self.dense else got
 
 
 def _matrix_case(kernel: str, matrix: str, libs=None, notes: str = "") -> Case:
@@ -131,7 +155,8 @@ def _matrix_case(kernel: str, matrix: str, libs=None, notes: str = "") -> Case:
             m = abs(m).tocsr()
         rng = np.random.default_rng(1)
         return {"A": m, "x": rng.uniform(-1.0, 1.0, m.shape[0])}, {"matrix": matrix, "shape": str(m.shape)}
-    return Case(f"{kernel}/{matrix}", f"{'' if kernel == 'bellman' else 'sparse/'}{kernel}", make, libs, notes)
+    return Case(f"{kernel}/{matrix}", f"{'' if kernel == 'bellman' else 'sparse/'}{kernel}", make, libs, notes,
+                traffic=True)
 
 
 def _tensor_case(kernel: str, order: int, n: int, density: float, quick_n: int, rank: int | str = 10) -> Case:
@@ -155,23 +180,32 @@ def _moment_case(kernel: str, order: int, rank: int = 10) -> Case:
     return Case(f"{kernel}/moments{order}", f"sparse/{kernel}", make, _tensor_libs(kernel))
 
 
-def _int64_indices(A):
-    """The same CSR matrix with 64-bit indices, as our storage has (scipy picks 32-bit when they fit)."""
+def _with_indices(A, dtype: type):
+    """The same CSR matrix with indices of ``dtype``.  scipy keeps 32-bit indices when they fit but
+    promotes to 64-bit on some paths (e.g. building from int64 coordinates), so the baseline states
+    its width instead of inheriting it."""
     B = A.copy()
-    B.indices, B.indptr = B.indices.astype(np.int64), B.indptr.astype(np.int64)
+    B.indices, B.indptr = B.indices.astype(dtype), B.indptr.astype(dtype)
     return B
 
 
+def _int32_indices(A):
+    """A with 32-bit indices when they fit: scipy's fastest and smallest CSR, what a user gets by default."""
+    fits = max(A.nnz, *A.shape) <= np.iinfo(np.int32).max
+    return _with_indices(A, np.int32) if fits else A
+
+
 def _scipy_matvec(x: dict, bound: dict) -> dict[str, Callable]:
-    A, v = x["A"], x["x"]
-    B = _int64_indices(A)
-    return {"scipy CSR A @ x": lambda: A @ v, "scipy CSR A @ x (64-bit indices)": lambda: B @ v,
+    A, v = _int32_indices(x["A"]), x["x"]
+    B = _with_indices(A, np.int64)  # the index width of our CSF storage today
+    return {"scipy CSR A @ x": Baseline(lambda: A @ v, reads=A),
+            "scipy CSR A @ x (64-bit indices)": Baseline(lambda: B @ v, reads=B),
             **_tensora("y(i) = A(i,j) * x(j)", "d", {"A": ("ds", A), "x": ("d", v)})}
 
 
 def _scipy_quadratic(x: dict, bound: dict) -> dict[str, Callable]:
-    A, v = x["A"], x["x"]
-    return {"scipy CSR x @ (A @ x)": lambda: v @ (A @ v),
+    A, v = _int32_indices(x["A"]), x["x"]
+    return {"scipy CSR x @ (A @ x)": Baseline(lambda: v @ (A @ v), reads=A),
             **_tensora("s() = x(i) * A(i,j) * z(j)", "", {"A": ("ds", A), "x": ("d", v), "z": ("d", v)})}
 
 
@@ -247,15 +281,26 @@ def _tensor_libs(kernel: str) -> Callable[[dict, dict], dict[str, Callable]]:
 
 
 def _numpy_min_plus(x: dict, bound: dict) -> dict[str, Callable]:
-    A, v = x["A"], x["x"]
-    starts = A.indptr[:-1]
+    """The fastest numpy formulation we measured of ``y[i] = min_j A[i,j] + x[j]`` on CSR: gather
+    ``x`` by column with fancy indexing on ``intp`` indices (32-bit ones are converted on every
+    call, and ``np.take(..., out=)`` is slower still), add the values in place, then
+    ``minimum.reduceat`` over the row starts.  reduceat returns the next entry, not the identity,
+    for an empty row, so rows without edges are masked and set to +inf."""
+    A, v = _with_indices(x["A"], np.intp), x["x"]
+    n = A.shape[0]
     nonempty = np.diff(A.indptr) > 0
+    starts = np.ascontiguousarray(A.indptr[:-1][nonempty])
+    every_row = bool(nonempty.all())
 
-    def step():
-        out = np.full(A.shape[0], np.inf)
-        out[nonempty] = np.minimum.reduceat(A.data + v[A.indices], starts[nonempty])
+    def step() -> np.ndarray:
+        got = v[A.indices]
+        got += A.data
+        if every_row:
+            return np.minimum.reduceat(got, starts)
+        out = np.full(n, np.inf)
+        out[nonempty] = np.minimum.reduceat(got, starts)
         return out
-    return {"numpy min-plus on CSR (reduceat)": step}
+    return {"numpy min-plus on CSR (reduceat)": Baseline(step, reads=A)}
 
 
 #: pyamg's bundled real matrices that are symmetric: exactly, or (NEARLY_SYMMETRIC) up to round-off
@@ -279,18 +324,41 @@ CASES = [
 ]
 
 
-def _ssyrk_case() -> Case:
-    def make(quick: bool):
-        import scipy.sparse as sp
+#: SSYRK inputs: (full size, quick size) of each; the pyamg grids are picked so that n is about
+#: 1500 like the random matrix, because our nest reads A dense (n^2 m / 2 multiply-adds)
+SSYRK_INPUTS = {"random-d0.1": (1500, 300), "poisson2d": (38, 12), "elasticity2d": (27, 8)}
 
-        n = 300 if quick else 1500
-        A = sp.random(n, n, density=0.1, random_state=np.random.default_rng(2), format="csr")
-        return {"A": A}, {"shape": str(A.shape), "density": "0.1"}
+
+def _ssyrk_matrix(name: str, quick: bool):
+    import scipy.sparse as sp
+
+    size = SSYRK_INPUTS[name][1 if quick else 0]
+    if name == "random-d0.1":
+        A = sp.random(size, size, density=0.1, random_state=np.random.default_rng(2), format="csr")
+    elif name == "poisson2d":
+        A = _pyamg().gallery.poisson((size, size), format="csr")
+    else:
+        A = _pyamg().gallery.linear_elasticity((size, size), format="csr")[0]
+    A = sp.csr_matrix(A, dtype=np.float64)
+    A.sum_duplicates()
+    A.eliminate_zeros()
+    return A
+
+
+def _ssyrk_case(matrix: str) -> Case:
+    def make(quick: bool):
+        A = _ssyrk_matrix(matrix, quick)
+        nnz_density = A.nnz / (A.shape[0] * A.shape[1])
+        return {"A": A}, {"matrix": matrix, "shape": str(A.shape), "density": f"{nnz_density:.3g}"}
+
     def libs(x: dict, bound: dict) -> dict[str, Callable]:
-        A = x["A"]
-        return {"scipy CSR A @ A.T": lambda: (A @ A.T).toarray(),
+        A = _int32_indices(x["A"])
+        product = A @ A.T  # once, for the memory it holds
+        return {"scipy CSR A @ A.T": Baseline(lambda: A @ A.T, dense=lambda C: C.toarray(),
+                                              memory={"A (CSR) bytes": _bytes_of_scipy(A),
+                                                      "A A' (CSR) bytes": _bytes_of_scipy(product)}),
                 **_tensora("C(i,j) = A(i,k) * B(j,k)", "dd", {"A": ("ds", A), "B": ("ds", A)})}
-    return Case("ssyrk/random-d0.1", "sparse/ssyrk", make, libs,
+    return Case(f"ssyrk/{matrix}", "sparse/ssyrk", make, libs,
                 notes="A is read at two places: the nest stays dense (no co-iteration); output symmetry only")
 
 
@@ -328,7 +396,7 @@ def _eri_case() -> Case:
                                                              "declare", suite="dense")
 
 
-CASES += [_ssyrk_case(), _eri_case()]
+CASES += [*(_ssyrk_case(m) for m in SSYRK_INPUTS), _eri_case()]
 
 
 def select(names: list[str] | None) -> list[Case]:
@@ -341,6 +409,28 @@ def select(names: list[str] | None) -> list[Case]:
 # -- running -----------------------------------------------------------------------------------
 def _bytes_of_scipy(m) -> int:
     return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+
+def _handed_bytes(fn, storage: dict, dense: dict) -> int:
+    """Bytes of every input array a compiled kernel is handed: its dense inputs and, per stored face
+    it iterates, the arrays its storage format passes (at the format's index widths, so a change of
+    format shows here without a change to the benchmark)."""
+    from ..dtypes import numpy_type
+    from ..storage import formats
+
+    total = sum(int(dense[n].nbytes) for n in fn.dense)
+    if fn.faces:
+        fmt = formats.get(fn.program.facts.sparse_format)
+        dtype = np.dtype(numpy_type(fn.program.dtype))
+        for tensor, face in fn.faces:
+            total += sum(int(a.nbytes) for a in fmt.arrays(storage[tensor], face, dtype).values())
+    return total
+
+
+def _traffic(moved: int, stored: int) -> dict[str, float]:
+    """Compulsory traffic of one call: every stored array and dense operand read once, the output
+    written once; temporaries a formulation makes are not counted (they show as a lower GB/s)."""
+    return {"bytes_moved": moved, "stored_entries": stored, "bytes_per_stored_entry": moved / max(stored, 1)}
 
 
 def _build_libs(case: Case, inputs: dict, arrays: dict) -> tuple[dict[str, Callable], dict[str, str]]:
@@ -398,19 +488,41 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     timings = measure(fns, repeats=repeats)
     base = timings["systec_ref (symmetric)"].median
     A = arrays.get("A")
-    memory = {}
+    memory: dict[str, int] = {}
+    full = None
     if isinstance(A, SparseTensor):
         full = st_naive.get("A") or A.with_symmetry(())
         memory = {"canonical bytes": A.memory_bytes(), "full storage bytes": full.memory_bytes(),
                   "stored canonical": A.stored, "stored full": full.stored}
         if hasattr(raw, "indptr"):
-            memory["scipy CSR bytes"] = _bytes_of_scipy(raw)
+            # at the 32-bit indices of the scipy baseline, counted rather than converted
+            memory["scipy CSR bytes"] = int(raw.data.nbytes) + 4 * (raw.nnz + raw.shape[0] + 1)
+    out_bytes = int(np.asarray(want).nbytes)
+    # what each implementation holds: ours its operands as handed (a sparse A read element by
+    # element is handed dense) and its output
+    memory["systec_ref (symmetric): operands bytes"] = _handed_bytes(opt, st_opt, dense_opt)
+    memory["systec_ref: output bytes"] = out_bytes
+    for name, f in libs.items():
+        for label, size in (getattr(f, "memory", None) or {}).items():
+            memory[f"{name}: {label}"] = size
+    traffic: dict[str, dict[str, float]] = {}
+    if case.traffic and isinstance(A, SparseTensor):
+        vectors = sum(int(v.nbytes) for v in inputs.values() if isinstance(v, np.ndarray)) + out_bytes
+        traffic["systec_ref (symmetric)"] = _traffic(memory["systec_ref (symmetric): operands bytes"] + out_bytes,
+                                                     A.stored)
+        traffic["systec_ref (symmetry off)"] = _traffic(_handed_bytes(naive, st_naive, dense_naive) + out_bytes,
+                                                        full.stored)
+        for name, f in libs.items():
+            m = getattr(f, "reads", None)
+            if m is not None:
+                traffic[name] = _traffic(_bytes_of_scipy(m) + vectors, int(m.nnz))
     return {
         "kernel": case.name, "suite": case.suite, "file": f"examples/{case.kernel}.ein", "input": described,
         "notes": case.notes,
         "memory": memory, "setup_s": seconds, "unavailable": unavailable,
         "formats": {"symmetric": dict(opt.program.facts.tensor_formats) or opt.program.facts.sparse_format,
                     "symmetry off": dict(naive.program.facts.tensor_formats) or naive.program.facts.sparse_format},
-        "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True)}
+        "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True),
+                           **traffic.get(name, {})}
                     for name, t in timings.items()},
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import SystecError
 from . import dense, sparse
-from .machine import describe
+from .machine import describe, stream_bandwidth
 
 SUITES = ("dense", "sparse")
 
@@ -57,17 +57,23 @@ def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, con
                           f"ssymv/poisson2d)")
     results = []
     with _limit_threads(), _progress(console, len(chosen)) as advance:
+        # once, single-threaded like the kernels, before any case fills memory (fewer rounds at quick sizes)
+        stream = stream_bandwidth(repeats=3 if quick else 7)
+        console.print(f"stream bandwidth (one thread): copy {stream['copy GB/s']:.1f} GB/s, add "
+                      f"{stream['add GB/s']:.1f} GB/s", markup=False)
         for module, case in chosen:
             label = case.kernel if module is dense else case.name
             advance(label)
             r = module.run_case(case, quick, repeats)
             r.setdefault("suite", "dense" if module is dense else case.suite)
+            with_bandwidth(r, stream["reference GB/s"])
             results.append(r)
             console.print(_table(r, repeats, Table))
             for line in _extra_lines(r):
                 console.print(line, markup=False)
         advance(None)
         machine = describe()  # inside the limit: records the thread counts the timings ran with
+        machine["stream bandwidth"] = stream
     doc = {"machine": machine, "quick": quick, "repeats": repeats, "cases": results}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -79,26 +85,52 @@ def run(kernels: list[str] | None, quick: bool, repeats: int, out_dir: Path, con
     return doc
 
 
+def with_bandwidth(r: dict, stream_gbps: float) -> None:
+    """Add, to each implementation whose bytes moved are known (SpMV-class cases), the rate its
+    median call moves them at and its fraction of the machine's stream bandwidth."""
+    for v in r["results"].values():
+        if "bytes_moved" in v:
+            v["GB_per_s"] = v["bytes_moved"] / v["median_s"] / 1e9
+            v["fraction_of_stream"] = v["GB_per_s"] / stream_gbps
+
+
 def _table(r: dict, repeats: int, Table):
     what = r.get("sizes") or r.get("input")
     t = Table(title=f"{r['suite']} {r['kernel']} {what}: median of {repeats}, single thread", title_justify="left")
-    for col in ("implementation", "median ms", "min ms", "max ms", "time / symmetric", "agrees"):
+    traffic = any("bytes_moved" in v for v in r["results"].values())
+    cols = ["implementation", "median ms", "min ms", "max ms", "time / symmetric", "agrees"]
+    cols += ["bytes / stored entry", "GB/s", "of stream"] if traffic else []
+    for col in cols:
         t.add_column(col, justify="left" if col == "implementation" else "right")
     for name, v in r["results"].items():
-        t.add_row(name, f"{v['median_s'] * 1e3:.3f}", f"{v['min_s'] * 1e3:.3f}", f"{v['max_s'] * 1e3:.3f}",
-                  f"{v['ratio_to_symmetric']:.2f}x", "yes" if v["agrees"] else "NO")
+        row = [name, f"{v['median_s'] * 1e3:.3f}", f"{v['min_s'] * 1e3:.3f}", f"{v['max_s'] * 1e3:.3f}",
+               f"{v['ratio_to_symmetric']:.2f}x", "yes" if v["agrees"] else "NO"]
+        if traffic:
+            row += _traffic_cells(v)
+        t.add_row(*row)
     return t
+
+
+def _traffic_cells(v: dict) -> list[str]:
+    if "bytes_moved" not in v:
+        return ["", "", ""]
+    share = f"{v['fraction_of_stream']:.0%}" if "fraction_of_stream" in v else ""
+    gbps = f"{v['GB_per_s']:.1f}" if "GB_per_s" in v else ""
+    return [f"{v['bytes_per_stored_entry']:.1f}", gbps, share]
 
 
 def _extra_lines(r: dict) -> list[str]:
     out = []
     mem = r.get("memory") or {}
-    if mem:
+    if "canonical bytes" in mem:
         line = (f"  memory: canonical {mem['canonical bytes'] / 2**20:.1f} MiB ({mem['stored canonical']} entries) vs "
                 f"full storage {mem['full storage bytes'] / 2**20:.1f} MiB ({mem['stored full']} entries)")
         if "scipy CSR bytes" in mem:
             line += f" vs scipy CSR {mem['scipy CSR bytes'] / 2**20:.1f} MiB"
         out.append(line)
+    held = {k: v for k, v in mem.items() if ": " in k}
+    if held:
+        out.append("  held: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in held.items()))
     for name, why in sorted((r.get("unavailable") or {}).items()):
         out.append(f"  not timed: {name} ({why})")
     if r.get("setup_s"):
@@ -163,4 +195,25 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {c['kernel']}{bad} | {what} | {sym['median_s'] * 1e3:.3g} | {off['median_s'] * 1e3:.3g} "
                          f"| {off['ratio_to_symmetric']:.2f}x | {libs} | {mem_text} |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + traffic_table(doc))
+
+
+def traffic_table(doc: dict) -> list[str]:
+    """SpMV-class cases: each implementation's compulsory bytes per stored entry of its own layout,
+    the rate its median call moves them at and the fraction of the measured stream bandwidth."""
+    stream = (doc["machine"].get("stream bandwidth") or {}).get("reference GB/s")
+    rows = [(c, name, v) for c in doc["cases"] if c["results"]["systec_ref (symmetric)"]["median_s"] >= TIMEABLE_S
+            for name, v in c["results"].items() if "bytes_moved" in v]
+    if not rows:
+        return []
+    head = (f"**memory traffic** (SpMV-class cases of at least 0.1 ms; stream bandwidth {stream:.1f} GB/s, one "
+            f"thread; bytes: every stored array and vector read once, the output written once)" if stream else
+            "**memory traffic**")
+    out = [head, "", "| case | implementation | ms | MB moved | bytes / stored entry | GB/s | of stream |",
+           "|---|---|---|---|---|---|---|"]
+    for c, name, v in rows:
+        gbps = f"{v['GB_per_s']:.1f}" if "GB_per_s" in v else ""
+        share = f"{v['fraction_of_stream']:.0%}" if "fraction_of_stream" in v else ""
+        out.append(f"| {c['kernel']} | {name} | {v['median_s'] * 1e3:.3g} | {v['bytes_moved'] / 1e6:.1f} "
+                   f"| {v['bytes_per_stored_entry']:.1f} | {gbps} | {share} |")
+    return [*out, ""]
