@@ -58,6 +58,8 @@ from systec_ref.ir.nodes import (
     Permute,
     Program,
     Read,
+    SparseLevel,
+    SparseVal,
     TensorInfo,
 )
 from systec_ref.ir.printer import print_program
@@ -66,6 +68,7 @@ from systec_ref.lang import Kernel, parse
 from systec_ref.rewrite import lower as lower_pass
 from systec_ref.rewrite.manager import DEFAULT_OPTIONS, Options
 from systec_ref.rewrite.pipeline import BY_NAME, PASSES
+from systec_ref.rewrite.replicate_output import mirror_nest
 from systec_ref.storage import for_program
 from systec_ref.storage.faces import symmetrize_index
 
@@ -447,6 +450,32 @@ def ssymv_stored(fmt: str) -> Program:
     return BY_NAME["sparse-iterate"].run(ssymv_split(sparse=True), Options(tensor_formats=(("A", fmt),)))[0]
 
 
+def outer_tensors(sparse: bool):
+    return [tensor("A", "in", "n", "n", sym=((0, 1),), sparse=sparse), tensor("x", "in", "m"),
+            tensor("C", "out", "n", "n")]
+
+
+def outer_mirrored(sparse: bool) -> Program:
+    """``C[i,j] += A[i,j] * x[k]`` over the canonical triangle (C symmetric), after ``replicate-output`` and
+    (``sparse``) ``sparse-iterate``: the strict part and the diagonal, then the mirror over all of C."""
+    tensors = outer_tensors(sparse)
+    mirror = mirror_nest(tensors[2], ((0, 1),))
+    if not sparse:
+        return program("outer", tensors,
+                       nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N, loop("k", 0, M, upd(
+                           el("C", "i", "j"), mul(rd("A", "i", "j"), rd("x", "k"))))))),
+                       nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(
+                           el("C", "i", "i"), mul(rd("A", "i", "i"), rd("x", "k")))))),
+                       mirror, permutable=PAIR, output_symmetry=((0, 1),))
+    strict = SparseLevel("i", "_q0", "A", (0,), 0, None, Block((SparseLevel(
+        "j", "_q1", "A", (0,), 1, Idx("_q0"), Block((loop("k", 0, M, upd(
+            el("C", "i", "j"), mul(SparseVal("A", (0,), Idx("_q1")), rd("x", "k")))),))),)))
+    diagonal = SparseLevel("i", "_q2", "A", (1,), 0, None, Block((loop("k", 0, M, upd(
+        el("C", "i", "i"), mul(SparseVal("A", (1,), Idx("_q2")), rd("x", "k")))),)))
+    return program("outer", tensors, nest("strict part i < j", strict), nest("face i == j", diagonal), mirror,
+                   permutable=PAIR, output_symmetry=((0, 1),), sparse_storage=(("A", "canonical"),))
+
+
 SSYMV_EIN = "kernel ssymv\nin A[n, n] symmetric int64\nin x[n] int64\nout y[n] int64\ny[i] += A[i, j] * x[j]\n"
 GEMTV_EIN = "kernel gemtv\nin A[m, n] int64\nin x[m] int64\nout y[n] int64\ny[i] += A[j, i] * x[j]\n"
 WIDEST_EIN = ("kernel widest\nin A[n, n] int64\nin B[n, n] int64\nout C[n, n] int64\norder j k i\n"
@@ -465,6 +494,9 @@ class Case:
     options: Options = DEFAULT_OPTIONS
     #: probability that an entry of a sparse input is stored, in the second random run
     density: float = 0.5
+    #: the output chooses between alternatives at run time (``mirror-written``): each run enters one, so
+    #: every assignment must run in one of the runs at the case's sizes (density 1 and ``density``)
+    alternatives: bool = False
 
     @property
     def id(self) -> str:
@@ -553,6 +585,10 @@ CASES: list[Case] = [
     Case("unroll-and-jam", "triangular-rows", ssymv_strict_row, {"n": 6}),
     Case("unroll-and-jam", "float-partials", syprd_partials, {"n": 6}),
     Case("unroll-and-jam", "rectangular", lambda: ssymv_strict_row(lo=0), {"n": 6}, applies=False),
+    # mirror-written
+    Case("mirror-written", "stored-entries", lambda: outer_mirrored(sparse=True), {"n": 4, "m": 3},
+         alternatives=True, density=0.3),
+    Case("mirror-written", "dense-work", lambda: outer_mirrored(sparse=False), {"n": 4, "m": 3}, applies=False),
     # lower
     Case("lower", "ssymv", lambda: parse(SSYMV_EIN), {"n": 3}),
     Case("lower", "order-for-transposed-read", lambda: parse(GEMTV_EIN), {"n": 3, "m": 2}),
@@ -619,6 +655,7 @@ def check_same_results(case: Case, src: Program | Kernel, out: Program) -> None:
     and with every dimension 0 and 1."""
     runs = [(case.sizes, 0, 1.0, True), (case.sizes, 1, case.density, False), (case.sizes, 2, case.density, False),
             ({d: 0 for d in case.sizes}, 3, case.density, False), ({d: 1 for d in case.sizes}, 4, case.density, False)]
+    missed: list[set[int]] = []  # assignments of the output that never ran, per run at the case's sizes
     for dims, seed, density, every in runs:
         arrays = random_arrays(out, dims, seed, density)
         got, got_counts = interpret(out, arrays, dims)
@@ -630,7 +667,9 @@ def check_same_results(case: Case, src: Program | Kernel, out: Program) -> None:
             if every:
                 assert not want_counts.never_ran, \
                     f"{case.id}: input assignments {want_counts.never_ran} never ran at {dims}: raise the sizes"
-        if every:
+        if dims == case.sizes:
+            missed.append(set(got_counts.never_ran))
+        if every and not case.alternatives:
             assert not got_counts.never_ran, \
                 f"{case.id}: output assignments {got_counts.never_ran} never ran at {dims}: raise the sizes"
         assert want.keys() == got.keys()
@@ -640,6 +679,9 @@ def check_same_results(case: Case, src: Program | Kernel, out: Program) -> None:
             else:
                 same = np.allclose(want[name], got[name], rtol=1e-12, atol=1e-12)
             assert same, f"{case.id}: {name} differs at {dims} (seed {seed}):\ninput  {want[name]}\noutput {got[name]}"
+    if case.alternatives:
+        never = set.intersection(*missed)
+        assert not never, f"{case.id}: output assignments {sorted(never)} never ran at {case.sizes}: change the sizes"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

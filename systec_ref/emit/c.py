@@ -39,7 +39,9 @@ from ..ir.nodes import (
     IConst,
     Idx,
     If,
+    IMul,
     IPlus,
+    ISum,
     Let,
     Local,
     Lookup,
@@ -53,6 +55,7 @@ from ..ir.nodes import (
     SparseLevel,
     SparseVal,
     Stmt,
+    Stored,
     TensorInfo,
 )
 from ..ir.printer import fmt_tensor
@@ -95,8 +98,26 @@ class _Emitter:
                 return self.index(base)
             case IPlus(base, offset):
                 return f"({self.index(base)} {'+' if offset > 0 else '-'} {abs(offset)})"
+            case Stored(tensor, face, level):
+                return self.stored(tensor, face, level)
+            case ISum(args):
+                return "(" + " + ".join(self.index(a) for a in args) + ")" if args else "INT64_C(0)"
+            case IMul(args):
+                return "(" + " * ".join(self.index(a) for a in args) + ")" if args else "INT64_C(1)"
             case _:
                 raise unknown(e, "C emitter (index)")
+
+    def stored(self, tensor: str, face: tuple[int, ...], level: int) -> str:
+        """How many entries a level of a face stores: each level's position array, read at the count of
+        the level above (the root level has one parent)."""
+        count = "1"
+        for lv in self.layout(tensor, face).levels[:level + 1]:
+            match lv:
+                case Compressed(pos, _):
+                    count = f"{face_array(tensor, face, pos)}[{count}]"
+                case other:
+                    raise unknown(other, "C emitter (count of a level)")
+        return count
 
     def dim(self, d: str | int) -> str:
         return d if isinstance(d, str) else f"INT64_C({d})"

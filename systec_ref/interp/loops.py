@@ -28,8 +28,10 @@ from ..ir.nodes import (
     IConst,
     Idx,
     If,
+    IMul,
     IndexExpr,
     IPlus,
+    ISum,
     Let,
     Local,
     Lookup,
@@ -43,6 +45,7 @@ from ..ir.nodes import (
     SparseLevel,
     SparseVal,
     Stmt,
+    Stored,
 )
 from ..ir.printer import fmt_subscript
 from ..storage import formats
@@ -116,6 +119,26 @@ class _Compiler:
             case IPlus(base_expr, off):
                 base = self.index(base_expr)
                 return lambda env: base(env) + off
+            case Stored(tensor, face, level):
+                levels = self._face(tensor, face)[0]
+                count = 1  # entries above level 0: the one root
+                for pos_arr, _ in levels[:level + 1]:
+                    if not 0 <= count < len(pos_arr):
+                        raise InterpError(f"{tensor}{face} level count: position {count} out of range")
+                    count = pos_arr[count]
+                return lambda env: count
+            case ISum(args):
+                fns = [self.index(a) for a in args]
+                return lambda env: sum(f(env) for f in fns)
+            case IMul(args):
+                fns = [self.index(a) for a in args]
+
+                def product(env):
+                    out = 1
+                    for f in fns:
+                        out *= f(env)
+                    return out
+                return product
             case _:
                 raise unknown(e, "interpreter (index)")
 

@@ -58,7 +58,33 @@ class IPlus(Node):
     offset: int
 
 
-IndexExpr = Union[Idx, IConst, DimSize, IPlus]
+@dataclass(frozen=True)
+class Stored(Node):
+    """How many entries level ``level`` of one face of a sparse input stores, over all its parents:
+    the number of times a nest of ``SparseLevel`` loops down to that level runs its body.  Known
+    at run time, before the body runs (a mirror sized to the work compares it with the output's
+    size)."""
+
+    tensor: str
+    face: tuple[int, ...]
+    level: int
+
+
+@dataclass(frozen=True)
+class ISum(Node):
+    """The sum of index expressions (a run-time cost estimate)."""
+
+    args: tuple[IndexExpr, ...]
+
+
+@dataclass(frozen=True)
+class IMul(Node):
+    """The product of index expressions (a run-time cost estimate)."""
+
+    args: tuple[IndexExpr, ...]
+
+
+IndexExpr = Union[Idx, IConst, DimSize, IPlus, Stored, ISum, IMul]
 
 # -- conditions ---------------------------------------------------------------
 

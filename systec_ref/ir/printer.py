@@ -25,8 +25,10 @@ from .nodes import (
     IConst,
     Idx,
     If,
+    IMul,
     IndexExpr,
     IPlus,
+    ISum,
     Let,
     Local,
     Lookup,
@@ -40,6 +42,7 @@ from .nodes import (
     SparseLevel,
     SparseVal,
     Stmt,
+    Stored,
     TensorInfo,
 )
 
@@ -55,6 +58,12 @@ def fmt_index(e: IndexExpr) -> str:
         case IPlus(base, offset):
             sign = "+" if offset > 0 else "-"
             return f"{fmt_index(base)}{sign}{abs(offset)}"
+        case Stored(tensor, face, level):
+            return f"|{tensor}{fmt_face(face)}.level{level}|"
+        case ISum(args):
+            return "(" + " + ".join(fmt_index(a) for a in args) + ")" if args else "0"
+        case IMul(args):
+            return "*".join(fmt_index(a) for a in args) if args else "1"
         case _:
             raise unknown(e, "IR printer (index)")
 

@@ -10,7 +10,8 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
   enclosing one, and not declared twice in one scope;
 * every tensor read or written is declared, with as many subscripts as modes; only outputs
   and temporaries are written; a stored-entry loop or value names a sparse tensor and one of
-  its faces, and a loop's level is one that face stores;
+  its faces, and a loop's level is one that face stores; a count of stored entries names a
+  level of a face that some stored-entry loop or value of the program iterates (so it is passed);
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
 * every dimension named in a bound is a dimension of a declared tensor.
@@ -22,7 +23,7 @@ and where.
 from __future__ import annotations
 
 from ..storage.faces import face_modes
-from ..term import unknown
+from ..term import nodes, unknown
 from .nodes import (
     CMP_OPS,
     REDUCE_OPS,
@@ -37,7 +38,9 @@ from .nodes import (
     IConst,
     Idx,
     If,
+    IMul,
     IPlus,
+    ISum,
     Let,
     Local,
     Lookup,
@@ -50,6 +53,7 @@ from .nodes import (
     Read,
     SparseLevel,
     SparseVal,
+    Stored,
 )
 from .printer import fmt_stmt
 
@@ -63,6 +67,8 @@ class _Verifier:
         self.p = p
         self.tensors = {t.name: t for t in p.tensors}
         self.dims = {d for t in p.tensors for d in t.dims if isinstance(d, str)}
+        #: the (tensor, face) pairs iterated or read as stored entries: the ones a kernel is handed
+        self.faces = {(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))}
 
     def fail(self, what: str, where: object = None) -> _Invalid:
         at = ""
@@ -86,6 +92,15 @@ class _Verifier:
                     raise self.fail(f"unknown dimension '{name}'", where)
             case IPlus(base, _):
                 self.index(base, bound, where)
+            case Stored(tensor, face, level):
+                stored = self.sparse(tensor, face, where)
+                if not 0 <= level < stored:
+                    raise self.fail(f"count of level {level} of face {face} of {tensor}, which stores {stored}", where)
+                if (tensor, face) not in self.faces:
+                    raise self.fail(f"count of entries of face {face} of {tensor}, which nothing iterates", where)
+            case ISum(args) | IMul(args):
+                for a in args:
+                    self.index(a, bound, where)
             case _:
                 raise unknown(e, "IR verifier (index)")
 

@@ -12,6 +12,7 @@ from . import (
     hoist_reads,
     identify_symmetry,
     lookup_table,
+    mirror_written,
     normalize,
     replicate_output,
     restrict_iteration,
@@ -42,6 +43,7 @@ PASSES: list[Pass] = [
     hoist_reads.PASS,
     workspace.PASS,
     unroll_and_jam.PASS,
+    mirror_written.PASS,
 ]
 
 #: the passes that have nothing to do with symmetry: the baseline keeps them

@@ -11,6 +11,11 @@ invariant under the swap, so the output is symmetric.  Each such pair keeps
 only the write into the canonical triangle (sorted subscripts) — not doubled:
 a final mirror loop copies the canonical triangle onto the rest.
 
+The mirror visits the whole output: cheap beside dense work, which is larger than the
+output, but not beside a few stored entries of a sparse input.  Where every update of the
+output ends up in a nest over stored entries, ``mirror-written`` (the last pass) sizes it to
+the work: at run time it copies only the elements written, when that is fewer copies.
+
 Before::
 
     if i < j:
@@ -35,7 +40,7 @@ After::
 from __future__ import annotations
 
 from ..ir.edit import replace_body
-from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read
+from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read, TensorInfo
 from ..term import nodes, postwalk
 from .combinators import main_assignments
 from .lower import dim_expr
@@ -81,7 +86,7 @@ def _symmetric_in(runs: list[list[Assign]], g: tuple[int, ...]) -> bool:
     return True
 
 
-def _canonical(t: Elem, groups: list[tuple[int, ...]], ranks) -> bool | None:
+def canonical(t: Elem, groups: list[tuple[int, ...]], ranks) -> bool | None:
     """Are the subscripts of ``t`` sorted within each group?  None if unknowable."""
     for g in groups:
         subs = [t.idx[q] for q in g]
@@ -93,6 +98,21 @@ def _canonical(t: Elem, groups: list[tuple[int, ...]], ranks) -> bool | None:
         if r != sorted(r):
             return False
     return True
+
+
+def mirror_nest(info: TensorInfo, groups: tuple[tuple[int, ...], ...]) -> Block:
+    """The final copy of the canonical triangle of output ``info`` onto the rest, over the whole output
+    (``mirror-written`` finds it by this value)."""
+    out = info.name
+    vars_ = [f"_m{q}" for q in range(info.order)]
+    cond = Or(tuple(Cmp("<", Idx(vars_[b]), Idx(vars_[a])) for g in groups for a, b in zip(g, g[1:])))
+    mirror: Block = Block((If(cond, Block((Assign(Elem(out, tuple(Idx(v) for v in vars_)), "=",
+                                                     Read(out, tuple(Idx(v) for v in vars_), groups)),))),))
+    for q in reversed(range(info.order)):
+        mirror = Block((Loop(vars_[q], IConst(0), dim_expr(info.dims[q]), mirror),))
+    groups_text = " and ".join("(" + ",".join(map(str, g)) + ")" for g in groups)
+    return Block(mirror.body, comment=f"mirror the canonical triangle of {out} in modes {groups_text} "
+                                      f"(replicate-output)")
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
@@ -112,26 +132,19 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     found = [g for g in groups if _symmetric_in(runs, g)]
     if not found:
         return p, "no output symmetry: updates do not pair up under any swap of output subscripts"
-    if any(_canonical(s.target, found, ranks) is None for s in assigns):
+    if any(canonical(s.target, found, ranks) is None for s in assigns):
         return p, "not applied: canonical output elements cannot be told apart statically"
 
     def f(n):
         if not isinstance(n, Block):
             return None
         keep = tuple(s for s in n.body if not (isinstance(s, Assign) and s in assigns
-                                               and not _canonical(s.target, found, ranks)))
+                                               and not canonical(s.target, found, ranks)))
         return Block(keep, n.comment) if keep != n.body else None
     body = postwalk(f)(p.body)
     dropped = len(assigns) - len(main_assignments(replace_body(p, body)))
-    vars_ = [f"_m{q}" for q in range(info.order)]
-    cond = Or(tuple(Cmp("<", Idx(vars_[b]), Idx(vars_[a])) for g in found for a, b in zip(g, g[1:])))
-    mirror: Block = Block((If(cond, Block((Assign(Elem(out, tuple(Idx(v) for v in vars_)), "=",
-                                                     Read(out, tuple(Idx(v) for v in vars_), tuple(found))),))),))
-    for q in reversed(range(info.order)):
-        mirror = Block((Loop(vars_[q], IConst(0), dim_expr(info.dims[q]), mirror),))
     groups_text = " and ".join("(" + ",".join(map(str, g)) + ")" for g in found)
-    mirror = Block(mirror.body, comment=f"mirror the canonical triangle of {out} in modes {groups_text} "
-                                        f"(replicate-output)")
+    mirror = mirror_nest(info, tuple(found))
     new = replace_body(p, Block(body.body + (mirror,))).with_facts(output_symmetry=tuple(found))
     return new, f"{out} symmetric in modes {groups_text}: {dropped} of {len(assigns)} updates dropped, mirror added"
 
