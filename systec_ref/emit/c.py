@@ -111,10 +111,14 @@ class _Emitter:
         """How many entries a level of a face stores: each level's position array, read at the count of
         the level above (the root level has one parent)."""
         count = "1"
-        for lv in self.layout(tensor, face).levels[:level + 1]:
+        t = self.p.tensor(tensor)
+        modes = face_modes(t.order, t.symmetry, face)
+        for n, lv in enumerate(self.layout(tensor, face).levels[:level + 1]):
             match lv:
                 case Compressed(pos, _):
                     count = f"{face_array(tensor, face, pos)}[{count}]"
+                case Dense():  # every coordinate under every parent
+                    count = f"({count}) * {self.dim(t.dims[modes[n]])}"
                 case other:
                     raise unknown(other, "C emitter (count of a level)")
         return count

@@ -122,7 +122,11 @@ class _Compiler:
             case Stored(tensor, face, level):
                 levels = self._face(tensor, face)[0]
                 count = 1  # entries above level 0: the one root
-                for pos_arr, _ in levels[:level + 1]:
+                for stored in levels[:level + 1]:
+                    if isinstance(stored, int):  # a dense level: every coordinate under every parent
+                        count *= stored
+                        continue
+                    pos_arr, _ = stored
                     if not 0 <= count < len(pos_arr):
                         raise InterpError(f"{tensor}{face} level count: position {count} out of range")
                     count = pos_arr[count]
