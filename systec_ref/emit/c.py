@@ -315,7 +315,9 @@ class _Emitter:
                 split = _split_accumulators(s, self.p.dtype)
                 if split:
                     return self.split_level(s, starts, coords, q, split, ind)
-                head = (f"{pad}for (int64_t {s.pos} = {starts}[{q}]; {s.pos} < {starts}[{q} + 1]; "
+                # from a position of the same fiber (see SparseLevel.start), else from the parent's first child
+                first = f"{starts}[{q}]" if s.start is None else self.index(s.start)
+                head = (f"{pad}for (int64_t {s.pos} = {first}; {s.pos} < {starts}[{q} + 1]; "
                         f"++{s.pos}) {{")
                 bind = f"{pad}    const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
                 return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
@@ -330,10 +332,11 @@ class _Emitter:
         order of the accumulators' own additions changes, which the float tolerance allows."""
         pad = "    " * ind
         lo, hi, p = generated("lo"), generated("hi"), generated("p")
+        first = f"{starts}[{q}]" if s.start is None else self.index(s.start)  # see SparseLevel.start
         twin = {a: f"{a}_b" for a in acc}
         second = postwalk(lambda n: Local(twin[n.name]) if isinstance(n, Local) and n.name in twin else None)(s.body)
         out = [f"{pad}{{  /* two accumulators per reduction: independent add chains */",
-               f"{pad}    const int64_t {lo} = {starts}[{q}], {hi} = {starts}[{q} + 1];"]
+               f"{pad}    const int64_t {lo} = {first}, {hi} = {starts}[{q} + 1];"]
         out += [f"{pad}    {self.ctype} {twin[a]} = {self.number(identity(op, self.p.dtype))};"
                 for a, op in sorted(acc.items())]
         bind = f"const int64_t {s.var} = {coords}[{s.pos}]; (void){s.var};"
@@ -356,7 +359,8 @@ class _Emitter:
         params = abi.parameters(p)
         # every dimension and dense input is named once, so a kernel that ignores one compiles warning-free
         body: list[str] = [f"    (void){q.name};" for q in params if isinstance(q.source, (abi.Dim, abi.DenseInput))]
-        temps = [t for t in p.tensors if t.role == "temp"]
+        # a stored copy of a sparse input (the ``sparse_copies`` fact) arrives as its face arrays: not allocated
+        temps = [t for t in p.tensors if t.role == "temp" and t.format != "sparse"]
         for t in temps:
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
@@ -365,7 +369,7 @@ class _Emitter:
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
         i = generated("i")
         for t in p.tensors:
-            if t.role == "in":
+            if t.role == "in" or t.format == "sparse":
                 continue
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    for (size_t {i} = 0; {i} < {size}; ++{i}) {t.name}[{i}] = {self.number(t.init)};"

@@ -298,13 +298,20 @@ class _Compiler:
             case SparseLevel():
                 pos_arr, crd = self._face(s.tensor, s.face)[0][s.level]
                 parent = self.index(s.parent) if s.parent is not None else None
+                start = self.index(s.start) if s.start is not None else None
                 body, var, pvar = self.stmt(s.body), s.var, s.pos
 
                 def level(env):
                     q = parent(env) if parent is not None else 0
                     if not 0 <= q < len(pos_arr) - 1:
                         raise InterpError(f"{s.tensor}{s.face} level {s.level}: parent position {q} out of range")
-                    for p in range(pos_arr[q], pos_arr[q + 1]):
+                    first = pos_arr[q]
+                    if start is not None:  # a position of the same fiber (or its end): the rest of the fiber
+                        first = start(env)
+                        if not pos_arr[q] <= first <= pos_arr[q + 1]:
+                            raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first} outside "
+                                              f"the fiber {pos_arr[q]}..{pos_arr[q + 1]} of parent {q}")
+                    for p in range(first, pos_arr[q + 1]):
                         env[pvar] = p
                         env[var] = crd[p]
                         c.iterations += 1

@@ -70,8 +70,29 @@ def preferred_order(k: A.Kernel) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def apart_reads(k: A.Kernel, depth: dict[str, int]) -> int:
+    """How many non-symmetric sparse inputs, read at several places, cannot walk one fiber in this loop
+    order: their reads, each with its subscripts in loop order (as ``concordize`` transposes them), must
+    be two that permute the modes alike and agree on every subscript but the last (``A[i,k] * A[j,k]``
+    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``)."""
+    bad = 0
+    for d in k.decls:
+        if d.role != "in" or d.format != "sparse" or d.symmetry:
+            continue
+        places = list(dict.fromkeys(a.indices for a in A.accesses(k.assignment.rhs) if a.tensor == d.name))
+        if len(places) < 2:
+            continue
+        walked = [tuple(sorted(range(len(x)), key=lambda q, x=x: (depth[x[q]], q))) for x in places]
+        inner = [tuple(x[q] for q in w) for x, w in zip(places, walked)]
+        if not (len(places) == 2 and walked[0] == walked[1] and inner[0][:-1] == inner[1][:-1]
+                and all(len(set(x)) == len(x) for x in places)):
+            bad += 1
+    return bad
+
+
 def choose_order(k: A.Kernel) -> tuple[str, ...]:
-    """The loop order with the fewest discordant reads (sparse ones weigh most),
+    """The loop order in which every sparse input read at two places can walk one fiber for both
+    (:func:`apart_reads`), then with the fewest discordant reads (sparse ones weigh most),
     then a concordant output, then closeness to :func:`preferred_order`."""
     pref = preferred_order(k)
     if len(pref) > _MAX_SEARCH:
@@ -90,7 +111,7 @@ def choose_order(k: A.Kernel) -> tuple[str, ...]:
                 else:
                     dense_bad += 1
         out_bad = 0 if depth_order_ok(out.indices, depth, ()) else 1
-        return (sparse_bad, dense_bad, out_bad, tuple(pref.index(v) for v in order))
+        return (apart_reads(k, depth), sparse_bad, dense_bad, out_bad, tuple(pref.index(v) for v in order))
 
     return min(itertools.permutations(pref), key=score)
 
