@@ -40,6 +40,7 @@ from ..ir.nodes import (
     Value,
 )
 from ..lang import ast as A
+from ..lang import unstored
 from ..term import unknown
 
 NAME = "lower"
@@ -70,17 +71,42 @@ def preferred_order(k: A.Kernel) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _value_when_fill(e: A.Expr, at: A.Access, fill: float, dtype: str) -> unstored.Abstract:
+    """The value of ``e`` where the one access ``at`` holds ``fill``; every other access is unknown (finite)."""
+    match e:
+        case A.Access():
+            return fill if e == at else unstored.FINITE
+        case A.Number(value):
+            return A.literal_value(value, dtype)
+        case A.Neg(operand):
+            return unstored.neg(_value_when_fill(operand, at, fill, dtype))
+        case A.BinOp(op, left, right):
+            a, b = _value_when_fill(left, at, fill, dtype), _value_when_fill(right, at, fill, dtype)
+            if op == "*":
+                return unstored.mul(a, b)
+            return unstored.add(a, unstored.neg(b) if op == "-" else b)
+        case _:
+            raise unknown(e, "lower (value where an entry is unstored)")
+
+
 def apart_reads(k: A.Kernel, depth: dict[str, int]) -> int:
     """How many non-symmetric sparse inputs, read at several places, cannot walk one fiber in this loop
     order: their reads, each with its subscripts in loop order (as ``concordize`` transposes them), must
     be two that permute the modes alike and agree on every subscript but the last (``A[i,k] * A[j,k]``
-    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``)."""
+    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``).
+    A tensor counts only if the update is nothing wherever either read holds the fill (a product of the
+    two; a sum visits every point whatever the order)."""
     bad = 0
+    rhs = k.rhs
     for d in k.decls:
         if d.role != "in" or d.format != "sparse" or d.symmetry:
             continue
-        places = list(dict.fromkeys(a.indices for a in A.accesses(k.assignment.rhs) if a.tensor == d.name))
+        mine = [a for a in A.accesses(rhs) if a.tensor == d.name]
+        places = list(dict.fromkeys(a.indices for a in mine))
         if len(places) < 2:
+            continue
+        if not all(unstored.no_change(_value_when_fill(rhs, a, d.fill, k.output.dtype), k.assignment.reduction)
+                   for a in mine):
             continue
         walked = [tuple(sorted(range(len(x)), key=lambda q, x=x: (depth[x[q]], q))) for x in places]
         inner = [tuple(x[q] for q in w) for x, w in zip(places, walked)]

@@ -482,7 +482,7 @@ def _passed_dense(body: Block, inputs: list[TensorInfo], copies: dict, p: Progra
             continue
         mine = [c for c in copies if copies[c][0].name == t.name and _reads(body, c)]
         why = _why_dense(body, mine[0], p) if mine else _why_dense(body, t.name, p)
-        out.append(f"; {t.name} passed dense: " + (f"its transposed copy {mine[0]} {why}" if mine else why))
+        out.append(f"; {t.name} passed dense: {why}" + (f" (its transposed copy {mine[0]})" if mine else ""))
     return "".join(out)
 
 
@@ -504,7 +504,12 @@ def _why_dense(body: Block, name: str, p: Program) -> str:
         fill = p.tensor(src).fill
     if not all(_skips_unstored(nest, r, fill) for r in reads):
         return "an update changes the result where it holds its fill"
-    return "its loops do not walk its storage (bounds, nesting or other updates in the nest)"
+    t = p.tensor(name)
+    if t.symmetry and p.facts.permutable:
+        return "its loops' bounds do not pin one face of its canonical storage"
+    if any(len(set(x)) != len(x) for x in subs):
+        return "read on a diagonal (a repeated subscript), which its storage does not keep apart"
+    return "its loops do not walk its levels in order over their full range"
 
 
 def _nests(b: Block) -> list[Loop | SparseLevel]:
