@@ -291,7 +291,8 @@ def _ssyrk_case() -> Case:
         return {"scipy CSR A @ A.T": lambda: (A @ A.T).toarray(),
                 **_tensora("C(i,j) = A(i,k) * B(j,k)", "dd", {"A": ("ds", A), "B": ("ds", A)})}
     return Case("ssyrk/random-d0.1", "sparse/ssyrk", make, libs,
-                notes="A is read at two places: the nest stays dense (no co-iteration); output symmetry only")
+                notes="A[i,k] * A[j,k]: k outermost over A's columns (a stored transposed copy), j walks the "
+                      "column from just past i; output symmetry (one triangle, mirrored)")
 
 
 def _eri_case() -> Case:

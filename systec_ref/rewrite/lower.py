@@ -13,7 +13,9 @@ After::
         y[i] += A[i,j] * x[j]
 
 The loop order is the kernel's ``order`` line if it has one; otherwise the one
-that :func:`choose_order` finds most concordant with the inputs' storage.
+that :func:`choose_order` finds most concordant with the inputs' storage (first of all, one in
+which a sparse input read at two places can walk one fiber for both: ``k i j`` for sparse SSYRK's
+``A[i,k] * A[j,k]``).
 """
 
 from __future__ import annotations

@@ -30,11 +30,40 @@ On a diagonal face the pinned mode is not stored at all (``i == j``: one level):
     for (_q2, i) in A<f1>.level0:
       y[i] += x[i] * A<f1>.vals[_q2]
 
+Two reads of one tensor in full storage that agree on every subscript but the last walk one
+fiber together (:func:`_sparsify_fiber`): the shared levels once, the last level for the outer
+read, and that same fiber again for the inner read, from its start (``j in 0..``), from the outer
+read's position (``j in i..``) or one past it (``j in i+1..``) — ``SparseLevel.start``, since
+coordinates increase with the position within a fiber.  Skipping is then sound only if the update
+changes nothing where *either* read holds the fill (a product of the two; not a sum).  Sparse
+SSYRK's strict part, ``lower`` having put the shared mode ``k`` outermost (before)::
+
+    for k in 0..m:
+      for i in 0..n:
+        for j in i+1..n:
+          C[i,j] += A_T[k,i] * A_T[k,j]
+
+After::
+
+    for (_q0, k) in A_T<full>.level0:
+      for (_q1, i) in A_T<full>.level1 under _q0:
+        for (_q2, j) in A_T<full>.level1 under _q0 from _q1+1:
+          C[i,j] += A_T<full>.vals[_q1] * A_T<full>.vals[_q2]
+
+``A_T`` there is ``concordize``'s transposed copy of the sparse input ``A``: a copy is a sparse tensor
+too (the input's fill where the input holds it), and when every nest that reads it iterates it, the
+program no longer builds it — its storage, the input's entries with the modes permuted, is handed to
+the kernel (recorded as the ``sparse_copies`` fact; see ``storage.for_program``).  If one nest
+cannot, the copy stays dense everywhere (all or nothing).  An outer loop whose body holds several
+nests side by side (``split-diagonals``' faces under ``k``) is split into one loop per nest
+(:func:`_fission`) when that lets one iterate stored entries.
+
 A nest whose bounds do not pin one face (e.g. ``j in i..n``), that reads the
-tensor at two different places, holds an update that does not read it, or
+tensor at two places not sharing a level, holds an update that does not read it, or
 one that the fill of the iterated read does not annihilate (``A[i,j] +
 A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
-is left dense — the tensor is then also passed dense.
+is left dense — the tensor is then also passed dense, and the pass note says why, by name
+(``A passed dense: read at 2 places not sharing a level``).
 
 How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
 pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
