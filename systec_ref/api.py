@@ -163,9 +163,8 @@ class Kernel:
         if any(f == "auto" for f in want.values()):
             from .storage.choose import choose_format
 
-            stored = for_program(prog, {t: arrays[t] for t in iterated if want[t] == "auto"} | {
-                t: a for t, a in arrays.items() if t not in iterated})
-            want |= {t: choose_format(st).name for t, st in stored.items() if want[t] == "auto"}
+            stored = for_program(prog, arrays)  # (a stored transposed copy is built from its input)
+            want |= {t: choose_format(st).name for t, st in stored.items() if want.get(t) == "auto"}
         for name in want.values():
             storage_formats.get(name)  # an unknown name is refused here
         return self.with_formats(tuple(want.items()))

@@ -476,8 +476,26 @@ def outer_mirrored(sparse: bool) -> Program:
                    permutable=PAIR, output_symmetry=((0, 1),), sparse_storage=(("A", "canonical"),))
 
 
+def gram_faces(value=mul, copy: bool = False) -> Program:
+    """Sparse SSYRK after ``split-diagonals``, ``k`` outermost: both faces of (i,j) under the k loop, each
+    reading one fiber of A at two places; ``copy``: reading ``concordize``'s transposed copy of A[n,m]."""
+    a = "A_T" if copy else "A"
+    body = [nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N,
+                 upd(el("C", "i", "j"), value(rd(a, "k", "i"), rd(a, "k", "j")))))),
+            nest("face i == j", loop("i", 0, N, upd(el("C", "i", "i"), value(rd(a, "k", "i"), rd(a, "k", "i")))))]
+    main = loop("k", 0, M, *body)
+    c = tensor("C", "out", "n", "n")
+    if not copy:
+        return program("ssyrk", [tensor("A", "in", "m", "n", sparse=True), c], main, permutable=PAIR)
+    build = nest("transposed copy of A (concordize)",
+                 loop("_c0", 0, N, loop("_c1", 0, M, Assign(el("A_T", "_c1", "_c0"), "=", rd("A", "_c0", "_c1")))))
+    return program("ssyrk", [tensor("A", "in", "n", "m", sparse=True), c, tensor("A_T", "temp", "m", "n")],
+                   build, main, permutable=PAIR)
+
+
 SSYMV_EIN = "kernel ssymv\nin A[n, n] symmetric int64\nin x[n] int64\nout y[n] int64\ny[i] += A[i, j] * x[j]\n"
 GEMTV_EIN = "kernel gemtv\nin A[m, n] int64\nin x[m] int64\nout y[n] int64\ny[i] += A[j, i] * x[j]\n"
+SPARSE_SSYRK_EIN = "kernel ssyrk\nin A[n, m] sparse int64\nout C[n, n] int64\nC[i, j] += A[i, k] * A[j, k]\n"
 WIDEST_EIN = ("kernel widest\nin A[n, n] int64\nin B[n, n] int64\nout C[n, n] int64\norder j k i\n"
               "C[i, k] max= A[i, j] * B[j, k]\n")
 
@@ -568,6 +586,9 @@ CASES: list[Case] = [
     Case("sparse-iterate", "fill-not-annihilated", lambda: sparse_dense_nest(add(rd("A", "i", "j"), rd("x", "j"))),
          {"n": 3}, applies=False),
     Case("sparse-iterate", "bounds-pin-no-face", sparse_triangle, {"n": 3}, applies=False),
+    Case("sparse-iterate", "shared-fiber", gram_faces, {"n": 3, "m": 2}),
+    Case("sparse-iterate", "stored-transposed-copy", lambda: gram_faces(copy=True), {"n": 3, "m": 2}),
+    Case("sparse-iterate", "shared-fiber-sum", lambda: gram_faces(add, copy=True), {"n": 3, "m": 2}, applies=False),
     # fuse-faces
     Case("fuse-faces", "dense-first-levels", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
     Case("fuse-faces", "compressed-first-level", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f1]"),
@@ -593,6 +614,7 @@ CASES: list[Case] = [
     Case("lower", "ssymv", lambda: parse(SSYMV_EIN), {"n": 3}),
     Case("lower", "order-for-transposed-read", lambda: parse(GEMTV_EIN), {"n": 3, "m": 2}),
     Case("lower", "order-line-max", lambda: parse(WIDEST_EIN), {"n": 3}),
+    Case("lower", "order-for-shared-fiber", lambda: parse(SPARSE_SSYRK_EIN), {"n": 3, "m": 2}),
 ]
 
 BY_ID = {c.id: c for c in CASES}

@@ -359,7 +359,8 @@ def _ssyrk_case(matrix: str) -> Case:
                                                       "A A' (CSR) bytes": _bytes_of_scipy(product)}),
                 **_tensora("C(i,j) = A(i,k) * B(j,k)", "dd", {"A": ("ds", A), "B": ("ds", A)})}
     return Case(f"ssyrk/{matrix}", "sparse/ssyrk", make, libs,
-                notes="A is read at two places: the nest stays dense (no co-iteration); output symmetry only")
+                notes="A[i,k] * A[j,k]: k outermost over A's columns (a stored transposed copy), j walks the "
+                      "column from just past i; output symmetry (one triangle, mirrored)")
 
 
 def _eri_case() -> Case:

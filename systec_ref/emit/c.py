@@ -339,15 +339,19 @@ class _Emitter:
         match self.layout(s.tensor, s.face).levels[s.level]:
             case Compressed(pos, crd):
                 starts, coords = face_array(s.tensor, s.face, pos), face_array(s.tensor, s.face, crd)
-                lo, hi = f"{starts}[{q}]", f"{starts}[{q} + 1]"
+                # from a position of the same fiber (see SparseLevel.start), else from the parent's first child
+                lo = f"{starts}[{q}]" if s.start is None else self.index(s.start)
+                hi = f"{starts}[{q} + 1]"
 
                 def coord(p: str) -> str:
                     return f"{coords}[{p}]"
             case Dense():
                 t = self.p.tensor(s.tensor)
                 size = self.dim(t.dims[face_modes(t.order, t.symmetry, s.face)[s.level]])
-                lo = "0" if s.parent is None else f"({q}) * {size}"
-                hi = f"{size}" if s.parent is None else f"{lo} + {size}"
+                base = "0" if s.parent is None else f"({q}) * {size}"
+                # from a position of the same fiber (see SparseLevel.start), else from the first coordinate
+                lo = base if s.start is None else self.index(s.start)
+                hi = f"{size}" if s.parent is None else f"{base} + {size}"
                 if s.parent is None:  # positions are the coordinates: one variable for both
 
                     def coord(p: str) -> str:
@@ -355,7 +359,7 @@ class _Emitter:
                 else:
 
                     def coord(p: str) -> str:
-                        return f"{p} - {lo}"
+                        return f"{p} - {base}"
             case other:
                 raise unknown(other, "C emitter (level kind)")
         split = _split_accumulators(s, self.p.dtype)
@@ -399,7 +403,8 @@ class _Emitter:
         params = abi.parameters(p)
         # every dimension and dense input is named once, so a kernel that ignores one compiles warning-free
         body: list[str] = [f"    (void){q.name};" for q in params if isinstance(q.source, (abi.Dim, abi.DenseInput))]
-        temps = [t for t in p.tensors if t.role == "temp"]
+        # a stored copy of a sparse input (the ``sparse_copies`` fact) arrives as its face arrays: not allocated
+        temps = [t for t in p.tensors if t.role == "temp" and t.format != "sparse"]
         for t in temps:
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
@@ -408,7 +413,7 @@ class _Emitter:
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
         i = generated("i")
         for t in p.tensors:
-            if t.role == "in":
+            if t.role == "in" or t.format == "sparse":
                 continue
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    for (size_t {i} = 0; {i} < {size}; ++{i}) {t.name}[{i}] = {self.number(t.init)};"

@@ -326,13 +326,20 @@ class _Compiler:
             case SparseLevel():
                 stored = self._face(s.tensor, s.face)[0][s.level]
                 parent = self.index(s.parent) if s.parent is not None else None
+                start = self.index(s.start) if s.start is not None else None
                 body, var, pvar = self.stmt(s.body), s.var, s.pos
                 if isinstance(stored, int):  # a dense level: every coordinate, at position q*size + i
                     size = stored
 
                     def dense(env):
                         base = (parent(env) if parent is not None else 0) * size
-                        for i in range(size):
+                        first = 0
+                        if start is not None:  # a position of the same fiber (or its end): the rest of it
+                            first = start(env) - base
+                            if not 0 <= first <= size:
+                                raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first + base} "
+                                                  f"outside the dense fiber {base}..{base + size}")
+                        for i in range(first, size):
                             env[pvar] = base + i
                             env[var] = i
                             c.iterations += 1
@@ -344,7 +351,13 @@ class _Compiler:
                     q = parent(env) if parent is not None else 0
                     if not 0 <= q < len(pos_arr) - 1:
                         raise InterpError(f"{s.tensor}{s.face} level {s.level}: parent position {q} out of range")
-                    for p in range(pos_arr[q], pos_arr[q + 1]):
+                    first = pos_arr[q]
+                    if start is not None:  # a position of the same fiber (or its end): the rest of the fiber
+                        first = start(env)
+                        if not pos_arr[q] <= first <= pos_arr[q + 1]:
+                            raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first} outside "
+                                              f"the fiber {pos_arr[q]}..{pos_arr[q + 1]} of parent {q}")
+                    for p in range(first, pos_arr[q + 1]):
                         env[pvar] = p
                         env[var] = crd[p]
                         c.iterations += 1

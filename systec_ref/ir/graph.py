@@ -54,8 +54,10 @@ def to_graph(p: Program) -> nx.DiGraph:
                 if orelse is not None:
                     other = add("else", "else", node, depth + 1)
                     block(orelse, other, depth + 2)
-            case SparseLevel(var, pos, tensor, face, level, _, body):
-                node = add("loop", f"for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}", parent, depth)
+            case SparseLevel(var, pos, tensor, face, level, _, body, start):
+                start_at = "" if start is None else f" from {fmt_index(start)}"
+                node = add("loop", f"for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{start_at}", parent,
+                           depth)
                 block(body, node, depth + 1)
             case Permute(groups, body):
                 text = " x ".join("(" + ",".join(g) + ")" for g in groups)

@@ -236,6 +236,12 @@ class SparseLevel(Node):
     whole of level 0 when ``parent`` is None) and ``var`` to its coordinate; how the level is
     stored (for a compressed level, ``pos[parent] .. pos[parent+1]`` of its position array) is
     the storage format's (:mod:`systec_ref.storage.formats`, the program's ``sparse_format``).
+
+    ``start``, when set, is a position of that same fiber (an enclosing level's ``pos`` under the
+    same parent, or one past it) where the iteration begins instead of the parent's first child:
+    coordinates within a fiber increase with the position, so the level then binds only the
+    coordinates from that entry's on (``j >= i``; ``j > i`` from one past it).  Two reads of one
+    tensor that share every level but the last walk one fiber so (``A[k,i] * A[k,j]``, ``i <= j``).
     """
 
     var: str
@@ -245,6 +251,7 @@ class SparseLevel(Node):
     level: int
     parent: IndexExpr | None
     body: Block
+    start: IndexExpr | None = None
 
 
 Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel]
@@ -295,6 +302,11 @@ class Facts:
     #: ``sparse-iterate``: the storage format (registered in :mod:`systec_ref.storage.formats`) that
     #: hands each iterated face to the kernel; printed only when it is not the default, CSF
     sparse_format: str = DEFAULT_FORMAT
+    #: ``sparse-iterate``: (copy, tensor, modes) for every transposed copy of a sparse input (made by
+    #: ``concordize``) that is iterated as stored entries instead of built by the program: its storage is
+    #: the tensor's entries with mode ``q`` of the copy mode ``modes[q]`` of the tensor
+    sparse_copies: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+
     #: ``sparse-iterate``: (tensor, format) for the iterated tensors stored in another format than
     #: ``sparse_format`` (index widths and dense levels chosen from their data, see
     #: :mod:`systec_ref.storage.choose`)
@@ -313,7 +325,8 @@ class Facts:
 FACT_LABELS = {
     "loop_order": "loop order", "permutable": "permutable", "symmetry": "symmetry",
     "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
-    "sparse_storage": "sparse storage", "sparse_format": "sparse format", "tensor_formats": "storage formats",
+    "sparse_storage": "sparse storage", "sparse_format": "sparse format", "sparse_copies": "sparse copies",
+    "tensor_formats": "storage formats",
 }
 
 

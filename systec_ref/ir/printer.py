@@ -167,8 +167,9 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
                     out += [f"{pad}else:", *fmt_block(other, indent + 1)]
                     other = None
             return out
-        case SparseLevel(var, pos, tensor, face, level, parent, body):
+        case SparseLevel(var, pos, tensor, face, level, parent, body, start):
             under = "" if parent is None else f" under {fmt_index(parent)}"
+            under += "" if start is None else f" from {fmt_index(start)}"
             head = f"{pad}for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{under}:"
             return [head, *fmt_block(body, indent + 1)]
         case Permute(groups, body):

@@ -9,9 +9,11 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
 * every scalar local is declared (``Let``) before it is read or updated, in its block or an
   enclosing one, and not declared twice in one scope;
 * every tensor read or written is declared, with as many subscripts as modes; only outputs
-  and temporaries are written; a stored-entry loop or value names a sparse tensor and one of
-  its faces, and a loop's level is one that face stores; a count of stored entries names a
-  level of a face that some stored-entry loop or value of the program iterates (so it is passed);
+  and temporaries are written; a stored-entry loop or value names a sparse input (or a stored
+  copy of one, the ``sparse_copies`` fact) and one of its faces, a loop's level is one that face
+  stores, and a loop that starts within its fiber starts at a position of an enclosing loop over
+  that same fiber; a count of stored entries names a level of a face that some stored-entry loop
+  or value of the program iterates (so it is passed);
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
 * every dimension named in a bound is a dimension of a declared tensor.
@@ -69,6 +71,8 @@ class _Verifier:
         self.dims = {d for t in p.tensors for d in t.dims if isinstance(d, str)}
         #: the (tensor, face) pairs iterated or read as stored entries: the ones a kernel is handed
         self.faces = {(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))}
+        #: the fiber (tensor, face, level, parent) each stored-entry loop's position walks, by position name
+        self.fibers: dict[str, tuple] = {}
 
     def fail(self, what: str, where: object = None) -> _Invalid:
         at = ""
@@ -129,11 +133,22 @@ class _Verifier:
     def sparse(self, tensor: str, face: tuple[int, ...], where: object) -> int:
         """Check a stored-entry access; return how many levels its face stores."""
         t = self.tensors.get(tensor)
-        if t is None or t.format != "sparse" or t.role != "in":
+        copies = {c for c, _, _ in self.p.facts.sparse_copies}
+        if t is None or t.format != "sparse" or (t.role != "in" and tensor not in copies):
             raise self.fail(f"stored entries of '{tensor}', which is not a sparse input", where)
         if face and len(face) != len(t.symmetry):  # () is the one face of full storage
             raise self.fail(f"face {face} does not match the symmetry of {tensor}", where)
         return len(face_modes(t.order, t.symmetry, face))
+
+    def start(self, start: object, fiber: tuple, bound: frozenset[str], where: object) -> None:
+        """A stored-entry loop's ``start``: an enclosing level's position over the same fiber, or one past it."""
+        self.index(start, bound, where)
+        match start:
+            case Idx(name) | IPlus(Idx(name), 0 | 1) if self.fibers.get(name) == fiber:
+                pass
+            case _:
+                raise self.fail("a stored-entry loop starts at a position that is not of an enclosing loop over "
+                                "the same fiber (or one past it)", where)
 
     # -- values ------------------------------------------------------------------------
     def value(self, e: object, bound: frozenset[str], locals_: set[str], where: object) -> None:
@@ -187,7 +202,7 @@ class _Verifier:
                 if step < 1:
                     raise self.fail(f"loop step {step}", s)
                 self.block(body, self.bind(var, bound, s), locals_)
-            case SparseLevel(var, pos, tensor, face, level, parent, body):
+            case SparseLevel(var, pos, tensor, face, level, parent, body, start):
                 stored = self.sparse(tensor, face, s)
                 if level >= stored:
                     raise self.fail(f"level {level} of face {face} of {tensor}, which stores {stored}", s)
@@ -195,6 +210,9 @@ class _Verifier:
                     raise self.fail(f"level {level} with {'no' if parent is None else 'a'} parent position", s)
                 if parent is not None:
                     self.index(parent, bound, s)
+                if start is not None:
+                    self.start(start, (tensor, face, level, parent), bound, s)
+                self.fibers[pos] = (tensor, face, level, parent)
                 self.block(body, self.bind(pos, self.bind(var, bound, s), s), locals_)
             case If(cond, then, orelse):
                 self.cond(cond, bound, s)
@@ -223,6 +241,8 @@ class _Verifier:
                         self.access(tensor, idx, bound, s)
                         if self.tensors[tensor].role == "in":
                             raise self.fail(f"writes input '{tensor}'", s)
+                        if self.tensors[tensor].format == "sparse":
+                            raise self.fail(f"writes '{tensor}', whose stored entries are handed to the kernel", s)
                     case _:
                         raise unknown(target, "IR verifier (target)")
             case _:

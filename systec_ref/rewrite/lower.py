@@ -13,7 +13,9 @@ After::
         y[i] += A[i,j] * x[j]
 
 The loop order is the kernel's ``order`` line if it has one; otherwise the one
-that :func:`choose_order` finds most concordant with the inputs' storage.
+that :func:`choose_order` finds most concordant with the inputs' storage (first of all, one in
+which a sparse input read at two places can walk one fiber for both: ``k i j`` for sparse SSYRK's
+``A[i,k] * A[j,k]``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..ir.nodes import (
     Value,
 )
 from ..lang import ast as A
+from ..lang import unstored
 from ..term import unknown
 
 NAME = "lower"
@@ -70,8 +73,54 @@ def preferred_order(k: A.Kernel) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _value_when_fill(e: A.Expr, at: A.Access, fill: float, dtype: str) -> unstored.Abstract:
+    """The value of ``e`` where the one access ``at`` holds ``fill``; every other access is unknown (finite)."""
+    match e:
+        case A.Access():
+            return fill if e == at else unstored.FINITE
+        case A.Number(value):
+            return A.literal_value(value, dtype)
+        case A.Neg(operand):
+            return unstored.neg(_value_when_fill(operand, at, fill, dtype))
+        case A.BinOp(op, left, right):
+            a, b = _value_when_fill(left, at, fill, dtype), _value_when_fill(right, at, fill, dtype)
+            if op == "*":
+                return unstored.mul(a, b)
+            return unstored.add(a, unstored.neg(b) if op == "-" else b)
+        case _:
+            raise unknown(e, "lower (value where an entry is unstored)")
+
+
+def apart_reads(k: A.Kernel, depth: dict[str, int]) -> int:
+    """How many non-symmetric sparse inputs, read at several places, cannot walk one fiber in this loop
+    order: their reads, each with its subscripts in loop order (as ``concordize`` transposes them), must
+    be two that permute the modes alike and agree on every subscript but the last (``A[i,k] * A[j,k]``
+    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``).
+    A tensor counts only if the update is nothing wherever either read holds the fill (a product of the
+    two; a sum visits every point whatever the order)."""
+    bad = 0
+    rhs = k.rhs
+    for d in k.decls:
+        if d.role != "in" or d.format != "sparse" or d.symmetry:
+            continue
+        mine = [a for a in A.accesses(rhs) if a.tensor == d.name]
+        places = list(dict.fromkeys(a.indices for a in mine))
+        if len(places) < 2:
+            continue
+        if not all(unstored.no_change(_value_when_fill(rhs, a, d.fill, k.output.dtype), k.assignment.reduction)
+                   for a in mine):
+            continue
+        walked = [tuple(sorted(range(len(x)), key=lambda q, x=x: (depth[x[q]], q))) for x in places]
+        inner = [tuple(x[q] for q in w) for x, w in zip(places, walked)]
+        if not (len(places) == 2 and walked[0] == walked[1] and inner[0][:-1] == inner[1][:-1]
+                and all(len(set(x)) == len(x) for x in places)):
+            bad += 1
+    return bad
+
+
 def choose_order(k: A.Kernel) -> tuple[str, ...]:
-    """The loop order with the fewest discordant reads (sparse ones weigh most),
+    """The loop order in which every sparse input read at two places can walk one fiber for both
+    (:func:`apart_reads`), then with the fewest discordant reads (sparse ones weigh most),
     then a concordant output, then closeness to :func:`preferred_order`."""
     pref = preferred_order(k)
     if len(pref) > _MAX_SEARCH:
@@ -90,7 +139,7 @@ def choose_order(k: A.Kernel) -> tuple[str, ...]:
                 else:
                     dense_bad += 1
         out_bad = 0 if depth_order_ok(out.indices, depth, ()) else 1
-        return (sparse_bad, dense_bad, out_bad, tuple(pref.index(v) for v in order))
+        return (apart_reads(k, depth), sparse_bad, dense_bad, out_bad, tuple(pref.index(v) for v in order))
 
     return min(itertools.permutations(pref), key=score)
 

@@ -30,11 +30,40 @@ On a diagonal face the pinned mode is not stored at all (``i == j``: one level):
     for (_q2, i) in A<f1>.level0:
       y[i] += x[i] * A<f1>.vals[_q2]
 
+Two reads of one tensor in full storage that agree on every subscript but the last walk one
+fiber together (:func:`_sparsify_fiber`): the shared levels once, the last level for the outer
+read, and that same fiber again for the inner read, from its start (``j in 0..``), from the outer
+read's position (``j in i..``) or one past it (``j in i+1..``) — ``SparseLevel.start``, since
+coordinates increase with the position within a fiber.  Skipping is then sound only if the update
+changes nothing where *either* read holds the fill (a product of the two; not a sum).  Sparse
+SSYRK's strict part, ``lower`` having put the shared mode ``k`` outermost (before)::
+
+    for k in 0..m:
+      for i in 0..n:
+        for j in i+1..n:
+          C[i,j] += A_T[k,i] * A_T[k,j]
+
+After::
+
+    for (_q0, k) in A_T<full>.level0:
+      for (_q1, i) in A_T<full>.level1 under _q0:
+        for (_q2, j) in A_T<full>.level1 under _q0 from _q1+1:
+          C[i,j] += A_T<full>.vals[_q1] * A_T<full>.vals[_q2]
+
+``A_T`` there is ``concordize``'s transposed copy of the sparse input ``A``: a copy is a sparse tensor
+too (the input's fill where the input holds it), and when every nest that reads it iterates it, the
+program no longer builds it — its storage, the input's entries with the modes permuted, is handed to
+the kernel (recorded as the ``sparse_copies`` fact; see ``storage.for_program``).  If one nest
+cannot, the copy stays dense everywhere (all or nothing).  An outer loop whose body holds several
+nests side by side (``split-diagonals``' faces under ``k``) is split into one loop per nest
+(:func:`_fission`) when that lets one iterate stored entries.
+
 A nest whose bounds do not pin one face (e.g. ``j in i..n``), that reads the
-tensor at two different places, holds an update that does not read it, or
+tensor at two places not sharing a level, holds an update that does not read it, or
 one that the fill of the iterated read does not annihilate (``A[i,j] +
 A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
-is left dense — the tensor is then also passed dense.
+is left dense — the tensor is then also passed dense, and the pass note says why, by name
+(``A passed dense: read at 2 places not sharing a level``).
 
 How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
 pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
@@ -46,17 +75,22 @@ option's (``tensor_formats`` per tensor), else the default (CSF).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from ..errors import InternalError
 from ..ir.edit import replace_body
-from ..ir.names import namer
+from ..ir.index import simplify_index
+from ..ir.names import namer, used_names
 from ..ir.nodes import (
     Add,
     Assign,
     Block,
     Const,
+    DimSize,
+    Elem,
     IConst,
     Idx,
+    If,
     IPlus,
     Let,
     Local,
@@ -64,18 +98,22 @@ from ..ir.nodes import (
     Loop,
     Mul,
     Neg,
+    Permute,
     Program,
     Read,
     SparseLevel,
     SparseVal,
+    TensorInfo,
     Value,
 )
 from ..lang import unstored
+from ..lang.names import face_arrays
 from ..storage import formats
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, SparseFormat
 from ..term import nodes, postwalk, unknown
 from .combinators import plural
+from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
@@ -141,6 +179,27 @@ def _when_unstored(e: Value, r: Read, fill: float, lets: dict[str, Value]) -> un
     raise unknown(e, "sparse-iterate (value when unstored)")
 
 
+def _skips_unstored(root: Loop, r: Read, fill: float) -> bool:
+    """Does every update of the nest change nothing where the read ``r`` holds ``fill``, whatever every
+    other read holds?  Then the points where it is unstored may be skipped."""
+    # every update in the nest must read the tensor, or flush an accumulator that did
+    accumulators = {n.target.name for n in nodes(root) if isinstance(n, Assign) and isinstance(n.target, Local)}
+    lets = {n.name: n.value for n in nodes(root) if isinstance(n, Let)}
+    for n in nodes(root):
+        if isinstance(n, Assign) and n.op == "=":
+            return False  # a copy (concordize's transposes, mirrors) must see unstored entries too
+        if isinstance(n, Assign) and isinstance(n.value, Local) and n.value.name in accumulators:
+            continue  # flushes an accumulator whose updates are checked themselves
+        if isinstance(n, Assign) and not unstored.no_change(_when_unstored(n.value, r, fill, lets), n.op):
+            return False  # an unstored entry would still change the result here: every point must be visited
+    return True
+
+
+def _format(options: Options) -> SparseFormat:
+    """The storage format a compile asks for (its ``sparse_format`` option; default CSF)."""
+    return formats.get(options.sparse_format)
+
+
 def _check_levels(fmt: SparseFormat, levels: int, key: tuple[int, ...]) -> None:
     """Every level of face ``key`` (``levels`` stored modes) under ``fmt`` is one a ``SparseLevel`` iterates."""
     for level in fmt.face(levels, key).levels:
@@ -153,7 +212,7 @@ def _check_levels(fmt: SparseFormat, levels: int, key: tuple[int, ...]) -> None:
                 raise unknown(level, "sparse-iterate (level kind)")
 
 
-def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, options: Options) -> Loop | None:
+def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, fmt_of: FormatOf) -> Loop | None:
     name = tensor.name
     reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
     if not reads or any(r != reads[0] for r in reads) or reads[0].sort:
@@ -169,16 +228,8 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, opt
     if path is None:
         return None
     loops = {lp.var: lp for lp in path}
-    # every update in the nest must read the tensor, or flush an accumulator that did
-    accumulators = {n.target.name for n in nodes(root) if isinstance(n, Assign) and isinstance(n.target, Local)}
-    lets = {n.name: n.value for n in nodes(root) if isinstance(n, Let)}
-    for n in nodes(root):
-        if isinstance(n, Assign) and n.op == "=":
-            return None  # a copy (concordize's transposes, mirrors) must see unstored entries too
-        if isinstance(n, Assign) and isinstance(n.value, Local) and n.value.name in accumulators:
-            continue  # flushes an accumulator whose updates are checked themselves
-        if isinstance(n, Assign) and not unstored.no_change(_when_unstored(n.value, r, tensor.fill, lets), n.op):
-            return None  # an unstored entry would still change the result here: every point must be visited
+    if not _skips_unstored(root, r, tensor.fill):
+        return None
     symmetric = bool(tensor.symmetry) and bool(p.facts.permutable)
     if symmetric:
         face = _face(p, tensor, subs, loops)
@@ -201,7 +252,7 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, opt
     # is one level, bound by the loop of its first mode
     kept = face_modes(len(subs), tensor.symmetry if symmetric else (), face)
     # decided: record the storage layout only now, so a nest that stays dense does not pin it
-    _check_levels(formats.get(options.format_for(name)), len(kept), face)
+    _check_levels(fmt_of(name), len(kept), face)
     if layout.setdefault(name, want) != want:
         return None
     if any(q in kept for qs in levels.values() for q in qs[1:]):  # a repeated subscript stores one level
@@ -229,40 +280,297 @@ def _sparsify(root: Loop, p: Program, tensor, layout: dict[str, str], fresh, opt
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
-    sparse = [t for t in p.tensors if t.role == "in" and t.format == "sparse"]
-    if not sparse:
+    inputs = [t for t in p.tensors if t.role == "in" and t.format == "sparse"]
+    if not inputs:
         return p, "no sparse input"
+    fmt = _format(options)
+    # a transposed copy of a sparse input is a sparse tensor too: its storage is the input's entries with
+    # the modes permuted, built outside the kernel.  It is iterated only if every nest reading it can be
+    # (else the program still builds it, reading the input element by element): try, and drop those stuck
+    copies = _copies(p)
+    tried = set(copies)
+    while True:
+        sparse = inputs + [dataclasses.replace(p.tensor(c), format="sparse", fill=copies[c][0].fill)
+                           for c in sorted(tried)]
+        body, layout, count = _iterate(p, sparse, lambda t: formats.get(options.format_for(t)))
+        stuck = {c for c in tried if c in layout and _reads(body, c)}
+        if not stuck:
+            break
+        tried -= stuck
+    stored = sorted(c for c in tried if c in layout)
+    if not count:
+        return p, "not applied: no nest iterates a sparse tensor on one face" + _passed_dense(body, inputs, copies, p)
+    if stored:  # built outside the kernel now: the program's copy goes
+        body = Block(tuple(s for s in body.body if not any(s == copies[c][2] for c in stored)), body.comment)
+        p = dataclasses.replace(p, tensors=tuple(
+            dataclasses.replace(t, format="sparse", fill=copies[t.name][0].fill) if t.name in stored else t
+            for t in p.tensors))
+    dense = _passed_dense(body, inputs, copies, p)
+    own = tuple((t, options.format_for(t)) for t in sorted(layout) if options.format_for(t) != fmt.name)
+    facts: dict[str, object] = {"sparse_storage": tuple(sorted(layout.items())), "sparse_format": fmt.name,
+                                "tensor_formats": own}
+    if stored:
+        facts["sparse_copies"] = tuple((c, copies[c][0].name, copies[c][1]) for c in stored)
+    new = replace_body(p, body).with_facts(**facts)
+    layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
+    in_format = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
+    in_format += "".join(f"; {t} in format {name}" for t, name in own)
+    built = "".join(f"; {c}: stored transposed copy of {copies[c][0].name}" for c in stored)
+    return new, f"{plural(count, 'nest iterates', 'nests iterate')} stored entries ({layouts}){in_format}{built}{dense}"
+
+
+#: the storage format of a tensor, by name
+FormatOf = Callable[[str], SparseFormat]
+
+
+def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[str, str], int]:
+    """Every nest over ``sparse`` tensors that can iterate stored entries, rewritten: the new body, the
+    layout of each tensor iterated, how many nests."""
     fresh = namer(p, "_q")
-    fmt = formats.get(options.sparse_format)
     layout: dict[str, str] = dict(p.facts.sparse_storage)
     count = [0]
+
+    def nest(s: Loop) -> object:
+        new: object = s
+        for t in sparse:
+            got = _sparsify(new, p, t, layout, fresh, fmt_of) if isinstance(new, Loop) else None
+            if got is None and isinstance(new, Loop):
+                got = _sparsify_fiber(new, p, t, layout, fresh, fmt_of)
+            if got is not None:
+                new = got
+                count[0] += 1
+        return new
 
     def f(n):
         if isinstance(n, Block):
             out = []
             changed = False
             for s in n.body:
-                new = s
-                if isinstance(s, Loop):
-                    for t in sparse:
-                        got = _sparsify(new, p, t, layout, fresh, options) if isinstance(new, Loop) else None
-                        if got is not None:
-                            new = got
-                            count[0] += 1
+                new = nest(s) if isinstance(s, Loop) else s
+                parts = _fission(s) if new is s and isinstance(s, Loop) else None
+                if parts is not None:
+                    got = [nest(part) for part in parts]
+                    if any(g is not part for g, part in zip(got, parts)):  # else the loop stays whole
+                        changed = True
+                        out += got
+                        continue
                 changed |= new is not s
                 out.append(new)
             return Block(tuple(out), n.comment) if changed else None
         return None
-    body = _top_down(p.body, f)
-    if not count[0]:
-        return p, "not applied: no nest iterates a sparse tensor on one face"
-    own = tuple((t, options.format_for(t)) for t in sorted(layout) if options.format_for(t) != fmt.name)
-    new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name,
-                                           tensor_formats=own)
-    layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
-    stored = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
-    stored += "".join(f"; {t} in format {name}" for t, name in own)
-    return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts}){stored}"
+    return _top_down(p.body, f), layout, count[0]
+
+
+def _fission(loop: Loop) -> list[Loop] | None:
+    """``for k: {S1; S2}`` as ``for k: S1; for k: S2``, each a nest on its own that may iterate a sparse tensor
+    (``split-diagonals`` leaves the faces of an inner permutable set side by side under an outer loop); None
+    when the loop holds one statement, or reordering its statements' updates could change the result.
+
+    The order of the updates changes: all of S1's, then S2's, instead of interleaved per ``k``.  That
+    is exact when no statement reads what one writes and every write is a reduction (``+=``, ``min=``,
+    ``max=``: the same updates of each element, in another order, the order a float sum is allowed).
+    Each statement's locals are its own (a ``let`` is scoped to its block)."""
+    body = loop.body.body
+    if len(body) < 2 or any(not isinstance(s, (Block, Loop)) for s in body):
+        return None
+    written = {n.target.tensor for n in nodes(loop) if isinstance(n, Assign) and isinstance(n.target, Elem)}
+    read = {n.tensor for n in nodes(loop) if isinstance(n, (Read, SparseVal))}
+    if written & read or any(isinstance(n, Assign) and n.op == "=" for n in nodes(loop)):
+        return None
+    if any(isinstance(n, Permute) for n in nodes(loop)):
+        return None  # rebinds the loop's variables: a Permute's body is not a nest of its own
+    parts = []
+    for s in body:
+        inner = Block(s.body, s.comment) if isinstance(s, Block) else Block((s,))
+        parts.append(dataclasses.replace(loop, body=inner))
+    return parts
+
+
+def _reads(node: object, tensor: str) -> list[Read]:
+    """The element-by-element reads of ``tensor`` in ``node``."""
+    return [n for n in nodes(node) if isinstance(n, Read) and n.tensor == tensor]
+
+
+def _copies(p: Program) -> dict[str, tuple[TensorInfo, tuple[int, ...], object]]:
+    """The transposed copies of non-symmetric sparse inputs that the program builds (``concordize``'s):
+    copy -> (the input, modes, the statement that builds it), mode ``q`` of the copy being mode
+    ``modes[q]`` of the input.  A copy qualifies when one top-level nest of full loops writes every
+    element of it once (``A_T[_c1,_c0] = A[_c0,_c1]``) and nothing else writes it."""
+    infos = {t.name: t for t in p.tensors}
+    writes: dict[str, int] = {}
+    for n in nodes(p.body):
+        if isinstance(n, Assign) and isinstance(n.target, Elem):
+            writes[n.target.tensor] = writes.get(n.target.tensor, 0) + 1
+    used = used_names(p)
+    out: dict[str, tuple[TensorInfo, tuple[int, ...], object]] = {}
+    for s in p.body.body:
+        inner = list(nodes(s))
+        if any(not isinstance(n, (Block, Loop, Assign, Elem, Read, Idx, IConst, DimSize)) for n in inner):
+            continue
+        assigns = [n for n in inner if isinstance(n, Assign)]
+        if len(assigns) != 1:
+            continue
+        match assigns[0]:
+            case Assign(Elem(copy, idx), "=", Read(src, sidx, ())) if copy in infos and src in infos:
+                pass
+            case _:
+                continue
+        c, t = infos[copy], infos[src]
+        if c.role != "temp" or writes.get(copy) != 1 or t.role != "in" or t.format != "sparse" or t.symmetry:
+            continue
+        if len(idx) != t.order or set(idx) != set(sidx) or len(set(sidx)) != t.order:
+            continue
+        modes = tuple(sidx.index(i) for i in idx)
+        loops = {n.var: n for n in inner if isinstance(n, Loop)}
+        if len(loops) != t.order or any(v.name not in loops or loops[v.name].lo != IConst(0) or loops[v.name].step != 1
+                                        or loops[v.name].hi != dim_expr(t.dims[m]) for m, v in enumerate(sidx)):
+            continue
+        if c.dims != tuple(t.dims[m] for m in modes) or c.dtype != t.dtype:
+            continue
+        if any(face_arrays(copy).match(name) for name in used):
+            continue  # the C names of its stored arrays are taken
+        out[copy] = (t, modes, s)
+    return out
+
+
+def _sparsify_fiber(root: Loop, p: Program, tensor, layout: dict[str, str], fresh,
+                    fmt_of: FormatOf) -> Loop | None:
+    """Two reads of one tensor that agree on every subscript but the last walk one fiber together.
+
+    ``A[k,i] * A[k,j]`` under loops ``k``, then ``i``, then ``j``: the levels of the shared subscripts
+    are iterated once; ``i`` iterates the last level under them; ``j`` iterates that same fiber again,
+    from its first position (``j in 0..``), from ``i``'s (``j in i..``) or one past it (``j in i+1..``):
+    coordinates increase with the position within a fiber.  Sound when the update changes nothing where
+    *either* read holds the fill (a product of the two reads; a sum is not), whatever the other holds.
+    Full storage only (a symmetric tensor iterated by face is read sorted, one read per nest)."""
+    name = tensor.name
+    if tensor.symmetry and p.facts.permutable:
+        return None
+    reads = list(dict.fromkeys(_reads(root, name)))
+    if len(reads) != 2 or any(r.sort or not all(isinstance(i, Idx) for i in r.idx) for r in reads):
+        return None
+    subs = [[i.name for i in r.idx] for r in reads]
+    if not subs[0] or subs[0][:-1] != subs[1][:-1] or any(len(set(x)) != len(x) for x in subs):
+        return None
+    shared = subs[0][:-1]
+    order = [n.var for n in nodes(root) if isinstance(n, Loop)]
+    if any(x[-1] not in order for x in subs):
+        return None
+    if order.index(subs[0][-1]) > order.index(subs[1][-1]):
+        reads.reverse()
+        subs.reverse()
+    a, b = subs[0][-1], subs[1][-1]
+    if root.var not in [*shared, a, b]:
+        return None
+    path = _path(root, [*shared, a, b])
+    if path is None:
+        return None
+    loops = {lp.var: lp for lp in path}
+    dims = {v: dim_expr(d) for v, d in zip(subs[0], tensor.dims)}
+    if any(loops[v].lo != IConst(0) or loops[v].hi != dims[v] or loops[v].step != 1 for v in [*shared, a]):
+        return None
+    if loops[b].hi != dims[a] or loops[b].step != 1:
+        return None
+    lo = simplify_index(loops[b].lo)
+    if lo not in (IConst(0), Idx(a), IPlus(Idx(a), 1)):
+        return None
+    if not all(_skips_unstored(root, r, tensor.fill) for r in reads):
+        return None  # an unstored entry of either read must leave the update unchanged
+    _check_levels(fmt_of(name), len(subs[0]), ())
+    _check_fiber(fmt_of(name), len(subs[0]))
+    if layout.setdefault(name, "full") != "full":
+        return None
+    pos = {v: fresh() for v in [*shared, a, b]}
+    last = len(shared)
+
+    def parent(n: int) -> Idx | None:
+        return Idx(pos[shared[n - 1]]) if n else None
+
+    def build(lp: Loop, body: Block) -> SparseLevel:
+        if lp.var in shared:
+            n = shared.index(lp.var)
+            return SparseLevel(lp.var, pos[lp.var], name, (), n, parent(n), body)
+        if lp.var == a:
+            return SparseLevel(a, pos[a], name, (), last, parent(last), body)
+        start = None if lo == IConst(0) else Idx(pos[a]) if lo == Idx(a) else IPlus(Idx(pos[a]), 1)
+        return SparseLevel(b, pos[b], name, (), last, parent(last), body, start)
+
+    def rebuild(n: int) -> object:
+        lp = path[n]
+        inner = [rebuild(n + 1) if s is path[n + 1] else s for s in lp.body.body] if n + 1 < len(path) \
+            else list(lp.body.body)
+        body = Block(tuple(inner), lp.body.comment)
+        return build(lp, body) if lp.var in pos else dataclasses.replace(lp, body=body)
+    values = {reads[0]: SparseVal(name, (), Idx(pos[a])), reads[1]: SparseVal(name, (), Idx(pos[b]))}
+    return postwalk(lambda x: values.get(x) if isinstance(x, Read) else None)(rebuild(0))
+
+
+def _check_fiber(fmt: SparseFormat, levels: int) -> None:
+    """The last level of a full face of ``levels`` modes keeps each fiber's coordinates increasing with the
+    position (what starting within a fiber relies on)."""
+    match fmt.face(levels).levels[-1]:
+        case Compressed():
+            pass  # sorted coordinates within each fiber: the contract of a compressed level
+        case level:
+            raise unknown(level, "sparse-iterate (level kind, walked from a position)")
+
+
+def _passed_dense(body: Block, inputs: list[TensorInfo], copies: dict, p: Program) -> str:
+    """``; A passed dense: <why>`` for each sparse input the program still reads element by element."""
+    out = []
+    for t in inputs:
+        if not _reads(body, t.name):
+            continue
+        mine = [c for c in copies if copies[c][0].name == t.name and _reads(body, c)]
+        why = _why_dense(body, mine[0], p) if mine else _why_dense(body, t.name, p)
+        out.append(f"; {t.name} passed dense: {why}" + (f" (its transposed copy {mine[0]})" if mine else ""))
+    return "".join(out)
+
+
+def _why_dense(body: Block, name: str, p: Program) -> str:
+    """Why the first nest reading ``name`` element by element does not iterate its stored entries."""
+    nest = next((s for s in _nests(body) if _reads(s, name)), body)
+    reads = list(dict.fromkeys(_reads(nest, name)))
+    if any(isinstance(n, Assign) and n.op == "=" for n in nodes(nest)):
+        return "copied element by element"
+    if any(r.sort for r in reads):
+        return "read sorted into its canonical triangle, in a nest that does not follow one face"
+    subs = [tuple(i.name if isinstance(i, Idx) else "" for i in r.idx) for r in reads]
+    if len(reads) > 1 and (len(reads) > 2 or subs[0][:-1] != subs[1][:-1]):
+        return f"read at {len(reads)} places not sharing a level"
+    fill = next((t.fill for t in p.tensors if t.name == name and t.format == "sparse"), None)
+    if fill is None:  # a copy: the fill of the input it copies
+        src = next(n.value.tensor for n in nodes(body) if isinstance(n, Assign) and isinstance(n.target, Elem)
+                   and n.target.tensor == name and isinstance(n.value, Read))
+        fill = p.tensor(src).fill
+    if not all(_skips_unstored(nest, r, fill) for r in reads):
+        return "an update changes the result where it holds its fill"
+    t = p.tensor(name)
+    if t.symmetry and p.facts.permutable:
+        return "its loops' bounds do not pin one face of its canonical storage"
+    if any(len(set(x)) != len(x) for x in subs):
+        return "read on a diagonal (a repeated subscript), which its storage does not keep apart"
+    return "its loops do not walk its levels in order over their full range"
+
+
+def _nests(b: Block) -> list[Loop | SparseLevel]:
+    """The outermost loops (dense or sparse) of ``b``, through blocks and conditionals."""
+    out: list[Loop | SparseLevel] = []
+    for s in b.body:
+        match s:
+            case Loop() | SparseLevel():
+                out.append(s)
+            case Block():
+                out += _nests(s)
+            case If(_, then, orelse):
+                out += _nests(then) + (_nests(orelse) if orelse is not None else [])
+            case Permute(_, inner):
+                out += _nests(inner)
+            case Assign() | Let():
+                pass
+            case _:
+                raise unknown(s, "sparse-iterate (nests)")
+    return out
 
 
 def _top_down(b: Block, f) -> Block:
@@ -281,4 +589,4 @@ def _top_down(b: Block, f) -> Block:
 
 
 PASS = Pass("sparse-iterate", run, symmetry=False, requires=("concordize", "identify-symmetry"),
-            provides=("sparse_storage", "sparse_format", "tensor_formats"))
+            provides=("sparse_storage", "sparse_format", "sparse_copies", "tensor_formats"))

@@ -98,7 +98,8 @@ class Array:
 @dataclass(frozen=True)
 class Compressed:
     """A compressed level: positions ``pos[q] .. pos[q+1]-1`` under parent position ``q`` (``q = 0`` at the
-    first level), position ``p`` with coordinate ``crd[p]``."""
+    first level), position ``p`` with coordinate ``crd[p]``; within each fiber the coordinates increase
+    with the position (``sparse-iterate`` walks a fiber from a given position: ``SparseLevel.start``)."""
 
     pos: Array
     crd: Array

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, ToolError
+from ..errors import InputError, InternalError, ToolError
 from .csf import CSF
 from .faces import (
     canonical_coords,
@@ -265,6 +265,23 @@ class SparseTensor:
             layout = SparseTensor(self.shape, (), self.fill, self.dtype, faces)
         self._layouts[groups] = (layout, rtol)  # the tolerance it was verified with (None: unverified)
         return layout
+
+    def permuted(self, modes: tuple[int, ...]) -> SparseTensor:
+        """The tensor with its modes rearranged, every entry stored (no symmetry): mode ``q`` of the result
+        is mode ``modes[q]`` of this one (``(1, 0)``: the transpose).  The storage of a transposed copy
+        a kernel iterates (the ``sparse_copies`` fact); kept like :meth:`with_symmetry`'s layouts."""
+        modes = tuple(int(m) for m in modes)
+        if sorted(modes) != list(range(len(self.shape))):
+            raise InternalError(f"permuted: {modes} is not a permutation of the {len(self.shape)} modes")
+        key = ("modes", modes)  # beside with_symmetry's keys (tuples of groups): never equal to one
+        have = self._layouts.get(key)
+        if have is not None:
+            return have[0]
+        c, v = self.full_coo()
+        out = SparseTensor._build(tuple(self.shape[m] for m in modes), (), self.fill, self.dtype,
+                                  np.ascontiguousarray(c[:, list(modes)]), v)
+        self._layouts[key] = (out, None)
+        return out
 
     def astype(self, dtype) -> SparseTensor:
         """Values converted to ``dtype`` (the caller checks that the conversion is safe)."""
