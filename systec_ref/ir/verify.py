@@ -10,7 +10,8 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
   enclosing one, and not declared twice in one scope;
 * every tensor read or written is declared, with as many subscripts as modes; only outputs
   and temporaries are written; a stored-entry loop or value names a sparse tensor and one of
-  its faces, and a loop's level is one that face stores;
+  its faces, and a loop's level is one that face stores; a merge joins two or more distinct
+  tensors, in a known mode;
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
 * every dimension named in a bound is a dimension of a declared tensor.
@@ -25,6 +26,7 @@ from ..storage.faces import face_modes
 from ..term import unknown
 from .nodes import (
     CMP_OPS,
+    MERGE_MODES,
     REDUCE_OPS,
     Add,
     And,
@@ -49,6 +51,7 @@ from .nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
 )
 from .printer import fmt_stmt
@@ -181,6 +184,22 @@ class _Verifier:
                 if parent is not None:
                     self.index(parent, bound, s)
                 self.block(body, self.bind(pos, self.bind(var, bound, s), s), locals_)
+            case SparseMerge(var, mode, operands, body):
+                if mode not in MERGE_MODES:
+                    raise self.fail(f"unknown merge mode '{mode}'", s)
+                if len(operands) < 2 or len({o.tensor for o in operands}) != len(operands):
+                    raise self.fail("a merge of fewer than two distinct tensors", s)
+                inner = self.bind(var, bound, s)
+                for o in operands:
+                    stored = self.sparse(o.tensor, o.face, s)
+                    if not 0 <= o.level < stored:
+                        raise self.fail(f"level {o.level} of face {o.face} of {o.tensor}, which stores {stored}", s)
+                    if (o.level == 0) != (o.parent is None):
+                        raise self.fail(f"level {o.level} with {'no' if o.parent is None else 'a'} parent position", s)
+                    if o.parent is not None:
+                        self.index(o.parent, bound, s)
+                    inner = self.bind(o.pos, inner, s)
+                self.block(body, inner, locals_)
             case If(cond, then, orelse):
                 self.cond(cond, bound, s)
                 self.block(then, bound, locals_)

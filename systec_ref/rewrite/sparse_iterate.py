@@ -74,6 +74,7 @@ from ..storage import formats
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, SparseFormat
 from ..term import nodes, postwalk, unknown
+from . import co_iterate
 from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
@@ -237,6 +238,8 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     fresh = namer(p, "_q")
     fmt = _format(options)
     layout: dict[str, str] = dict(p.facts.sparse_storage)
+    merged = co_iterate.merge_nests(p, fmt, _face)  # nests over two or more sparse tensors merge them first
+    layout.update(merged.layout)
     count = [0]
 
     def f(n):
@@ -255,13 +258,15 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
                 out.append(new)
             return Block(tuple(out), n.comment) if changed else None
         return None
-    body = _top_down(p.body, f)
-    if not count[0]:
-        return p, "not applied: no nest iterates a sparse tensor on one face"
+    body = _top_down(merged.body, f)
+    if not count[0] and not merged.layout:
+        return p, "; ".join(x for x in ("not applied: no nest iterates a sparse tensor on one face", merged.note) if x)
     new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name)
     layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
     stored = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
-    return new, f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries ({layouts}){stored}"
+    alone = f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries" if count[0] else \
+        "no other nest iterates stored entries"
+    return new, "; ".join(x for x in (merged.note, f"{alone} ({layouts}){stored}") if x)
 
 
 def _top_down(b: Block, f) -> Block:
