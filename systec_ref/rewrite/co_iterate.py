@@ -96,6 +96,8 @@ from ..storage.formats import Compressed, SparseFormat
 from ..term import nodes, postwalk, unknown
 from .combinators import plural
 
+#: the reason a group is not tried in a nest whose outer loop binds none of its levels: its inner loops are
+_NOT_HERE = "the outer loop binds none of their levels"
 
 @dataclasses.dataclass(frozen=True)
 class _Operand:
@@ -301,9 +303,9 @@ def _build(path: list[Loop], ops: list[_Operand], mode: str, fresh: Callable[[],
         # union: every present operand binds this level (they share their level variables); one branch per
         # set of operands that store the coordinate, most first: the first whose members all do is exact
         subsets = [c for size in range(len(here), 0, -1) for c in itertools.combinations(range(len(here)), size)]
+        bodies = [body(k, [here[t][0] for t in c]) for c in subsets]  # built in order: positions named so
         chain: Block | None = None
-        for c in reversed(subsets):
-            inner = body(k, [here[t][0] for t in c])
+        for c, inner in reversed(list(zip(subsets, bodies))):
             if chain is None:
                 chain = inner  # the last: one operand, the only one left when none before matched
                 continue
@@ -314,9 +316,6 @@ def _build(path: list[Loop], ops: list[_Operand], mode: str, fresh: Callable[[],
     return loop(0, ops)
 
 
-#: the reason a group is not tried in a nest whose outer loop binds none of its levels: its inner loops are
-_NOT_HERE = "the outer loop binds none of their levels"
-
 #: the face of a symmetric tensor's canonical storage that a nest's bounds pin, or None
 #: (``sparse-iterate``'s rule: ``face(program, tensor, subscripts, loops by variable)``)
 FaceFn = Callable[[Program, TensorInfo, list[str], dict[str, Loop]], "tuple[int, ...] | None"]
@@ -324,31 +323,51 @@ FaceFn = Callable[[Program, TensorInfo, list[str], dict[str, Loop]], "tuple[int,
 
 @dataclasses.dataclass(frozen=True)
 class Merged:
-    """What :func:`merge_nests` did: the new body, the layout of each tensor it iterates, and its note (empty
-    when no nest reads two sparse inputs)."""
+    """What :func:`merge_nests` did: the new body, the layout of each tensor it iterates, what it merged (a
+    note, empty if nothing) and, for each sparse input it left out of a merge, why (one entry per nest)."""
 
     body: Block
     layout: dict[str, str]
     note: str
+    left: dict[str, list[str]]
+
+    def dense_note(self, body: Block, sparse: list[str]) -> str:
+        """Which sparse inputs ``body`` (the final program) still reads dense — expanded from their stored
+        entries and read by random access — and why."""
+        out = []
+        for n in sparse:
+            nests = sum(1 for s in nodes(body) if isinstance(s, Loop) and any(
+                isinstance(x, Read) and x.tensor == n for x in nodes(s.body)) and not any(
+                isinstance(x, Loop) and any(isinstance(y, Read) and y.tensor == n for y in nodes(x.body))
+                for x in s.body.body))
+            if not nests:
+                continue
+            why = "; ".join(dict.fromkeys(self.left.get(n, []))) or \
+                "no nest reading it iterates it: read at two places, bounds that pin no one face, or an update " \
+                "that its fill does not annihilate"
+            out.append(f"{n} stays dense in {plural(nests, 'nest')} ({why})")
+        return "; ".join(out)
 
 
 def merge_nests(p: Program, fmt: SparseFormat, face: FaceFn) -> Merged:
     """Every nest of ``p`` that reads two or more sparse inputs merges them where it can (see the module)."""
     sparse = {t.name: t for t in p.tensors if t.role == "in" and t.format == "sparse"}
     if len(sparse) < 2:
-        return Merged(p.body, {}, "")
+        return Merged(p.body, {}, "", {})
     fresh = namer(p, "_m")
     layout: dict[str, str] = {}
     merged: dict[str, int] = {}
     left: dict[str, list[str]] = {}  # tensor -> why it stays out of a merge, one entry per nest
 
-    def attempt(root: Loop) -> Stmt | None:
+    def attempt(root: Loop, quiet: bool) -> tuple[Stmt | None, bool]:
+        """The nest of ``root`` merged, or None; and whether it said why not (once per nest, not again for
+        the loops inside it, which ``_top_down`` tries next)."""
         nest = _Nest(p, root, sparse, face)
         if len(nest.reads) + len(nest.why) < 2:
-            return None
+            return None, False
         why = dict(nest.why)  # tensor -> why the largest group holding it fails
         names = tuple(nest.reads)
-        outer_only = True
+        outer_only = len(names) > 1  # every group failed only because the outer loop binds none of its levels
         for size in range(len(names), 1, -1):
             for group in itertools.combinations(names, size):
                 got = nest.plan(group, sparse)
@@ -368,39 +387,34 @@ def merge_nests(p: Program, fmt: SparseFormat, face: FaceFn) -> Merged:
                 for n in [*names, *nest.why]:
                     if n not in group:
                         left.setdefault(n, []).append(why.get(n, f"merged without it: {', '.join(group)}"))
-                return _build(path, ops, mode, fresh)  # type: ignore[arg-type]
-        if not (outer_only and names):
-            for n in [*names, *nest.why]:
-                left.setdefault(n, []).append(why.get(n, "no merge fits"))
-        return None
+                return _build(path, ops, mode, fresh), True  # type: ignore[arg-type]
+        if outer_only or quiet:
+            return None, quiet
+        for n in [*names, *nest.why]:
+            left.setdefault(n, []).append(why.get(n, "no other sparse input here can merge with it"))
+        return None, True
 
     body = _top_down(p.body, attempt)
     if not merged:
-        return Merged(p.body, {}, "; ".join(_left(left)))
+        return Merged(p.body, {}, "", left)
     done = ", ".join(f"{plural(c, 'nest')} by {'intersection' if m == 'intersect' else m}"
                      for m, c in sorted(merged.items()))
-    note = f"{', '.join(sorted(layout))} co-iterated ({done})"
-    return Merged(body, layout, "; ".join([note, *_left(left)]))
+    return Merged(body, layout, f"{', '.join(sorted(layout))} co-iterated ({done})", left)
 
 
-def _left(left: dict[str, list[str]]) -> list[str]:
-    """The sparse inputs a nest leaves out of a merge, and why: there ``sparse-iterate`` iterates at most one
-    sparse tensor, the others are read dense (expanded from their stored entries, random access)."""
-    return [f"{n} not co-iterated in {plural(len(w), 'nest')} ({'; '.join(dict.fromkeys(w))}): "
-            "iterated alone or read dense there" for n, w in sorted(left.items())]
-
-
-def _top_down(b: Block, attempt: Callable[[Loop], Stmt | None]) -> Block:
-    """Merge outermost nests first; a nest left alone is searched inside."""
+def _top_down(b: Block, attempt: Callable[[Loop, bool], tuple[Stmt | None, bool]], quiet: bool = False) -> Block:
+    """Merge outermost nests first; a nest left alone is searched inside (``quiet``: its reasons are said)."""
     out: list[Stmt] = []
     for s in b.body:
         if isinstance(s, Loop):
-            got = attempt(s)
-            out.append(got if got is not None else dataclasses.replace(s, body=_top_down(s.body, attempt)))
+            got, said = attempt(s, quiet)
+            out.append(got if got is not None else
+                       dataclasses.replace(s, body=_top_down(s.body, attempt, quiet or said)))
         elif isinstance(s, Block):
-            out.append(_top_down(s, attempt))
+            out.append(_top_down(s, attempt, quiet))
         elif isinstance(s, If):
-            out.append(If(s.cond, _top_down(s.then, attempt), _top_down(s.orelse, attempt) if s.orelse else None))
+            out.append(If(s.cond, _top_down(s.then, attempt, quiet),
+                          _top_down(s.orelse, attempt, quiet) if s.orelse else None))
         else:
             out.append(s)
     return Block(tuple(out), b.comment)

@@ -36,6 +36,12 @@ one that the fill of the iterated read does not annihilate (``A[i,j] +
 A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
 is left dense — the tensor is then also passed dense.
 
+A nest reading two or more *different* sparse tensors is handled first, by
+:mod:`.co_iterate`: their stored coordinates are merged level by level (a ``SparseMerge``:
+the intersection for a product, the union for a sum), and the nests it leaves alone come
+here, one tensor each.  The note names every sparse input still read dense (expanded from
+its stored entries and read by random access), and why.
+
 How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
 pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
 iterate (a compressed level), and records the format's name as the program's ``sparse_format``
@@ -259,14 +265,15 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
             return Block(tuple(out), n.comment) if changed else None
         return None
     body = _top_down(merged.body, f)
+    dense = merged.dense_note(body, [t.name for t in sparse])
     if not count[0] and not merged.layout:
-        return p, "; ".join(x for x in ("not applied: no nest iterates a sparse tensor on one face", merged.note) if x)
+        return p, "; ".join(x for x in ("not applied: no nest iterates a sparse tensor on one face", dense) if x)
     new = replace_body(p, body).with_facts(sparse_storage=tuple(sorted(layout.items())), sparse_format=fmt.name)
     layouts = ", ".join(f"{k}: {v}" for k, v in sorted(layout.items()))
     stored = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
     alone = f"{plural(count[0], 'nest iterates', 'nests iterate')} stored entries" if count[0] else \
         "no other nest iterates stored entries"
-    return new, "; ".join(x for x in (merged.note, f"{alone} ({layouts}){stored}") if x)
+    return new, "; ".join(x for x in (merged.note, f"{alone} ({layouts}){stored}", dense) if x)
 
 
 def _top_down(b: Block, f) -> Block:
