@@ -63,6 +63,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable
 
+from ..ir.index import is_loop
 from ..ir.names import namer
 from ..ir.nodes import (
     Add,
@@ -334,12 +335,14 @@ class Merged:
     def dense_note(self, body: Block, sparse: list[str]) -> str:
         """Which sparse inputs ``body`` (the final program) still reads dense — expanded from their stored
         entries and read by random access — and why."""
+        def reads(s: object, n: str) -> bool:
+            return any(isinstance(x, Read) and x.tensor == n for x in nodes(s))
+
         out = []
         for n in sparse:
-            nests = sum(1 for s in nodes(body) if isinstance(s, Loop) and any(
-                isinstance(x, Read) and x.tensor == n for x in nodes(s.body)) and not any(
-                isinstance(x, Loop) and any(isinstance(y, Read) and y.tensor == n for y in nodes(x.body))
-                for x in s.body.body))
+            # the innermost loops that read it
+            nests = sum(1 for s in nodes(body) if is_loop(s) and reads(s, n)
+                        and not any(is_loop(x) and reads(x, n) for x in nodes(s.body)))  # type: ignore[attr-defined]
             if not nests:
                 continue
             why = "; ".join(dict.fromkeys(self.left.get(n, []))) or \
