@@ -94,6 +94,18 @@ def set_sparse(text: str, names: set[str] | frozenset[str]) -> str:
         except SourceError:
             continue
         text = candidate
+    # a sum of sparse inputs (``A[i] + B[i]``) is admitted only all together: where all hold their fills
+    rest = [n for n in _input_lines(text) if text.split("\n")[n].split()[1].split("[")[0] in names
+            and not _FORMAT.search(text.split("\n")[n].split("#")[0].replace("dense", ""))]
+    if len(rest) > 1:
+        candidate = text
+        for n in rest:
+            candidate = _with_format(candidate, n, "sparse", fill)
+        try:
+            parse(candidate)
+            text = candidate
+        except SourceError:
+            pass
     return text
 
 

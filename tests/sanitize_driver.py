@@ -35,7 +35,7 @@ from systec_ref.storage import SparseTensor  # noqa: E402
 from systec_ref.tensors import symmetrize_index  # noqa: E402
 
 #: kernels the examples do not cover: float32, a transposed copy (a temporary the C allocates and
-#: frees), a sparse input whose other operands do not share its dimension, partial symmetry
+#: frees), a sparse input whose other operands do not share its dimension, partial symmetry, a union of three
 EXTRA = {
     "single": ("kernel single\nin A[n, n] symmetric float32\nin x[n] float32\nout y[n] float32\n"
                "y[i] += A[i, j] * x[j]\n"),
@@ -43,6 +43,9 @@ EXTRA = {
     "rowsum": "kernel rowsum\nin A[n, m] sparse\nout y[n]\ny[i] += A[i, j] * 2\n",
     "partial": ("kernel partial\nin A[n, n, m] symmetric(0,1) sparse\nin x[m]\nout y[n]\n"
                 "y[i] += A[i, j, k] * x[k]\n"),
+    # a merge of three sparse inputs by union (an exhausted operand's coordinate reads as INT64_MAX)
+    "union3": ("kernel union3\nin A[n, m] sparse\nin B[n, m] sparse\nin D[n, m] sparse\nout C[n, m]\n"
+               "C[i, j] += A[i, j] + 2 * B[i, j] - D[i, j]\n"),
 }
 
 SIZES = [(0, 0), (0, 2), (1, 1), (1, 2), (2, 0), (2, 2), (3, 2)]

@@ -26,7 +26,7 @@ from typing import Union
 import numpy as np
 
 from ..dtypes import element
-from ..ir.nodes import Program, Read, SparseLevel, SparseVal
+from ..ir.nodes import MergeOperand, Program, Read, SparseLevel, SparseVal
 from ..lang.names import face_array, function_name
 from ..storage import formats
 from ..storage.formats import Array, FaceFormat
@@ -107,7 +107,7 @@ def dense_inputs(p: Program) -> list[str]:
 
 def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
     """The (tensor, face) pairs a program iterates, in the order of their parameters."""
-    return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))})
+    return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal, MergeOperand))})
 
 
 def face_layout(p: Program, tensor: str, face: tuple[int, ...]) -> FaceFormat:

@@ -53,12 +53,13 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
     Stmt,
     Stored,
     TensorInfo,
 )
-from ..ir.printer import fmt_tensor
+from ..ir.printer import fmt_face, fmt_tensor
 from ..lang.names import IVDEP, OPAQUE, face_array, generated
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, FaceFormat
@@ -263,6 +264,8 @@ class _Emitter:
                 return [*ivdep, head, *self.stmt(body, ind + 1), f"{pad}}}"]
             case SparseLevel():
                 return self.sparse_level(s, ind)
+            case SparseMerge():
+                return self.sparse_merge(s, ind)
             case If(cond, then, orelse):
                 out = [f"{pad}if ({self.cond(cond)}) {{", *self.stmt(then, ind + 1)]
                 if orelse is not None:
@@ -368,6 +371,84 @@ class _Emitter:
         head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{"
         bind = f"{pad}    const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
         return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+
+    def merge_arrays(self, s: SparseMerge) -> list[tuple[str, str, str]]:
+        """(start, end, coordinates) of each operand of a merge: C expressions of its range under its parent
+        and the name of its coordinate array, as its level kind says."""
+        out = []
+        for o in s.operands:
+            q = "0" if o.parent is None else self.index(o.parent)
+            match self.layout(o.tensor, o.face).levels[o.level]:
+                case Compressed(pos, crd):
+                    starts = face_array(o.tensor, o.face, pos)
+                    out.append((f"{starts}[{q}]", f"{starts}[{q} + 1]", face_array(o.tensor, o.face, crd)))
+                case other:
+                    raise unknown(other, "C emitter (merged level kind)")
+        return out
+
+    def sparse_merge(self, s: SparseMerge, ind: int) -> list[str]:
+        """Two-pointer co-iteration of the operands' sorted coordinates (see :class:`SparseMerge`).
+
+        Each step binds ``var`` to the smallest current coordinate and advances the operands that store it.
+        ``intersect`` walks while every operand has entries left and runs the body where all store the
+        coordinate; ``union`` runs it at every step, with the position of an operand that does not store the
+        coordinate bound to -1: for two operands, while both have entries left and then over the tail of
+        each; for more, while any has (an exhausted operand's coordinate reads as ``INT64_MAX``)."""
+        pad = "    " * ind
+        ranges = self.merge_arrays(s)
+        at = [generated("p", o.pos) for o in s.operands]
+        end = [generated("e", o.pos) for o in s.operands]
+        crd = [generated("c", o.pos) for o in s.operands]
+        v = s.var
+        text = ", ".join(f"{o.tensor}{fmt_face(o.face)}.level{o.level}" for o in s.operands)
+        out = [f"{pad}{{  /* {s.mode} of {text}: merge their sorted coordinates */"]
+        out += [f"{pad}    int64_t {a} = {lo}, {e} = {hi};" for a, e, (lo, hi, _) in zip(at, end, ranges)]
+        unused = " ".join(f"(void){o.pos};" for o in s.operands)
+
+        def bind(positions: list[str]) -> str:
+            return f"const int64_t {', '.join(f'{o.pos} = {x}' for o, x in zip(s.operands, positions))}; {unused}"
+        advance = " ".join(f"{a} += {c} == {v};" for a, c in zip(at, crd))
+
+        def minimum() -> str:
+            m = crd[0]
+            for c in crd[1:]:
+                m = f"({c} < {m} ? {c} : {m})"
+            return m
+
+        def step(cond: str, loaded: list[str], positions: list[str], guard: str | None) -> list[str]:
+            lines = [f"{pad}    while ({cond}) {{",
+                     f"{pad}        const int64_t {', '.join(f'{c} = {x}' for c, x in zip(crd, loaded))};",
+                     f"{pad}        const int64_t {v} = {minimum()}; (void){v};"]
+            inner = ind + 2
+            if guard:
+                lines.append(f"{pad}        if ({guard}) {{")
+                inner += 1
+            ipad = "    " * inner
+            lines.append(f"{ipad}{bind(positions)}")
+            lines += self.stmt(s.body, inner)
+            if guard:
+                lines.append(f"{pad}        }}")
+            return [*lines, f"{pad}        {advance}", f"{pad}    }}"]
+
+        if s.mode == "intersect":
+            live = " && ".join(f"{a} < {e}" for a, e in zip(at, end))
+            out += step(live, [f"{c_arr}[{a}]" for a, (_, _, c_arr) in zip(at, ranges)], at,
+                        " && ".join(f"{c} == {v}" for c in crd))
+        elif len(s.operands) == 2:
+            live = " && ".join(f"{a} < {e}" for a, e in zip(at, end))
+            out += step(live, [f"{c_arr}[{a}]" for a, (_, _, c_arr) in zip(at, ranges)],
+                        [f"{c} == {v} ? {a} : -1" for a, c in zip(at, crd)], None)
+            for n, (a, e, (_, _, c_arr)) in enumerate(zip(at, end, ranges)):  # the tail of each: it alone
+                positions = [a if m == n else "-1" for m in range(len(at))]
+                out += [f"{pad}    for (; {a} < {e}; ++{a}) {{",
+                        f"{pad}        const int64_t {v} = {c_arr}[{a}]; (void){v};",
+                        f"{pad}        {bind(positions)}",
+                        *self.stmt(s.body, ind + 2), f"{pad}    }}"]
+        else:
+            live = " || ".join(f"{a} < {e}" for a, e in zip(at, end))
+            out += step(live, [f"{a} < {e} ? {c_arr}[{a}] : INT64_MAX" for a, e, (_, _, c_arr) in zip(at, end, ranges)],
+                        [f"{c} == {v} ? {a} : -1" for a, c in zip(at, crd)], None)
+        return [*out, f"{pad}}}"]
 
     def split_level(self, s: SparseLevel, lo_expr: str, hi_expr: str, coord: Callable[[str], str],
                     acc: dict[str, str], ind: int) -> list[str]:
@@ -583,7 +664,7 @@ def reassociation_risk(p: Program) -> str | None:
                         copies = [rename_indices(c, dict(zip(g, perm))) for c in copies
                                   for perm in itertools.permutations(g)]
                     found = walk(copies, dict(env), {})
-                case Loop(body=body) | SparseLevel(body=body):
+                case Loop(body=body) | SparseLevel(body=body) | SparseMerge(body=body):
                     found = walk(body.body, dict(env), {})
                 case _:
                     raise unknown(s, "C emitter (reassociation)")
@@ -600,7 +681,7 @@ def _split_accumulators(level: SparseLevel, dtype: str) -> dict[str, str]:
     """Accumulators of an innermost sparse loop that may be split in two: float locals (integer adds stay in
     program order: a different order could overflow where the program does not) updated only by
     ``+=``/``min=``/``max=`` and not read otherwise inside the loop.  Empty if the loop does not qualify."""
-    if dtype == "int64" or any(isinstance(n, (Loop, If, SparseLevel, Permute)) for n in nodes(level.body)):
+    if dtype == "int64" or any(isinstance(n, (Loop, If, SparseLevel, SparseMerge, Permute)) for n in nodes(level.body)):
         return {}
     acc: dict[str, str] = {}
     for n in nodes(level.body):
@@ -630,7 +711,7 @@ def _independent(loop: Loop) -> bool:
     what it cannot prove (e.g. that rows ``C[i,:]`` and ``C[k,:]`` do not
     overlap within a sweep), sparing it run-time alias checks.
     """
-    if any(isinstance(n, (Loop, If, SparseLevel, Permute)) for n in nodes(loop.body)):
+    if any(isinstance(n, (Loop, If, SparseLevel, SparseMerge, Permute)) for n in nodes(loop.body)):
         return False  # (a Permute rebinds the loop's variables: its body's subscripts say nothing)
     j = loop.var
     written = {n.tensor for n in nodes(loop.body) if isinstance(n, Elem)}

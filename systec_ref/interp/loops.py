@@ -43,6 +43,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
     Stmt,
     Stored,
@@ -363,6 +364,8 @@ class _Compiler:
                         c.iterations += 1
                         body(env)
                 return level
+            case SparseMerge():
+                return self._merge(s)
             case Permute(groups, body_block):
                 body = self.stmt(body_block)
 
@@ -386,6 +389,46 @@ class _Compiler:
                 return self._assign(s)
             case _:
                 raise unknown(s, "interpreter (statement)")
+
+    def _merge(self, s: SparseMerge) -> Callable[[dict], None]:
+        """A merge of sorted coordinate lists, the two-pointer way (see :class:`SparseMerge`): each step visits
+        the smallest coordinate any live operand is at, runs the body (``intersect``: only when every operand
+        stores it), and advances the operands that store it; ``intersect`` stops when one operand is
+        exhausted, ``union`` when all are.  An iteration is counted per run of the body."""
+        c, union, var = self.c, s.mode == "union", s.var
+        ops = []
+        for o in s.operands:
+            pos_arr, crd = self._face(o.tensor, o.face)[0][o.level]
+            parent = self.index(o.parent) if o.parent is not None else None
+            ops.append((pos_arr, crd, parent, o.pos, f"{o.tensor}{o.face} level {o.level}"))
+        body = self.stmt(s.body)
+
+        def merge(env):
+            at, end = [], []
+            for pos_arr, _, parent, _, what in ops:
+                q = parent(env) if parent is not None else 0
+                if not 0 <= q < len(pos_arr) - 1:
+                    raise InterpError(f"{what}: parent position {q} out of range")
+                at.append(pos_arr[q])
+                end.append(pos_arr[q + 1])
+            while True:
+                live = [a < e for a, e in zip(at, end)]
+                if not (any(live) if union else all(live)):
+                    break
+                coord = min(op[1][a] for op, a, alive in zip(ops, at, live) if alive)
+                stored = [alive and op[1][a] == coord for op, a, alive in zip(ops, at, live)]
+                env[var] = coord
+                for op, a, here in zip(ops, at, stored):
+                    env[op[3]] = a if here else -1
+                if union or all(stored):
+                    c.iterations += 1
+                    body(env)
+                for n, here in enumerate(stored):
+                    at[n] += here
+            env.pop(var, None)
+            for op in ops:
+                env.pop(op[3], None)
+        return merge
 
     def _assign(self, s: Assign) -> Callable[[dict], None]:
         """``target op= value``: a local (an accumulator update, or a flush of one accumulator into

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..term import unknown
-from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, Stmt
-from .printer import fmt_cond, fmt_face, fmt_index, fmt_stmt
+from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, SparseMerge, Stmt
+from .printer import fmt_cond, fmt_face, fmt_index, fmt_merge, fmt_stmt
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -59,6 +59,9 @@ def to_graph(p: Program) -> nx.DiGraph:
                 node = add("loop", f"for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{start_at}", parent,
                            depth)
                 block(body, node, depth + 1)
+            case SparseMerge():
+                node = add("loop", fmt_merge(s), parent, depth)
+                block(s.body, node, depth + 1)
             case Permute(groups, body):
                 text = " x ".join("(" + ",".join(g) + ")" for g in groups)
                 node = add("permute", f"each rearrangement of {text}", parent, depth)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..term import nodes, postwalk
-from .nodes import Idx, IndexExpr, IPlus, Loop, Permute, SparseLevel
+from .nodes import Idx, IndexExpr, IPlus, Loop, Permute, SparseLevel, SparseMerge
 
 
 def rename_indices(node: object, mapping: dict[str, str]) -> object:
@@ -28,14 +28,16 @@ def bound_inside(loop: object) -> set[str]:
             out.add(n.var)
         elif isinstance(n, SparseLevel):
             out |= {n.var, n.pos}
+        elif isinstance(n, SparseMerge):
+            out |= {n.var, *(o.pos for o in n.operands)}
         elif isinstance(n, Permute):
             out |= {v for g in n.groups for v in g}
     return out
 
 
 def is_loop(s: object) -> bool:
-    """A dense loop or a sparse level: something whose body runs many times."""
-    return isinstance(s, (Loop, SparseLevel))
+    """A dense loop, a sparse level or a merge of sparse levels: something whose body runs many times."""
+    return isinstance(s, (Loop, SparseLevel, SparseMerge))
 
 
 def uses_index(node: object, names: set[str] | frozenset[str]) -> bool:

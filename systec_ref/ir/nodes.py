@@ -254,7 +254,50 @@ class SparseLevel(Node):
     start: IndexExpr | None = None
 
 
-Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel]
+@dataclass(frozen=True)
+class MergeOperand(Node):
+    """One operand of a :class:`SparseMerge`: level ``level`` of face ``face`` of sparse ``tensor``, under
+    parent position ``parent`` (None at level 0), whose stored positions bind ``pos``."""
+
+    pos: str
+    tensor: str
+    face: tuple[int, ...]
+    level: int
+    parent: IndexExpr | None
+
+
+#: the modes of a :class:`SparseMerge`
+MERGE_MODES = ("intersect", "union")
+
+
+@dataclass(frozen=True)
+class SparseMerge(Node):
+    """Co-iterate one level of two or more stored faces (of different sparse tensors) by merging their
+    sorted coordinates, the two-pointer way.
+
+    Each operand's level is a sorted list of coordinates under its parent position (see
+    :class:`SparseLevel`).  The merge walks them together, in increasing coordinate order, and binds
+    ``var`` to each coordinate it visits:
+
+    * ``mode == "intersect"``: the coordinates every operand stores; each operand's ``pos`` is bound
+      to its position of that coordinate.  The walk ends when one operand is exhausted;
+    * ``mode == "union"``: the coordinates some operand stores; an operand that stores the coordinate
+      has its ``pos`` bound to its position, one that does not has it bound to ``-1`` (the body tests
+      ``0 <= pos`` before it uses one).
+
+    ``body`` runs once per visited coordinate.  A kernel reading two sparse tensors ``A`` and ``B``
+    iterates the intersection where its update changes nothing wherever either holds its fill
+    (products), the union where it changes nothing only where both do (sums); see the
+    ``co-iterate`` pass.
+    """
+
+    var: str
+    mode: str
+    operands: tuple[MergeOperand, ...]
+    body: Block
+
+
+Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel, SparseMerge]
 
 # -- programs -------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from .nodes import (
     Local,
     Lookup,
     Loop,
+    MergeOperand,
     Mul,
     Neg,
     Or,
@@ -40,6 +41,7 @@ from .nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
     Stmt,
     Stored,
@@ -134,6 +136,16 @@ def fmt_face(face: tuple[int, ...]) -> str:
     return "<" + ("full" if not face else ",".join("strict" if m == 0 else f"f{m}" for m in face)) + ">"
 
 
+def fmt_merge(s: SparseMerge) -> str:
+    """``for i in intersect(A<strict>.level1 under _m0 as _m2, B<strict>.level1 under _m1 as _m3)``, no colon."""
+    return f"for {s.var} in {s.mode}({', '.join(fmt_operand(o) for o in s.operands)})"
+
+
+def fmt_operand(o: MergeOperand) -> str:
+    under = "" if o.parent is None else f" under {fmt_index(o.parent)}"
+    return f"{o.tensor}{fmt_face(o.face)}.level{o.level}{under} as {o.pos}"
+
+
 def fmt_target(t) -> str:
     match t:
         case Elem(tensor, idx):
@@ -172,6 +184,8 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
             under += "" if start is None else f" from {fmt_index(start)}"
             head = f"{pad}for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{under}:"
             return [head, *fmt_block(body, indent + 1)]
+        case SparseMerge():
+            return [f"{pad}{fmt_merge(s)}:", *fmt_block(s.body, indent + 1)]
         case Permute(groups, body):
             text = " x ".join("(" + ",".join(g) + ")" for g in groups)
             return [f"{pad}for each distinct rearrangement of {text}:", *fmt_block(body, indent + 1)]

@@ -12,8 +12,9 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
   and temporaries are written; a stored-entry loop or value names a sparse input (or a stored
   copy of one, the ``sparse_copies`` fact) and one of its faces, a loop's level is one that face
   stores, and a loop that starts within its fiber starts at a position of an enclosing loop over
-  that same fiber; a count of stored entries names a level of a face that some stored-entry loop
-  or value of the program iterates (so it is passed);
+  that same fiber; a merge joins two or more distinct tensors, in a known mode; a count of stored
+  entries names a level of a face that some stored-entry loop or value of the program iterates (so
+  it is passed);
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
 * every dimension named in a bound is a dimension of a declared tensor.
@@ -28,6 +29,7 @@ from ..storage.faces import face_modes
 from ..term import nodes, unknown
 from .nodes import (
     CMP_OPS,
+    MERGE_MODES,
     REDUCE_OPS,
     Add,
     And,
@@ -54,6 +56,7 @@ from .nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
     Stored,
 )
@@ -214,6 +217,22 @@ class _Verifier:
                     self.start(start, (tensor, face, level, parent), bound, s)
                 self.fibers[pos] = (tensor, face, level, parent)
                 self.block(body, self.bind(pos, self.bind(var, bound, s), s), locals_)
+            case SparseMerge(var, mode, operands, body):
+                if mode not in MERGE_MODES:
+                    raise self.fail(f"unknown merge mode '{mode}'", s)
+                if len(operands) < 2 or len({o.tensor for o in operands}) != len(operands):
+                    raise self.fail("a merge of fewer than two distinct tensors", s)
+                inner = self.bind(var, bound, s)
+                for o in operands:
+                    stored = self.sparse(o.tensor, o.face, s)
+                    if not 0 <= o.level < stored:
+                        raise self.fail(f"level {o.level} of face {o.face} of {o.tensor}, which stores {stored}", s)
+                    if (o.level == 0) != (o.parent is None):
+                        raise self.fail(f"level {o.level} with {'no' if o.parent is None else 'a'} parent position", s)
+                    if o.parent is not None:
+                        self.index(o.parent, bound, s)
+                    inner = self.bind(o.pos, inner, s)
+                self.block(body, inner, locals_)
             case If(cond, then, orelse):
                 self.cond(cond, bound, s)
                 self.block(then, bound, locals_)

@@ -10,7 +10,10 @@ support, stated once:
   the result: with ``+=`` the fill must be 0 and every term of the right-hand
   side must be a product containing the tensor; with ``min=`` the fill must be
   ``inf`` and the tensor must be added (not subtracted) to every term; with
-  ``max=`` likewise with ``-inf``.  Anything else is rejected here.
+  ``max=`` likewise with ``-inf``.  Or, for several sparse inputs, the points
+  where *all* of them hold their fills change nothing (``A[i,j] + B[i,j]``
+  with fills 0: the union of their stored entries is what must be visited).
+  Anything else is rejected here.
 """
 
 from __future__ import annotations
@@ -180,19 +183,20 @@ def _numbers(e: Expr) -> list[Number]:
             raise unknown(e, "kernel checker (literals)")
 
 
-def _value_when_unstored(e: Expr, tensor: str, fill: float) -> unstored.Abstract:
+def _value_when_unstored(e: Expr, tensor: str | dict[str, float], fill: float = 0) -> unstored.Abstract:
     """The rhs value wherever ``tensor`` reads its fill, over the domain of :mod:`.unstored`
-    (reads of other tensors are unknown but finite)."""
+    (reads of other tensors are unknown but finite); ``tensor`` may also map several tensors to their fills."""
+    fills = tensor if isinstance(tensor, dict) else {tensor: fill}
     match e:
         case Access(name):
-            return fill if name == tensor else unstored.FINITE
+            return fills.get(name, unstored.FINITE)
         case Number(value):
             return value
         case Neg(operand):
-            return unstored.neg(_value_when_unstored(operand, tensor, fill))
+            return unstored.neg(_value_when_unstored(operand, fills))
         case BinOp(op, left, right):
-            a = _value_when_unstored(left, tensor, fill)
-            b = _value_when_unstored(right, tensor, fill)
+            a = _value_when_unstored(left, fills)
+            b = _value_when_unstored(right, fills)
             if op == "*":
                 return unstored.mul(a, b)
             return unstored.add(a, unstored.neg(b) if op == "-" else b)
@@ -203,6 +207,11 @@ def _value_when_unstored(e: Expr, tensor: str, fill: float) -> unstored.Abstract
 def _check_sparse_fill(src: Source, k: Kernel, d) -> None:
     red = k.assignment.reduction
     if unstored.no_change(_value_when_unstored(k.rhs, d.name, d.fill), red):
+        return
+    # a sum of sparse inputs: where all of them hold their fills the update changes nothing, so a point that
+    # none of them stores may be skipped (their merged coordinates are iterated: the union)
+    together = {x.name: x.fill for x in k.inputs if x.format == "sparse"}
+    if len(together) > 1 and unstored.no_change(_value_when_unstored(k.rhs, together), red):
         return
     want = {"+": "fill 0 (the default)", "min": "'fill inf'", "max": "'fill -inf'"}[red]
     if k.output.dtype == "int64" and red != "+":

@@ -52,6 +52,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     SparseVal,
     Stmt,
 )
@@ -126,7 +127,7 @@ def _licm(b: Block, names: _Names, stats: list[int]) -> Block:
     out: list[Stmt] = []
     for s in b.body:
         match s:
-            case Loop() | SparseLevel():
+            case Loop() | SparseLevel() | SparseMerge():
                 inner = dataclasses.replace(s, body=_licm(s.body, names, stats))
                 out += _hoist_loop(inner, names, stats)
             case If(cond, then, orelse):

@@ -65,6 +65,12 @@ A_T[i,j]``; ``min= A[i,j] * A_T[i,j]`` with fill inf: ``inf * -2 = -inf``),
 is left dense — the tensor is then also passed dense, and the pass note says why, by name
 (``A passed dense: read at 2 places not sharing a level``).
 
+A nest reading two or more *different* sparse tensors is handled first, by
+:mod:`.co_iterate`: their stored coordinates are merged level by level (a ``SparseMerge``:
+the intersection for a product, the union for a sum), and the nests it leaves alone come
+here, one tensor each.  The note names every sparse input still read dense (expanded from
+its stored entries and read by random access), and why.
+
 How a face is stored is its storage format's business (:mod:`systec_ref.storage.formats`): the
 pass asks the format for the levels of each face and makes one ``SparseLevel`` per level it can
 iterate (a compressed or a dense level), and records the format's name as the program's ``sparse_format``
@@ -112,6 +118,7 @@ from ..storage import formats
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, SparseFormat
 from ..term import nodes, postwalk, unknown
+from . import co_iterate
 from .combinators import plural
 from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
@@ -292,20 +299,26 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     while True:
         sparse = inputs + [dataclasses.replace(p.tensor(c), format="sparse", fill=copies[c][0].fill)
                            for c in sorted(tried)]
-        body, layout, count = _iterate(p, sparse, lambda t: formats.get(options.format_for(t)))
+        body, layout, count, merged = _iterate(p, sparse, lambda t: formats.get(options.format_for(t)))
         stuck = {c for c in tried if c in layout and _reads(body, c)}
         if not stuck:
             break
         tried -= stuck
     stored = sorted(c for c in tried if c in layout)
-    if not count:
-        return p, "not applied: no nest iterates a sparse tensor on one face" + _passed_dense(body, inputs, copies, p)
+
+    def dense_note() -> str:  # which sparse inputs stay dense, and why ("; " first, or empty)
+        if merged.left or merged.layout:  # co-iteration was tried: its reasons, per nest
+            said = merged.dense_note(body, [t.name for t in inputs])
+            return f"; {said}" if said else ""
+        return _passed_dense(body, inputs, copies, p)
+    if not count and not merged.layout:
+        return p, "not applied: no nest iterates a sparse tensor on one face" + dense_note()
     if stored:  # built outside the kernel now: the program's copy goes
         body = Block(tuple(s for s in body.body if not any(s == copies[c][2] for c in stored)), body.comment)
         p = dataclasses.replace(p, tensors=tuple(
             dataclasses.replace(t, format="sparse", fill=copies[t.name][0].fill) if t.name in stored else t
             for t in p.tensors))
-    dense = _passed_dense(body, inputs, copies, p)
+    dense = dense_note()
     own = tuple((t, options.format_for(t)) for t in sorted(layout) if options.format_for(t) != fmt.name)
     facts: dict[str, object] = {"sparse_storage": tuple(sorted(layout.items())), "sparse_format": fmt.name,
                                 "tensor_formats": own}
@@ -316,18 +329,23 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     in_format = "" if fmt.name == formats.DEFAULT_FORMAT else f" in format {fmt.name}"
     in_format += "".join(f"; {t} in format {name}" for t, name in own)
     built = "".join(f"; {c}: stored transposed copy of {copies[c][0].name}" for c in stored)
-    return new, f"{plural(count, 'nest iterates', 'nests iterate')} stored entries ({layouts}){in_format}{built}{dense}"
+    alone = f"{plural(count, 'nest iterates', 'nests iterate')} stored entries" if count else \
+        "no other nest iterates stored entries"
+    head = f"{merged.note}; " if merged.note else ""
+    return new, f"{head}{alone} ({layouts}){in_format}{built}{dense}"
 
 
 #: the storage format of a tensor, by name
 FormatOf = Callable[[str], SparseFormat]
 
 
-def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[str, str], int]:
+def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[str, str], int, co_iterate.Merged]:
     """Every nest over ``sparse`` tensors that can iterate stored entries, rewritten: the new body, the
-    layout of each tensor iterated, how many nests."""
+    layout of each tensor iterated, how many nests iterate one tensor, and what co-iteration merged."""
     fresh = namer(p, "_q")
     layout: dict[str, str] = dict(p.facts.sparse_storage)
+    merged = co_iterate.merge_nests(p, fmt_of, _face)  # nests over two or more sparse tensors merge them first
+    layout.update(merged.layout)
     count = [0]
 
     def nest(s: Loop) -> object:
@@ -358,7 +376,7 @@ def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[st
                 out.append(new)
             return Block(tuple(out), n.comment) if changed else None
         return None
-    return _top_down(p.body, f), layout, count[0]
+    return _top_down(merged.body, f), layout, count[0], merged
 
 
 def _fission(loop: Loop) -> list[Loop] | None:
