@@ -500,6 +500,14 @@ def gram_faces(value=mul, copy: bool = False) -> Program:
                    build, main, permutable=PAIR)
 
 
+def ssymv_swept(fmt: str) -> Program:
+    """Sparse SSYMV after ``workspace`` (A in format ``fmt``): what ``reverse-sweep`` sees."""
+    prog = ssymv_stored(fmt)
+    for name in ("fuse-faces", "hoist-reads", "workspace"):
+        prog = BY_NAME[name].run(prog, DEFAULT_OPTIONS)[0]
+    return prog
+
+
 SSYMV_EIN = "kernel ssymv\nin A[n, n] symmetric int64\nin x[n] int64\nout y[n] int64\ny[i] += A[i, j] * x[j]\n"
 GEMTV_EIN = "kernel gemtv\nin A[m, n] int64\nin x[m] int64\nout y[n] int64\ny[i] += A[j, i] * x[j]\n"
 SPARSE_SSYRK_EIN = "kernel ssyrk\nin A[n, m] sparse int64\nout C[n, n] int64\nC[i, j] += A[i, k] * A[j, k]\n"
@@ -606,6 +614,11 @@ CASES: list[Case] = [
     Case("fuse-faces", "compressed-first-level", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f1]"),
          {"n": 3}, applies=False),
     Case("fuse-faces", "no-sparse-input", ssymv_split, {"n": 3}, applies=False),
+    # reverse-sweep
+    Case("reverse-sweep", "fused-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
+    Case("reverse-sweep", "compressed-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32]"), {"n": 3},
+         applies=False),
+    Case("reverse-sweep", "dense-matrix", ssymv_split, {"n": 3}, applies=False),
     # hoist-reads
     Case("hoist-reads", "ssymv-split", ssymv_split, {"n": 3}),
     Case("hoist-reads", "shared-products", mttkrp3_strict, {"n": 5, "r": 2}),

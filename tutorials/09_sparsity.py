@@ -153,6 +153,16 @@ print(chosen.stage("sparse-iterate").note)
 
 # %%
 ts.show_pass(chosen, "fuse-faces")
+
+# %% [markdown]
+# With every row in one loop, the order of the rows can be chosen: swept from the **last** row to the
+# first (`reverse-sweep`), row `i` scatters `A[i,j] * x[i]` only into rows `j > i` that are already
+# done, and nothing has touched `y[i]` before its own row runs, so the row *assigns* `y[i]` — and `y`
+# needs no zeroing pass before the kernel (the header says `no init`). The interpreter starts such an
+# output at NaN: an element that were not assigned first would show in every check.
+
+# %%
+ts.show_pass(chosen, "reverse-sweep")
 report_p = ts.verify(chosen, {"A": Pt, "x": xs}, label="sparse SSYMV, formats chosen from the data")
 print("equal to scipy's P @ x:", bool(systec_ref.agree(sparse_ssymv.run(A=P, x=xs), P @ xs, "float64")))
 

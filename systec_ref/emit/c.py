@@ -365,10 +365,11 @@ class _Emitter:
                         return f"{p} - {base}"
             case other:
                 raise unknown(other, "C emitter (level kind)")
-        split = _split_accumulators(s, self.p.dtype)
+        split = _split_accumulators(s, self.p.dtype) if not s.reverse else {}
         if split:
             return self.split_level(s, lo, hi, coord, split, ind)
-        head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{"
+        head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{" if not s.reverse else \
+            f"{pad}for (int64_t {s.pos} = {hi} - 1; {s.pos} >= {lo}; --{s.pos}) {{  /* last to first */"
         bind = f"{pad}    const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
         return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
 
@@ -494,7 +495,7 @@ class _Emitter:
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
         i = generated("i")
         for t in p.tensors:
-            if t.role == "in" or t.format == "sparse":
+            if t.role == "in" or t.format == "sparse" or t.init is None:  # None: each element assigned first
                 continue
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    for (size_t {i} = 0; {i} < {size}; ++{i}) {t.name}[{i}] = {self.number(t.init)};"

@@ -340,7 +340,7 @@ class _Compiler:
                             if not 0 <= first <= size:
                                 raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first + base} "
                                                   f"outside the dense fiber {base}..{base + size}")
-                        for i in range(first, size):
+                        for i in (range(size - 1, first - 1, -1) if s.reverse else range(first, size)):
                             env[pvar] = base + i
                             env[var] = i
                             c.iterations += 1
@@ -358,7 +358,7 @@ class _Compiler:
                         if not pos_arr[q] <= first <= pos_arr[q + 1]:
                             raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first} outside "
                                               f"the fiber {pos_arr[q]}..{pos_arr[q + 1]} of parent {q}")
-                    for p in range(first, pos_arr[q + 1]):
+                    for p in (range(pos_arr[q + 1] - 1, first - 1, -1) if s.reverse else range(first, pos_arr[q + 1])):
                         env[pvar] = p
                         env[var] = crd[p]
                         c.iterations += 1
@@ -548,6 +548,8 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, in
             if arr.shape != shape:
                 raise InterpError(f"{t.name} has shape {arr.shape}, expected {shape}",
                                   "inputs not bound to the declarations (a bug of the caller)")
+        elif t.init is None:  # assigned before it is updated: a start that any missed element would show
+            arr = np.full(shape, np.iinfo(np.int64).min if np.dtype(np_dtype).kind == "i" else np.nan, dtype=np_dtype)
         else:
             arr = np.full(shape, t.init, dtype=np_dtype)
         bufs[t.name] = _Buffer(t.name, arr)

@@ -8,7 +8,8 @@ never depend on tensor data.
 
 Semantics, which the interpreter implements and the C emitter mirrors:
 
-* outputs start at ``TensorInfo.init`` (the identity of the reduction), then
+* outputs start at ``TensorInfo.init`` (the identity of the reduction; None: nothing, each
+  element is assigned before it is updated), then
   the body runs once; temporaries start at 0;
 * ``Loop(v, lo, hi, body, step)`` runs ``v = lo, lo+step, ...`` while ``v < hi``;
 * ``Assign(t, op, e)`` does ``t = t op e`` for ``op`` in ``+ min max`` and
@@ -242,6 +243,8 @@ class SparseLevel(Node):
     coordinates within a fiber increase with the position, so the level then binds only the
     coordinates from that entry's on (``j >= i``; ``j > i`` from one past it).  Two reads of one
     tensor that share every level but the last walk one fiber so (``A[k,i] * A[k,j]``, ``i <= j``).
+
+    ``reverse``: the positions are visited from the last to the first (``reverse-sweep``).
     """
 
     var: str
@@ -252,6 +255,7 @@ class SparseLevel(Node):
     parent: IndexExpr | None
     body: Block
     start: IndexExpr | None = None
+    reverse: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,7 +315,9 @@ class TensorInfo(Node):
     format: str = "dense"
     fill: int | float = 0
     dtype: str = "float64"
-    init: int | float = 0  # starting value of outputs and temporaries
+    #: starting value of outputs and temporaries; None: none, the program assigns every element before it
+    #: updates it (``reverse-sweep``; the interpreter starts such an output at NaN, or at the smallest int64)
+    init: int | float | None = 0
 
     @property
     def order(self) -> int:

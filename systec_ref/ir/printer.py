@@ -179,9 +179,10 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
                     out += [f"{pad}else:", *fmt_block(other, indent + 1)]
                     other = None
             return out
-        case SparseLevel(var, pos, tensor, face, level, parent, body, start):
+        case SparseLevel(var, pos, tensor, face, level, parent, body, start, reverse):
             under = "" if parent is None else f" under {fmt_index(parent)}"
             under += "" if start is None else f" from {fmt_index(start)}"
+            under += " last to first" if reverse else ""
             head = f"{pad}for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{under}:"
             return [head, *fmt_block(body, indent + 1)]
         case SparseMerge():
@@ -212,7 +213,7 @@ def fmt_tensor(t: TensorInfo) -> str:
     if t.format == "sparse":
         parts.append(f"fill {fmt_number(t.fill)}")
     if t.role != "in":
-        parts.append(f"init {fmt_number(t.init)}")
+        parts.append("no init" if t.init is None else f"init {fmt_number(t.init)}")
     return " ".join(parts)
 
 

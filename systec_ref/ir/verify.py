@@ -205,7 +205,7 @@ class _Verifier:
                 if step < 1:
                     raise self.fail(f"loop step {step}", s)
                 self.block(body, self.bind(var, bound, s), locals_)
-            case SparseLevel(var, pos, tensor, face, level, parent, body, start):
+            case SparseLevel(var, pos, tensor, face, level, parent, body, start, _):
                 stored = self.sparse(tensor, face, s)
                 if level >= stored:
                     raise self.fail(f"level {level} of face {face} of {tensor}, which stores {stored}", s)

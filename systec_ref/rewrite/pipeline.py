@@ -16,6 +16,7 @@ from . import (
     normalize,
     replicate_output,
     restrict_iteration,
+    reverse_sweep,
     sparse_iterate,
     split_diagonals,
     unroll_and_jam,
@@ -43,6 +44,7 @@ PASSES: list[Pass] = [
     hoist_reads.PASS,
     workspace.PASS,
     unroll_and_jam.PASS,
+    reverse_sweep.PASS,
     mirror_written.PASS,
 ]
 
