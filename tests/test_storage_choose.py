@@ -231,3 +231,25 @@ def test_einsum_takes_sparse_format_by_operand_position():
         assert np.allclose(expr(), m @ x, rtol=1e-13, atol=0), fmt
     with pytest.raises(InputError, match="sparse_format keys are operand positions 0..1, not 5"):
         systec_ref.einsum("ij,j->i", m, x, symmetric={0: True}, sparse_format={5: "csf"})
+
+
+def test_the_fused_rows_are_swept_last_to_first_and_y_is_never_zeroed(c_compiler):
+    """reverse-sweep: with dense rows, SSYMV assigns each y[i] in its own row; the C has no zeroing loop,
+    and an out= array full of NaN is overwritten everywhere (n = 0, 1, 5, 7; densities 0, small, 1)."""
+    k = systec_ref.load("sparse/ssymv")
+    for n, density in itertools.product((0, 1, 5, 7), (0.0, 0.2, 1.0)):
+        inputs = k.random_inputs({"n": n}, seed=n, density=density)
+        want = k.definition(inputs).value
+        out = np.full(n, np.nan)
+        got = k.run(backend="c", out=out, **inputs)
+        assert got is out and systec_ref.agree(got, want, "float64"), (n, density)
+    full = SparseTensor.from_scipy(_poisson(30), symmetry=((0, 1),))
+    variant = k.for_data({"A": full, "x": np.ones(30)})
+    assert variant.stage("reverse-sweep").changed
+    assert variant.final.tensor("y").init is None and "no init" in print_program(variant.final)
+    source = variant.c_source()
+    assert "last to first" in source and "start at the identity" not in source
+    # a compressed first level does not visit every row: the output is zeroed as before
+    thin = SparseTensor.from_coo(np.array([[0, 29], [29, 0]]), np.array([1.0, 1.0]), (30, 30), symmetry=((0, 1),))
+    plain = k.for_data({"A": thin, "x": np.ones(30)})
+    assert not plain.stage("reverse-sweep").changed and "start at the identity" in plain.c_source()
