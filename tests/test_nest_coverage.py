@@ -135,7 +135,7 @@ def test_check_report_says_what_never_ran_at_n4():
     assert report.never_ran_notes() == [
         "note: stages define-assignments to normalize (each): 120 of 541 assignments never ran at n=4, r=2 "
         "(raise --size to exercise them)",
-        "note: stages group-assignments to unroll-and-jam (each): 5 of 48 assignments never ran at n=4, r=2 "
+        "note: stages group-assignments to mirror-written (each): 5 of 48 assignments never ran at n=4, r=2 "
         "(raise --size to exercise them)",
     ]
 
@@ -156,7 +156,7 @@ def test_cli_check_mttkrp5_default_size_enters_every_nest(capsys):
 def test_cli_check_mttkrp5_at_n4_notes_what_never_ran(capsys):
     status, out = _cli(capsys, "check", "examples/mttkrp5.ein", "--size", "n=4,r=2")
     assert status == 0, out  # exit status unchanged: a note, not a failure
-    assert "note: stages group-assignments to unroll-and-jam (each): 5 of 48 assignments never ran at n=4, r=2 " \
+    assert "note: stages group-assignments to mirror-written (each): 5 of 48 assignments never ran at n=4, r=2 " \
            "(raise --size to exercise them)" in out
     assert out.rstrip().endswith("every stage agrees")
 
@@ -164,12 +164,12 @@ def test_cli_check_mttkrp5_at_n4_notes_what_never_ran(capsys):
 def test_cli_run_and_explain_note_what_never_ran(capsys):
     status, out = _cli(capsys, "run", "examples/ssymv.ein", "--size", "n=4")
     assert status == 0, out
-    assert "note: stage unroll-and-jam: 11 of 22 assignments never ran at n=4 (raise --size to exercise them)" in out
+    assert "note: stage mirror-written: 11 of 22 assignments never ran at n=4 (raise --size to exercise them)" in out
     assert "stage lower" not in out  # the naive nest ran every statement
     status, out = _cli(capsys, "explain", "examples/ssymv.ein", "--size", "n=4")
     assert status == 0, out
     assert "reads A:10 x:14; 11 of 22 assignments never ran" in out  # the stage's verdict line
-    assert "note: stage unroll-and-jam: 11 of 22 assignments never ran at n=4" in out
+    assert "note: stages unroll-and-jam to mirror-written (each): 11 of 22 assignments never ran at n=4" in out
     status, out = _cli(capsys, "run", "examples/ssymv.ein")
     assert status == 0 and "sizes n=6" in out and "never ran" not in out, out
 
