@@ -69,7 +69,8 @@ def test_sparse_bench_reports_traffic_stream_and_ssyrk_memory(tmp_path: Path) ->
     r = subprocess.run([sys.executable, "-m", "systec_ref", "bench", "--quick", "--repeats", "1", "--suite", "sparse",
                         "--kernel", "ssymv/poisson2d", "syprd/bar", "bellman/les_miserables_graph",
                         "ssyrk/elasticity2d", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600, env={**os.environ, "SYSTEC_REF_CACHE": str(tmp_path / "cache")})
+                       timeout=600, env={**os.environ, "SYSTEC_REF_CACHE": str(tmp_path / "cache"),
+                                         "COLUMNS": "200"})  # (a narrow table wraps its headers)
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "results.json").read_text())
     stream = doc["machine"]["stream bandwidth"]

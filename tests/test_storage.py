@@ -132,7 +132,7 @@ def test_csf_round_trip(order, nnz, seed):
     coords = np.unique(rng.integers(0, 4, size=(nnz, order)), axis=0) if nnz else np.zeros((0, order), np.int64)
     t = CSF.from_sorted((4,) * order, coords, np.arange(len(coords), dtype=float))
     assert np.array_equal(t.coords(), coords)
-    assert all(p.dtype == np.int64 for p in t.pos) and all(c.dtype == np.int64 for c in t.crd)
+    assert all(p.dtype == np.int32 for p in t.pos) and all(c.dtype == np.int32 for c in t.crd)  # they fit
     assert t.pos[0][0] == 0 and t.pos[-1][-1] == len(coords)
 
 

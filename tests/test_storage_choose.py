@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 import systec_ref
 from systec_ref.errors import InputError, SystecError
-from systec_ref.ir.nodes import SparseLevel
+from systec_ref.ir.nodes import SparseLevel, SparseMerge
 from systec_ref.ir.printer import print_program
 from systec_ref.storage import CSF_FORMAT, CSFFormat, SparseTensor, formats
 from systec_ref.storage.choose import DENSE_FRACTION, choose_format, explain_choice
@@ -175,7 +175,8 @@ def test_every_sparse_example_agrees_in_every_format(path, c_compiler):
         for fmt in (None, "csf", _all_dense(kernel, arrays)):
             where = f"{path.stem} n={n} density={density} format={fmt}"
             variant = kernel.for_data(arrays, None, fmt)
-            assert any(isinstance(x, SparseLevel) for x in nodes(variant.final.body)), where
+            if fmt == "csf":  # (dense levels may leave a co-iterated sum dense: read by random access then)
+                assert any(isinstance(x, (SparseLevel, SparseMerge)) for x in nodes(variant.final.body)), where
             if n <= 5:  # the interpreter is slow: it runs the sizes up to the first above every set
                 assert systec_ref.agree(kernel.run(backend="interp", sparse_format=fmt, **inputs), want, dtype), where
             assert systec_ref.agree(kernel.run(backend="c", sparse_format=fmt, **inputs), want, dtype), where

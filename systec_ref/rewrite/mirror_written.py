@@ -78,6 +78,7 @@ from ..ir.nodes import (
     Assign,
     Block,
     Cmp,
+    DimSize,
     Elem,
     IConst,
     Idx,
@@ -91,9 +92,11 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseMerge,
     Stmt,
     Stored,
 )
+from ..storage.faces import face_modes
 from ..term import nodes, postwalk, unknown
 from .combinators import plural
 from .lower import dim_expr
@@ -163,6 +166,8 @@ class _Copier:
                 return If(cond, a if a is not None else Block(()), b)
             case Permute():
                 raise _Dense("a nest rearranges its variables at run time")
+            case SparseMerge():
+                raise _Dense("a nest co-iterates several sparse tensors (their union or intersection is not counted)")
         raise unknown(s, "mirror-written (statement)")
 
     def count(self, chain: tuple[Loop | SparseLevel, ...], copies: int) -> None:
@@ -200,6 +205,28 @@ def _fresh_positions(s: Stmt, fresh) -> Stmt:
     return postwalk(g)(s)
 
 
+def _never_more(p: Program, cost: dict, out) -> bool:
+    """Can the copies never outnumber the full mirror's steps, whatever the data?  True for one count of stored
+    entries (a level holds at most the product of the extents of its face's modes down to it) whose extents,
+    with those of the dense loops around it, are among the output's own (e.g. SDDMM: the strict entries of an
+    n*n matrix, copied into an n*n output)."""
+    if len(cost) != 1:
+        return False
+    ((level, extents), count), = cost.items()
+    if count != 1 or any(not isinstance(e, DimSize) for e in extents):
+        return False
+    t = p.tensor(level.tensor)
+    groups = t.symmetry if dict(p.facts.sparse_storage).get(level.tensor) == "canonical" else ()
+    bound = [t.dims[m] for m in face_modes(t.order, groups, level.face)[:level.level + 1]]
+    bound += [e.name for e in extents]
+    left = list(out.dims)
+    for d in bound:
+        if not isinstance(d, str) or d not in left:
+            return False
+        left.remove(d)
+    return True
+
+
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     groups = p.facts.output_symmetry
     if not groups:
@@ -222,9 +249,16 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     cheaper = Cmp("<", ISum(terms), size)
     copies = _fresh_positions(Block(nests.body, comment=f"copy every written canonical element of {out.name} onto "
                                                         f"its mirror images (mirror-written)"), namer(p, "_q"))
+    extent = "*".join(str(d) for d in out.dims)
+    if _never_more(p, copier.cost, out):
+        choice = Block((copies,), comment="mirror sized to the work (mirror-written)")
+        return replace_body(p, Block((*body[:-1], choice))), (
+            f"mirror of {out.name} sized to the work: only the elements written "
+            f"({plural(copier.copies, 'copy', 'copies')} in the updates' nests over stored entries), never more "
+            f"than the {extent} steps of the full mirror "
+            f"(no run-time test)")
     choice = Block((If(cheaper, copies, mirror),), comment="mirror sized to the work (mirror-written)")
     new = replace_body(p, Block((*body[:-1], choice)))
-    extent = "*".join(str(d) for d in out.dims)
     return new, (f"mirror of {out.name} sized to the work, at run time: only the elements written "
                  f"({plural(copier.copies, 'copy', 'copies')} in the updates' nests over stored entries) when "
                  f"fewer than the {extent} steps of the full mirror, else the full mirror")

@@ -30,16 +30,11 @@ index its type cannot hold.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .csf import CSFFormat
 from .faces import face_modes
-from .formats import INT32, INT64, IndexType
-
-if TYPE_CHECKING:  # (SparseTensor.report asks this module: no import back at run time)
-    from .symmetric import SparseTensor
+from .formats import INT32, INT64, IndexType, StoredTensor
 
 #: a non-last level is dense from this share of its mode's coordinates holding a fiber
 DENSE_FRACTION = 0.5
@@ -51,7 +46,7 @@ def _fits(high: int) -> IndexType:
     return INT32 if high <= INT32.high else INT64
 
 
-def _dense_faces(st: SparseTensor) -> dict[tuple[int, ...], tuple[int, int]]:
+def _dense_faces(st: StoredTensor) -> dict[tuple[int, ...], tuple[int, int]]:
     """The faces whose first level is to be dense, each with (coordinates holding a fiber, extent)."""
     out: dict[tuple[int, ...], tuple[int, int]] = {}
     integer_fill = not (np.dtype(st.dtype).kind in "iu" and not float(st.fill).is_integer())
@@ -70,14 +65,17 @@ def _dense_faces(st: SparseTensor) -> dict[tuple[int, ...], tuple[int, int]]:
     return out
 
 
-def choose_format(st: SparseTensor) -> CSFFormat:
+# (a SparseTensor is passed: this module does not import it, SparseTensor.report imports this one)
+
+
+def choose_format(st: StoredTensor) -> CSFFormat:
     """The format for ``st`` as a kernel iterates it (see the module's rules)."""
     crd = _fits(max((int(s) - 1 for s in st.shape), default=0))
     pos = _fits(max((f.nnz for f in st.faces.values()), default=0))
     return CSFFormat.named(pos, crd, frozenset(_dense_faces(st)))
 
 
-def explain_choice(st: SparseTensor, name: str = "tensor") -> str:
+def explain_choice(st: StoredTensor, name: str = "tensor") -> str:
     """One line: the format :func:`choose_format` picks for ``st`` and why."""
     fmt = choose_format(st)
     top = max((int(s) - 1 for s in st.shape), default=0)

@@ -5,8 +5,11 @@ level) and ``pos[l]`` (where each parent's children start in ``crd[l]``);
 level 0 has a single parent, so ``pos[0] == [0, len(crd[0])]``.  For order 2
 this is CSR with a compressed row level (only non-empty rows are stored), so
 a mode of size beyond 2^31 with few entries costs memory per entry, not per
-row.  All arrays are ``int64`` here; what a kernel is handed (narrower
-indices, a dense first level) is the storage format's choice, below.
+row.  Each array is stored in the narrowest of ``int32``/``int64`` that holds
+its values (coordinates below the mode's extent, positions up to the level's
+entry count); what a kernel is handed (index widths, a dense first level) is the
+storage format's choice, below: the chosen widths are the stored ones, so a call
+converts nothing, and ``csf`` (64-bit) widens a copy.
 
 Example, entries (0,1)=a, (0,3)=b, (2,2)=c::
 
@@ -43,6 +46,12 @@ from .formats import (
     register,
     register_family,
 )
+
+
+def _narrow(a: np.ndarray, high: int) -> np.ndarray:
+    """``a`` (whose values are at most ``high``) as int32 if ``high`` fits, else int64: what the formats chosen
+    from data (:mod:`.choose`) hand a kernel, so a call passes the stored arrays without a converted copy."""
+    return a.astype(np.int32 if high <= np.iinfo(np.int32).max else np.int64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,10 @@ class CSF:
             new = starts.copy()
             new[1:] |= col[1:] != col[:-1]
             idx = np.flatnonzero(new)
-            crd.append(col[idx])
+            crd.append(_narrow(col[idx], int(shape[lvl]) - 1))
             del col
             counts = np.bincount(parent_of_entry[idx], minlength=n_parents)
-            pos.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+            pos.append(_narrow(np.concatenate([[0], np.cumsum(counts)]), len(idx)))
             n_parents = len(idx)
             del idx
             np.cumsum(new, out=parent_of_entry)

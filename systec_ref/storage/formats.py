@@ -146,8 +146,12 @@ class StoredTensor(Protocol):
     shape: tuple[int, ...]
     symmetry: tuple[tuple[int, ...], ...]
     faces: dict
+    dtype: np.dtype
+    fill: float
 
     def face_coords(self, key: tuple[int, ...]) -> np.ndarray: ...
+
+    def face_name(self, key: tuple[int, ...]) -> str: ...
 
 
 class SparseFormat(ABC):
