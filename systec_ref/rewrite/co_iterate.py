@@ -189,6 +189,8 @@ def _operand(p: Program, t: TensorInfo, r: Read, loops: dict[str, Loop], order: 
         return "its loop bounds do not pin one face of its storage"
     kept = face_modes(len(subs), t.symmetry if symmetric else (), face)
     level_vars = tuple(subs[q] for q in kept)
+    if not level_vars:
+        return "it stores no level (a scalar): nothing to merge"
     at = [order.index(v) for v in level_vars]
     if at != sorted(at):
         return "its levels are bound out of loop order"
