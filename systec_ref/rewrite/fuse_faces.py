@@ -50,8 +50,9 @@ from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
-def _dense_extent(p: Program, s: Stmt) -> DimSize | IConst | None:
-    """The extent of ``s`` if it is a sparse level over a dense first level (no parent), else None."""
+def dense_extent(p: Program, s: Stmt) -> DimSize | IConst | None:
+    """The extent of ``s`` if it is a sparse level over a dense first level (no parent), else None (also
+    ``reverse-sweep``'s test that a loop visits every row)."""
     if not isinstance(s, SparseLevel) or s.parent is not None or s.level != 0:
         return None
     t = p.tensor(s.tensor)
@@ -119,8 +120,8 @@ def _fuse_block(p: Program, b: Block, fresh, stats: list[int]) -> Block:
         s = _inside(p, s, fresh, stats)
         prev = _level(out[-1]) if out else None
         this = _level(s)
-        if prev is not None and this is not None and _dense_extent(p, this[0]) is not None and \
-                _dense_extent(p, prev[0]) == _dense_extent(p, this[0]) and \
+        extent = dense_extent(p, this[0]) if prev is not None and this is not None else None
+        if extent is not None and dense_extent(p, prev[0]) == extent and \
                 _fusable(_reductions(prev[0]), _reductions(this[0]), prev[0], this[0]):
             merged = _merge(prev[0], this[0], fresh)
             out[-1] = Block((merged,), "; ".join(dict.fromkeys((*prev[1], *this[1]))))

@@ -51,10 +51,10 @@ import dataclasses
 
 from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Elem, Idx, Program, Read, SparseLevel, Stmt
-from ..storage import formats
 from ..storage.faces import face_modes
-from ..storage.formats import Dense
 from ..term import nodes
+from .fuse_faces import dense_extent
+from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
@@ -102,11 +102,7 @@ def _plan(p: Program) -> tuple[str, SparseLevel, list[str]] | str:
     loop, comments = got
     if loop.level != 0 or loop.parent is not None or loop.start is not None or loop.reverse:
         return "its loop is not a first level"
-    t = p.tensor(loop.tensor)
-    layout = dict(p.facts.sparse_storage).get(loop.tensor)
-    groups = t.symmetry if layout == "canonical" else ()
-    level = formats.get(p.facts.format_of(loop.tensor)).layout(t.order, groups, loop.face).levels[0]
-    if not isinstance(level, Dense) or t.dims[face_modes(t.order, groups, loop.face)[0]] != outs[0].dims[0]:
+    if dense_extent(p, loop) != dim_expr(outs[0].dims[0]):
         return "its loop does not visit every row of the output (a compressed first level)"
     if any(isinstance(n, Read) and n.tensor == y for n in nodes(p.body)):
         return f"{y} is read"
