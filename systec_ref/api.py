@@ -304,14 +304,16 @@ class Kernel:
 
     def default_sizes(self, given: dict[str, int] | None = None) -> dict[str, int]:
         """A size for every symbolic dimension: ``given`` where it says, else one size (at least 4)
-        chosen so that every loop nest of every stage runs (:func:`systec_ref.sizes.default_size`)."""
-        from .sizes import default_size
+        chosen so that every loop nest of every stage runs (:func:`systec_ref.sizes.default_size`), more for
+        a dimension cut into tiles (:func:`systec_ref.sizes.tiled_sizes`)."""
+        from .sizes import default_size, tiled_sizes
 
         given = given or {}
         dims = sorted({d for t in self.ast.decls for d in t.dims if isinstance(d, str)})
         missing = [d for d in dims if d not in given]
         n = default_size(self.stages) if missing else 0
-        return {d: given.get(d, n) for d in dims}
+        tiled = tiled_sizes(self.stages) if missing else {}
+        return {d: given.get(d, max(n, tiled.get(d, 0))) for d in dims}
 
 
 class Prepared:
@@ -370,12 +372,13 @@ class Prepared:
 
 
 def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa: A001 - the public name
-            faces: str = "split") -> Kernel:
-    """Parse and check ``.ein`` source text (options: see :class:`~systec_ref.rewrite.pipeline.Options`)."""
-    return Kernel(parse(text, path), pipeline.Options(symmetry=symmetry, faces=faces))
+            faces: str = "split", tile: int = pipeline.DEFAULT_TILE) -> Kernel:
+    """Parse and check ``.ein`` source text (options: see :class:`~systec_ref.rewrite.pipeline.Options`;
+    ``tile``: the side of the tiles of a dense strict triangle, 0 for none)."""
+    return Kernel(parse(text, path), pipeline.Options(symmetry=symmetry, faces=faces, tile=tile))
 
 
-def load(path: str | Path, *, symmetry: bool = True, faces: str = "split") -> Kernel:
+def load(path: str | Path, *, symmetry: bool = True, faces: str = "split", tile: int = pipeline.DEFAULT_TILE) -> Kernel:
     """Read, parse and check a ``.ein`` file, or a bundled example by name (``"mttkrp3"``,
     ``"sparse/ssymv"``: :func:`systec_ref.bundled.names`).  A file that exists wins over a bundled name."""
     from . import bundled
@@ -383,7 +386,7 @@ def load(path: str | Path, *, symmetry: bool = True, faces: str = "split") -> Ke
     p = Path(path)
     if not p.exists() and bundled.is_bundled(str(path)):
         text, where = bundled.read(str(path))
-        return compile(text, where, symmetry=symmetry, faces=faces)
+        return compile(text, where, symmetry=symmetry, faces=faces, tile=tile)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -394,4 +397,4 @@ def load(path: str | Path, *, symmetry: bool = True, faces: str = "split") -> Ke
         raise SystecError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise SystecError(f"{p}: cannot read ({e.strerror})") from None
-    return compile(text, str(path), symmetry=symmetry, faces=faces)
+    return compile(text, str(path), symmetry=symmetry, faces=faces, tile=tile)

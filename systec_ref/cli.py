@@ -122,9 +122,10 @@ def _read_stdin() -> str:
 
 def _load(args: argparse.Namespace) -> api.Kernel:
     symmetry, faces = not getattr(args, "naive", False), getattr(args, "faces", "split")
+    tile = getattr(args, "tile", api.pipeline.DEFAULT_TILE)
     if args.kernel == STDIN:
-        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces)
-    return api.load(args.kernel, symmetry=symmetry, faces=faces)
+        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile)
+    return api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile)
 
 
 def _finite(x: float) -> float | None:
@@ -335,6 +336,17 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid seed {text}: expected a non-negative integer")
     return value
 
+def _tile(text: str) -> int:
+    """A tile side: a non-negative integer (0: no tiling)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid tile {text!r}: expected a non-negative integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid tile {text}: expected a non-negative integer (0: no tiling)")
+    return value
+
+
 RUN_JSON_HELP = """\
 --format json prints one JSON document on stdout instead of the table (exit statuses unchanged):
   command, kernel, sizes {dim: n}, seed, density, backend, reference (how numpy computed it),
@@ -384,12 +396,18 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         sp.add_argument("--faces", choices=("split", "compact"), default="split",
                         help="split: one nest per diagonal face (default); compact: faces of sets of 4+ "
                              "variables kept together for consolidate-blocks and lookup-table")
+        tile(sp)
         if inputs:
             sp.add_argument("--size", help=f"sizes of dimensions, e.g. n=8,r=3 ({DEFAULT_SIZE_HELP})")
             sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
             sp.add_argument("--density", type=float, default=1.0,
                             help="fraction of stored entries of sparse inputs (default 1)")
         sparse_format(sp, "auto" if inputs else "csf")
+
+    def tile(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--tile", type=_tile, default=api.pipeline.DEFAULT_TILE, metavar="T",
+                        help=f"side of the tiles of a dense strict triangle (pass 'tile'; 0: no tiling; "
+                             f"default {api.pipeline.DEFAULT_TILE})")
 
     def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
         sp.add_argument("--sparse-format", default=default, metavar="FORMAT",
@@ -421,6 +439,7 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     sp.add_argument("--no-color", action="store_true", help="plain text, no colour")
     sp.add_argument("--naive", action="store_true", help="symmetry passes off, for comparison")
     sp.add_argument("--faces", choices=("split", "compact"), default="split", help="see 'check --help'")
+    tile(sp)
     sp.add_argument("--size", help=f"sizes of dimensions for --verify, e.g. n=6,r=3 ({DEFAULT_SIZE_HELP})")
     sp.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default 0)")
     sparse_format(sp, "auto")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .rewrite import unroll_and_jam
+from .ir.nodes import DimSize, Loop
+from .rewrite import tile, unroll_and_jam
 from .rewrite.manager import Stage
+from .term import nodes
 
 #: the smallest default size (a kernel whose nests need no more gets this)
 FLOOR = 4
@@ -29,6 +31,8 @@ def default_size(stages: Sequence[Stage]) -> int:
     * where ``unroll-and-jam`` changed the program, a sweep of ``FACTOR`` rows with a
       non-empty jammed loop needs n >= FACTOR + 2, and the rows left over (``n % FACTOR``)
       must be two or more for the first of them to have an element after the diagonal.
+
+    (The dimensions ``tile`` cuts need more: :func:`tiled_sizes`.)
     """
     k = max((len(s) for st in stages for s in st.program.facts.permutable), default=0)
     n = max(FLOOR, k)
@@ -38,3 +42,16 @@ def default_size(stages: Sequence[Stage]) -> int:
         while n % f < 2:
             n += 1
     return n
+
+
+def tiled_sizes(stages: Sequence[Stage]) -> dict[str, int]:
+    """The dimensions ``tile`` cuts into tiles of T, each with the size T + 2 at which a tile right of the
+    diagonal exists and the last tile is partial (the other dimensions need no more than
+    :func:`default_size`: SYR2K is checked at n = 130, m = 4, not at 130 for both)."""
+    out: dict[str, int] = {}
+    for st in stages:
+        if st.name == tile.PASS.name and st.changed:
+            for lp in nodes(st.program.body):
+                if isinstance(lp, Loop) and lp.step > 1 and isinstance(lp.hi, DimSize):
+                    out[lp.hi.name] = max(out.get(lp.hi.name, 0), lp.step + 2)
+    return out

@@ -90,7 +90,8 @@ def edge_inputs(k: systec_ref.Kernel, n: int, r: int, pattern: str, seed: int) -
 
 
 def run_kernel(label: str, text: str, faces: str = "split") -> int:
-    k = systec_ref.compile(text, label, faces=faces)
+    # tiles of 2 at sizes up to 3: diagonal and off-diagonal tiles, partial ones, BLAS calls on each
+    k = systec_ref.compile(text, label, faces=faces, tile=2)
     dtype = k.ast.output.dtype
     t0 = time.perf_counter()
     fns = {"optimized": k.c_function(), "baseline": k.c_function("baseline")}

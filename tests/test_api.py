@@ -27,7 +27,7 @@ def inputs_for(name: str, n: int = 3, r: int = 2, seed: int = 0) -> tuple[systec
 
 SHAPES = {  # n = 3, r = m = 2
     "bellman": (3,), "coulomb": (3, 3), "cubic": (), "mttkrp3": (3, 2), "mttkrp4": (3, 2), "mttkrp5": (3, 2),
-    "ssymv": (3,), "ssyrk": (3, 3), "syprd": (), "triangles": (), "ttm": (2, 3, 3), "widest": (3,),
+    "ssymv": (3,), "ssyrk": (3, 3), "syprd": (), "syr2k": (3, 3), "triangles": (), "ttm": (2, 3, 3), "widest": (3,),
 }
 
 

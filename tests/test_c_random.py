@@ -24,11 +24,11 @@ pytestmark = pytest.mark.usefixtures("private_c_cache")
 @settings(max_examples=15, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=kernels(), faces=st.sampled_from(["split", "compact"]), seed=st.integers(0, 2**16),
-       density=st.sampled_from([1.0, 0.5, 0.0]))
-def test_random_kernel_in_c_agrees_with_definition(text, faces, seed, density):
+       density=st.sampled_from([1.0, 0.5, 0.0]), tile=st.sampled_from([64, 2]), n=st.sampled_from([3, 5]))
+def test_random_kernel_in_c_agrees_with_definition(text, faces, seed, density, tile, n):
     note(text)
-    k = systec_ref.compile(text, "<random>.ein", faces=faces)
-    inputs = systec_ref.random_inputs(k, helpers.sizes_for(k, 3, 2), seed, density)
+    k = systec_ref.compile(text, "<random>.ein", faces=faces, tile=tile)
+    inputs = systec_ref.random_inputs(k, helpers.sizes_for(k, n, 2), seed, density)
     want = k.definition(inputs).value
     got = k.run(backend="c", **inputs)
     a = systec_ref.agree(got, want, k.ast.output.dtype)

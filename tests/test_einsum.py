@@ -274,7 +274,7 @@ def test_the_stages_are_cached_on_disk_for_the_next_process(tmp_path):
                            text=True, timeout=300) for which in ("first", "second")]
     for r in runs:
         assert r.returncode == 0, r.stderr
-    assert runs[0].stdout == runs[1].stdout == "18 mirror-written\n16.0\n"
+    assert runs[0].stdout == runs[1].stdout == "20 mirror-written\n16.0\n"
     assert len(list(tmp_path.glob("einsum-*.stages"))) == 1
 
 

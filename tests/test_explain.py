@@ -73,8 +73,8 @@ def test_list_passes_and_selection() -> None:
     assert r.stdout.split() == ["lower", "concordize", "identify-symmetry", "restrict-iteration",
                                 "define-assignments", "normalize", "group-assignments", "replicate-output",
                                 "split-diagonals", "consolidate-blocks", "lookup-table", "sparse-iterate",
-                                "fuse-faces", "hoist-reads", "workspace", "unroll-and-jam", "reverse-sweep",
-                                "mirror-written"]
+                                "fuse-faces", "tile", "blas-calls", "hoist-reads", "workspace", "unroll-and-jam",
+                                "reverse-sweep", "mirror-written"]
     r = _cli("explain", "examples/ssymv.ein", "--after", "normalize", "--no-verify")
     assert r.returncode == 0 and "normalize:" in r.stdout and "define-assignments:" not in r.stdout.split("all")[0]
     r = _cli("explain", "examples/ssymv.ein", "--after", "no-such-pass")

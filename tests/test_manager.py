@@ -110,7 +110,8 @@ def test_passes_are_declared_once_and_the_baseline_is_derived():
     assert len(set(names)) == len(names)
     assert pipeline.NON_SYMMETRY == [p for p in pipeline.PASSES if not p.symmetry]
     assert [p.name for p in pipeline.NON_SYMMETRY] == [
-        "concordize", "sparse-iterate", "fuse-faces", "hoist-reads", "workspace", "unroll-and-jam"]
+        "concordize", "sparse-iterate", "fuse-faces", "tile", "blas-calls", "hoist-reads", "workspace",
+        "unroll-and-jam"]
     check_order(pipeline.PASSES)
     check_order(pipeline.NON_SYMMETRY)
 

@@ -234,10 +234,10 @@ def ssymv_chain(normalized: bool = True) -> Program:
     return program("ssymv", ssymv_tensors(), loop("i", 0, N, loop("j", "i", N, patterns_)), permutable=PAIR)
 
 
-def ssymv_split(sparse=False) -> Program:
+def ssymv_split(sparse=False, dtype="int64") -> Program:
     """SSYMV after ``split-diagonals``: the strict part and the diagonal, no tests."""
     return program(
-        "ssymv", ssymv_tensors(sparse=sparse),
+        "ssymv", ssymv_tensors(sparse=sparse, dtype=dtype),
         nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N,
              upd(el("y", "i"), mul(rd("A", "i", "j"), rd("x", "j"))),
              upd(el("y", "j"), mul(rd("A", "i", "j"), rd("x", "i")))))),
@@ -245,8 +245,60 @@ def ssymv_split(sparse=False) -> Program:
         permutable=PAIR)
 
 
-def ssyrk_tensors():
-    return [tensor("A", "in", "n", "m"), tensor("C", "out", "n", "n")]
+def ssyrk_tensors(dtype="int64"):
+    return [tensor("A", "in", "n", "m", dtype=dtype), tensor("C", "out", "n", "n", dtype=dtype)]
+
+
+def ssyrk_split() -> Program:
+    """Float SSYRK after ``split-diagonals``: the strict part, then the diagonal (the mirror left out)."""
+    return program(
+        "ssyrk", ssyrk_tensors("float64"),
+        nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N, loop("k", 0, M, upd(
+            el("C", "i", "j"), mul(rd("A", "i", "k"), rd("A", "j", "k"))))))),
+        nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(
+            el("C", "i", "i"), mul(rd("A", "i", "k"), rd("A", "i", "k")))))),
+        permutable=PAIR, output_symmetry=((0, 1),))
+
+
+TILE2 = Options(tile=2)
+
+
+def syr2k_split() -> Program:
+    """Float SYR2K ``C[i,j] += A[i,k] * B[j,k] + B[i,k] * A[j,k]`` after ``split-diagonals``."""
+    ts = [tensor("A", "in", "n", "m", dtype="float64"), tensor("B", "in", "n", "m", dtype="float64"),
+          tensor("C", "out", "n", "n", dtype="float64")]
+    return program(
+        "syr2k", ts,
+        nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N, loop("k", 0, M, upd(el("C", "i", "j"), add(
+            mul(rd("A", "i", "k"), rd("B", "j", "k")), mul(rd("A", "j", "k"), rd("B", "i", "k")))))))),
+        nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(
+            el("C", "i", "i"), mul(2.0, rd("A", "i", "k"), rd("B", "i", "k")))))),
+        permutable=PAIR, output_symmetry=((0, 1),))
+
+
+def tiled(build: Callable[[], Program]) -> Program:
+    """``build()`` after ``tile`` in tiles of 2 x 2: what ``blas-calls`` sees."""
+    return BY_NAME["tile"].run(build(), TILE2)[0]
+
+
+def gemm_rectangle() -> Program:
+    """Float ``C[i,j] += A[i,k] * A[j,k]`` over the whole square (the symmetry-off SSYRK)."""
+    return program("gram", ssyrk_tensors("float64"), loop("i", 0, N, loop("j", 0, N, loop("k", 0, M, upd(
+        el("C", "i", "j"), mul(2.0, rd("A", "i", "k"), rd("A", "j", "k")))))))
+
+
+def gemv_columns() -> Program:
+    """Float ``y[i] += A[j,i] * x[j]``, ``j`` outermost: a matrix-vector product with the matrix transposed."""
+    return program("gemtv", [tensor("A", "in", "m", "n", dtype="float64"), tensor("x", "in", "m", dtype="float64"),
+                             tensor("y", "out", "n", dtype="float64")],
+                   loop("j", 0, M, loop("i", 0, N, upd(el("y", "i"), mul(rd("A", "j", "i"), rd("x", "j"))))))
+
+
+def gemv_no_unit_stride() -> Program:
+    """``y[i] += A[i,j,0] * x[j]``: the matrix runs along modes 0 and 1 of A, neither of stride 1."""
+    return program("slab", [tensor("A", "in", "n", "n", "m", dtype="float64"), tensor("x", "in", "n", dtype="float64"),
+                            tensor("y", "out", "n", dtype="float64")],
+                   loop("i", 0, N, loop("j", 0, N, upd(el("y", "i"), mul(rd("A", "i", "j", 0), rd("x", "j"))))))
 
 
 def ssyrk_naive(**facts) -> Program:
@@ -613,12 +665,27 @@ CASES: list[Case] = [
     Case("fuse-faces", "dense-first-levels", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
     Case("fuse-faces", "compressed-first-level", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f1]"),
          {"n": 3}, applies=False),
-    Case("fuse-faces", "no-sparse-input", ssymv_split, {"n": 3}, applies=False),
+    Case("fuse-faces", "dense-diagonal-joins-rows", ssymv_split, {"n": 3}),
+    Case("fuse-faces", "dense-diagonal-with-a-loop", ssyrk_split, {"n": 3, "m": 2}, applies=False),
     # reverse-sweep
     Case("reverse-sweep", "fused-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
     Case("reverse-sweep", "compressed-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32]"), {"n": 3},
          applies=False),
     Case("reverse-sweep", "dense-matrix", ssymv_split, {"n": 3}, applies=False),
+    # tile
+    Case("tile", "ssyrk-one-syrk", ssyrk_split, {"n": 5, "m": 2}, applies=False, options=TILE2),
+    Case("tile", "straight-line-triangle", lambda: ssymv_split(dtype="float64"), {"n": 5}, applies=False,
+         options=TILE2),
+    Case("tile", "syr2k-with-diagonal", syr2k_split, {"n": 5, "m": 2}, options=TILE2),
+    Case("tile", "int64", ssymv_split, {"n": 5}, applies=False, options=TILE2),
+    Case("tile", "no-triangle", lambda: gemm_rectangle(), {"n": 3, "m": 2}, applies=False, options=TILE2),
+    # blas-calls
+    Case("blas-calls", "ssyrk-triangle-and-diagonal", ssyrk_split, {"n": 5, "m": 2}),
+    Case("blas-calls", "syr2k-tiles", lambda: tiled(syr2k_split), {"n": 5, "m": 2}),
+    Case("blas-calls", "gemm-rectangle", gemm_rectangle, {"n": 3, "m": 2}),
+    Case("blas-calls", "gemv-transposed", gemv_columns, {"n": 3, "m": 2}),
+    Case("blas-calls", "no-unit-stride", gemv_no_unit_stride, {"n": 3, "m": 2}, applies=False),
+    Case("blas-calls", "int64", ssyrk_naive, {"n": 3, "m": 2}, applies=False),
     # hoist-reads
     Case("hoist-reads", "ssymv-split", ssymv_split, {"n": 3}),
     Case("hoist-reads", "shared-products", mttkrp3_strict, {"n": 5, "r": 2}),

@@ -33,10 +33,10 @@ import systec_ref
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _check_kernel(text: str, faces: str, n: int, r: int, seed: int, symmetry: bool = True) -> None:
-    kernel = systec_ref.compile(text, faces=faces, symmetry=symmetry)
+def _check_kernel(text: str, faces: str, n: int, r: int, seed: int, symmetry: bool = True, tile: int = 64) -> None:
+    kernel = systec_ref.compile(text, faces=faces, symmetry=symmetry, tile=tile)
     inputs = kernel.random_inputs(sizes(kernel, n, r), seed=seed, density=0.7)
-    context = f"faces={faces} symmetry={symmetry} n={n} r={r} seed={seed}\n{text}"
+    context = f"faces={faces} symmetry={symmetry} tile={tile} n={n} r={r} seed={seed}\n{text}"
     report = assert_stages_agree(kernel, inputs, context)
 
     final = report.stages[-1].counts
@@ -71,3 +71,11 @@ def test_random_kernels_without_symmetry(text, n, r, seed):
        faces=st.sampled_from(["split", "compact"]))
 def test_random_symmetric_kernels_every_stage_agrees(text, n, r, seed, faces):
     _check_kernel(text, faces, n, r, seed)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(text=sym_kernels(), n=st.integers(2, 5), r=st.integers(1, 3), seed=st.integers(0, 2**16),
+       tile=st.integers(1, 3))
+def test_random_symmetric_kernels_tiled(text, n, r, seed, tile):
+    """Tiles smaller than n (and than n's factors): off-diagonal tiles, partial tiles, BLAS calls."""
+    _check_kernel(text, "split", n, r, seed, tile=tile)

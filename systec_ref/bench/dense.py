@@ -51,6 +51,15 @@ def _libs_ssyrk(x: dict) -> dict[str, Callable]:
     return {"OpenBLAS dsyrk (one triangle)": lambda: dsyrk(1.0, F, trans=1), "numpy A @ A.T": lambda: A @ A.T}
 
 
+def _libs_syr2k(x: dict) -> dict[str, Callable]:
+    from scipy.linalg.blas import dsyr2k
+
+    A, B = x["A"], x["B"]
+    FA, FB = A.T, B.T  # Fortran-ordered views, no copy per call (see _libs_ssyrk)
+    return {"OpenBLAS dsyr2k (one triangle)": lambda: dsyr2k(1.0, FA, FB, trans=1),
+            "numpy A @ B.T + B @ A.T": lambda: A @ B.T + B @ A.T}
+
+
 def _libs_ttm(x: dict) -> dict[str, Callable]:
     A, B = x["A"], x["B"]
     n, r = B.shape
@@ -94,6 +103,10 @@ CASES = [
     Case("ssymv", {"n": 8000}, {"n": 2000}, _libs_ssymv, "memory bound: the ideal is 2x fewer reads of A"),
     Case("syprd", {"n": 8000}, {"n": 2000}, _libs_syprd, "memory bound: the ideal is 2x"),
     Case("ssyrk", {"n": 1500, "m": 1500}, {"n": 400, "m": 400}, _libs_ssyrk, "ideal 2x"),
+    Case("ssyrk", {"n": 500, "m": 20000}, {"n": 100, "m": 4000}, _libs_ssyrk, "ideal 2x; short and wide A (A' tall and "
+         "skinny: its Gram matrix)"),
+    Case("syr2k", {"n": 1500, "m": 1500}, {"n": 400, "m": 400}, _libs_syr2k, "ideal 2x: tiles right of the diagonal "
+         "are two GEMMs, the diagonal tiles loop nests"),
     Case("ttm", {"n": 200, "r": 32}, {"n": 60, "r": 16}, _libs_ttm, "ideal 2x (output symmetry)"),
     Case("mttkrp3", {"n": 300, "r": 64}, {"n": 80, "r": 16}, _libs_mttkrp(3), "ideal 3! = 6 in reads, 2 per update"),
     Case("mttkrp4", {"n": 100, "r": 32}, {"n": 30, "r": 16}, _libs_mttkrp(4), "ideal 4! = 24 in reads, 6 per update"),

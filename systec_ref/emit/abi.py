@@ -9,7 +9,12 @@ be allocated), whose parameters are, in order:
   entries is not among them;
 * for each (tensor, face) the program iterates, sorted: every array its storage format passes for
   that face (:mod:`systec_ref.storage.formats`; CSF: ``pos`` and ``crd`` per level, then
-  ``vals``), named by :func:`systec_ref.lang.names.face_array`.
+  ``vals``), named by :func:`systec_ref.lang.names.face_array`;
+* for each BLAS routine the program calls (``BlasCall``), sorted: a pointer to that double-precision
+  routine with the Fortran calling convention (every argument by address, 32-bit ``int``), typed
+  ``sx_dgemm_fn`` and named ``sx_dgemm`` (for ``gemm``); :mod:`systec_ref.emit.runtime` passes the
+  routines of the BLAS scipy is built with (``scipy.linalg.cython_blas``), and a caller of the
+  emitted C passes its own BLAS's ``dgemm_`` (and so on).
 
 :func:`parameters` lists them as :class:`Param` values — name, C type, ctypes type, numpy type of
 what is passed, and where the value comes from (:data:`Source`).  The C signature
@@ -26,8 +31,8 @@ from typing import Union
 import numpy as np
 
 from ..dtypes import element
-from ..ir.nodes import MergeOperand, Program, Read, SparseLevel, SparseVal
-from ..lang.names import face_array, function_name
+from ..ir.nodes import BlasCall, MergeOperand, Program, Read, SparseLevel, SparseVal
+from ..lang.names import face_array, function_name, generated
 from ..storage import formats
 from ..storage.formats import Array, FaceFormat
 from ..term import nodes
@@ -63,7 +68,14 @@ class FaceArray:
     array: Array
 
 
-Source = Union[Dim, DenseInput, Output, FaceArray]
+@dataclass(frozen=True)
+class BlasRoutine:
+    """The address of a double-precision BLAS routine (``gemm``: ``dgemm``)."""
+
+    routine: str
+
+
+Source = Union[Dim, DenseInput, Output, FaceArray, BlasRoutine]
 
 #: ctypes of the scalar parameters, by C type
 _SCALARS = {"int64_t": ctypes.c_int64}
@@ -84,14 +96,16 @@ class Param:
     source: Source
 
     def declaration(self) -> str:
+        if isinstance(self.source, BlasRoutine):
+            return f"{self.c_type} {self.name}"
         if not self.pointer:
             return f"{self.c_type} {self.name}"
         return f"{'const ' if self.const else ''}{self.c_type} *restrict {self.name}"
 
     @property
     def ctype(self) -> type:
-        """The ctypes type of the argument: an address for arrays."""
-        return ctypes.c_void_p if self.pointer else _SCALARS[self.c_type]
+        """The ctypes type of the argument: an address for arrays and routines."""
+        return ctypes.c_void_p if self.pointer or isinstance(self.source, BlasRoutine) else _SCALARS[self.c_type]
 
 
 def dim_names(p: Program) -> list[str]:
@@ -108,6 +122,21 @@ def dense_inputs(p: Program) -> list[str]:
 def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
     """The (tensor, face) pairs a program iterates, in the order of their parameters."""
     return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal, MergeOperand))})
+
+
+def blas_routines(p: Program) -> list[str]:
+    """The BLAS routines the program calls (``gemm``, ...), sorted."""
+    return sorted({n.routine for n in nodes(p.body) if isinstance(n, BlasCall)})
+
+
+def blas_name(routine: str) -> str:
+    """The C parameter that holds the address of BLAS ``routine``: ``sx_dgemm``."""
+    return generated("d" + routine)
+
+
+def blas_type(routine: str) -> str:
+    """The C type of that parameter: ``sx_dgemm_fn``."""
+    return generated("d" + routine, "fn")
 
 
 def face_layout(p: Program, tensor: str, face: tuple[int, ...]) -> FaceFormat:
@@ -130,6 +159,8 @@ def parameters(p: Program) -> tuple[Param, ...]:
         for a in face_layout(p, tensor, face).arrays():
             c_type, numpy = (value.c_type, value.numpy) if a.type is None else (a.type.c_type, a.type.numpy)
             out.append(Param(face_array(tensor, face, a), c_type, numpy, True, True, FaceArray(tensor, face, a)))
+    for routine in blas_routines(p):
+        out.append(Param(blas_name(routine), blas_type(routine), np.uintp, False, False, BlasRoutine(routine)))
     return tuple(out)
 
 

@@ -31,6 +31,7 @@ from ..ir.nodes import (
     Add,
     And,
     Assign,
+    BlasCall,
     Block,
     Cmp,
     Const,
@@ -39,6 +40,7 @@ from ..ir.nodes import (
     IConst,
     Idx,
     If,
+    IMin,
     IMul,
     IPlus,
     ISum,
@@ -57,14 +59,19 @@ from ..ir.nodes import (
     SparseVal,
     Stmt,
     Stored,
+    Strided,
     TensorInfo,
 )
-from ..ir.printer import fmt_face, fmt_tensor
+from ..ir.printer import fmt_blas, fmt_face, fmt_tensor
 from ..lang.names import IVDEP, OPAQUE, face_array, generated
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, FaceFormat
 from ..term import nodes, postwalk, unknown
 from . import abi
+
+#: the largest size or leading dimension handed to BLAS (its ``int`` is 32 bits); past it a ``BlasCall`` runs
+#: its loop nest (a test lowers it to run that branch on small inputs)
+BLAS_INT_MAX = 2**31 - 1
 
 
 def _comment(text: str) -> str:
@@ -105,6 +112,11 @@ class _Emitter:
                 return "(" + " + ".join(self.index(a) for a in args) + ")" if args else "INT64_C(0)"
             case IMul(args):
                 return "(" + " * ".join(self.index(a) for a in args) + ")" if args else "INT64_C(1)"
+            case IMin((only,)):
+                return self.index(only)
+            case IMin((first, *rest)):
+                a, b = self.index(first), self.index(IMin(tuple(rest)))
+                return f"({a} < {b} ? {a} : {b})"
             case _:
                 raise unknown(e, "C emitter (index)")
 
@@ -277,8 +289,88 @@ class _Emitter:
                 return self.permute(groups, body, ind)
             case Assign(target, op, value):
                 return self.assign(target, op, value, ind)
+            case BlasCall():
+                return self.blas(s, ind)
             case _:
                 raise unknown(s, "C emitter (statement)")
+
+    # -- BLAS calls ----------------------------------------------------------------
+    def stride(self, tensor: str, mode: int) -> str:
+        """The distance between neighbours along ``mode`` of a row-major tensor: the product of the later dims."""
+        later = self.tensors[tensor].dims[mode + 1:]
+        return " * ".join(self.dim(d) for d in later) if later else "INT64_C(1)"
+
+    def address(self, x: Strided) -> str:
+        return f"{x.tensor} + ({self.offset(self.tensors[x.tensor], [self.index(b) for b in x.base])})"
+
+    def column_major(self, x: Strided) -> tuple[str, str]:
+        """How BLAS (column-major) sees matrix ``x``: ``("N", ld)`` when its rows are neighbours in memory,
+        ``("T", ld)`` when its columns are (the memory then holds ``x`` transposed), with the leading dimension."""
+        rows, cols = x.modes
+        last = self.tensors[x.tensor].order - 1
+        return ("N", self.stride(x.tensor, cols)) if rows == last else ("T", self.stride(x.tensor, rows))
+
+    def blas(self, s: BlasCall, ind: int) -> list[str]:
+        """A BLAS call: its sizes and leading dimensions from the operands' modes, the routine called when every
+        one fits a 32-bit int and none is empty, the loop nest it replaces run otherwise (nothing to do when an
+        extent is 0; BLAS's own int would overflow past 2**31 - 1)."""
+        pad, inner = "    " * ind, "    " * (ind + 1)
+        flip = {"N": "T", "T": "N"}
+        out, args = s.out, s.args
+        ints: list[tuple[str, str]] = []  # (name, int64 value) of every int argument
+        chars: list[str] = []
+        match s.routine:
+            case "gemm":
+                a, b = args
+                (fo, ldo), (fa, lda), (fb, ldb) = self.column_major(out), self.column_major(a), self.column_major(b)
+                m, n, k = (self.index(e) for e in (out.extent(0), out.extent(1), a.extent(1)))
+                if fo == "N":  # out = a @ b as stored
+                    chars = [fa, fb]
+                    ints = [("m", m), ("n", n), ("k", k)]
+                    first, second = (self.address(a), "lda"), (self.address(b), "ldb")
+                else:  # memory holds out^T = b^T @ a^T
+                    chars = [flip[fb], flip[fa]]
+                    ints = [("m", n), ("n", m), ("k", k)]
+                    first, second = (self.address(b), "ldb"), (self.address(a), "lda")
+                ints += [("lda", lda), ("ldb", ldb), ("ldc", ldo)]
+                call = (f'"{chars[0]}", "{chars[1]}", &{{m}}, &{{n}}, &{{k}}, &{{alpha}}, {first[0]}, &{{{first[1]}}}, '
+                        f'{second[0]}, &{{{second[1]}}}, &{{one}}, {self.address(out)}, &{{ldc}}')
+            case "gemv":
+                a, x = args
+                fa, lda = self.column_major(a)
+                rows, cols = (a.extent(0), a.extent(1)) if fa == "N" else (a.extent(1), a.extent(0))
+                ints = [("m", self.index(rows)), ("n", self.index(cols)), ("lda", lda),
+                        ("incx", self.stride(x.tensor, x.modes[0])), ("incy", self.stride(out.tensor, out.modes[0]))]
+                call = (f'"{fa}", &{{m}}, &{{n}}, &{{alpha}}, {self.address(a)}, &{{lda}}, {self.address(x)}, '
+                        f'&{{incx}}, &{{one}}, {self.address(out)}, &{{incy}}')
+            case "syrk":
+                (a,) = args
+                fo, ldo = self.column_major(out)
+                fa, lda = self.column_major(a)
+                # the upper triangle (r <= c) of out is the lower one of the transpose the memory holds when fo == "T";
+                # out += a @ a^T is syrk "N" of a as stored ("N"), syrk "T" of a^T (what memory holds when fa == "T")
+                ints = [("n", self.index(out.extent(0))), ("k", self.index(a.extent(1))), ("lda", lda), ("ldc", ldo)]
+                uplo = "U" if fo == "N" else "L"
+                call = (f'"{uplo}", "{fa}", &{{n}}, &{{k}}, &{{alpha}}, {self.address(a)}, &{{lda}}, '
+                        f'&{{one}}, {self.address(out)}, &{{ldc}}')
+            case other:
+                raise unknown(other, "C emitter (BLAS routine)")
+        name = {n: generated("b", n) for n, _ in ints}
+        name |= {"alpha": generated("b", "alpha"), "one": generated("b", "one")}
+        sizes = [name[n] for n, _ in ints if not n.startswith(("ld", "inc"))]
+        lines = [f"{pad}{{   /* {_comment(fmt_blas(s))} */"]
+        lines += [f"{inner}const int64_t {name[n]}64 = {v};" for n, v in ints]
+        fits = " && ".join(f"{name[n]}64 <= INT64_C({BLAS_INT_MAX})" for n, _ in ints)
+        lines.append(f"{inner}if ({' && '.join(f'{z}64 > 0' for z in sizes)}) {{")
+        lines.append(f"{inner}    if ({fits}) {{")
+        lines += [f"{inner}        const int {name[n]} = (int){name[n]}64;" for n, _ in ints]
+        alpha = self.number(float(s.alpha))
+        lines.append(f"{inner}        const double {name['alpha']} = {alpha}, {name['one']} = 1.0;")
+        lines.append(f"{inner}        {abi.blas_name(s.routine)}({call.format(**name)});")
+        lines.append(f"{inner}    }} else {{  /* an extent past BLAS's int: the loops the call stands for */")
+        lines += self.stmt(s.nest, ind + 3)
+        lines += [f"{inner}    }}", f"{inner}}}", f"{pad}}}"]
+        return lines
 
     def assign(self, target, op: str, value, ind: int) -> list[str]:
         pad = "    " * ind
@@ -517,7 +609,7 @@ def _fixed_trips(loop: Loop) -> int:
                 return None, value
             case IPlus(base, offset):
                 return base, offset
-            case Idx() | DimSize() as e:
+            case Idx() | DimSize() | IMin() as e:  # (a tile's end, min(I+T,n): at most T trips, not a fixed count)
                 return e, 0
             case e:
                 raise unknown(e, "C emitter (trip count)")
@@ -667,6 +759,8 @@ def reassociation_risk(p: Program) -> str | None:
                     found = walk(copies, dict(env), {})
                 case Loop(body=body) | SparseLevel(body=body) | SparseMerge(body=body):
                     found = walk(body.body, dict(env), {})
+                case BlasCall(nest=nest):  # (BLAS sums in its own order; the nest is what runs past 2**31)
+                    found = walk(nest.body, dict(env), {})
                 case _:
                     raise unknown(s, "C emitter (reassociation)")
             if found:
@@ -760,6 +854,10 @@ def emit_c(p: Program, stage: str = "") -> str:
             "#endif",
             "",
         ]
+    routines = abi.blas_routines(p)
+    if routines:
+        head += ["/* BLAS routines (double precision, Fortran calling convention), passed by the caller (abi.py) */",
+                 *(f"typedef void (*{abi.blas_type(r)})({_BLAS_PARAMS[r]});" for r in routines), ""]
     risk = reassociation_risk(p)
     gcc: list[str] = []
     if risk:
@@ -773,6 +871,17 @@ def emit_c(p: Program, stage: str = "") -> str:
         head += ["#if defined(__clang__)", *(["#pragma clang fp reassociate(off)"] if risk else []),
                  "#elif defined(__GNUC__)", f"#pragma GCC optimize ({', '.join(gcc)})", "#endif", ""]
     return "\n".join(head) + ("\n\n".join(e.helper_src) + "\n\n" if e.helper_src else "") + fn + "\n"
+
+
+#: the parameters of each BLAS routine a program may call, in C
+_BLAS_PARAMS = {
+    "gemm": "const char *, const char *, const int *, const int *, const int *, const double *, const double *, "
+            "const int *, const double *, const int *, const double *, double *, const int *",
+    "gemv": "const char *, const int *, const int *, const double *, const double *, const int *, const double *, "
+            "const int *, const double *, double *, const int *",
+    "syrk": "const char *, const char *, const int *, const int *, const double *, const double *, const int *, "
+            "const double *, double *, const int *",
+}
 
 
 def _describe(p: Program) -> list[str]:

@@ -37,7 +37,7 @@ from ..storage import formats
 from ..storage.formats import Array
 from ..term import nodes, unknown
 from . import abi
-from .abi import DenseInput, Dim, FaceArray, Output
+from .abi import BlasRoutine, DenseInput, Dim, FaceArray, Output
 from .build import load
 from .c import emit_c
 
@@ -64,6 +64,27 @@ def check_names(program: Program) -> None:
     clash = sorted({n for n, c in Counter(params).items() if c > 1} | (set(params) & local))
     if clash:
         raise ToolError(f"kernel {program.name!r} would give C the name {clash[0]!r} twice; refusing to compile it")
+
+
+_BLAS: dict[str, int] = {}
+
+
+def blas_address(routine: str) -> int:
+    """The address of double-precision BLAS ``routine`` (``gemm``: ``dgemm``) in the BLAS scipy is built with,
+    from the C-API capsules of ``scipy.linalg.cython_blas`` (no link-time dependency: the compiled kernel is
+    handed the address at every call)."""
+    if routine not in _BLAS:
+        try:
+            from scipy.linalg import cython_blas
+            capsule = cython_blas.__pyx_capi__["d" + routine]
+        except (ImportError, AttributeError, KeyError) as e:  # scipy is a dependency; a broken install says so
+            raise ToolError(f"no BLAS routine d{routine}: scipy.linalg.cython_blas is unavailable ({e})") from None
+        name = ctypes.pythonapi.PyCapsule_GetName
+        name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        pointer = ctypes.pythonapi.PyCapsule_GetPointer
+        pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        _BLAS[routine] = int(pointer(capsule, name(capsule)))
+    return _BLAS[routine]
 
 
 class CFunction:
@@ -126,6 +147,8 @@ class CFunction:
                     args[n] = a.ctypes.data
                 case Output(tensor):
                     outs.append((n, tensor, shape_of(tensor)))
+                case BlasRoutine(routine):
+                    args[n] = blas_address(routine)
                 case other:
                     raise unknown(other, "C runtime (argument)")
         for (tensor, face), slots in self._face_slots.items():

@@ -20,6 +20,7 @@ from ..ir.nodes import (
     Add,
     And,
     Assign,
+    BlasCall,
     Block,
     Cmp,
     Const,
@@ -28,6 +29,7 @@ from ..ir.nodes import (
     IConst,
     Idx,
     If,
+    IMin,
     IMul,
     IndexExpr,
     IPlus,
@@ -135,6 +137,9 @@ class _Compiler:
             case ISum(args):
                 fns = [self.index(a) for a in args]
                 return lambda env: sum(f(env) for f in fns)
+            case IMin(args):
+                fns = [self.index(a) for a in args]
+                return lambda env: min(f(env) for f in fns)
             case IMul(args):
                 fns = [self.index(a) for a in args]
 
@@ -379,6 +384,8 @@ class _Compiler:
                     for g, vals in zip(groups, saved):
                         env.update(zip(g, vals))
                 return permute
+            case BlasCall(nest=nest):  # its meaning: the loop nest it replaces
+                return self._stmt(nest)
             case Let(name, value):
                 val = self.value(value)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..term import unknown
-from .nodes import Assign, Block, If, Let, Loop, Permute, Program, SparseLevel, SparseMerge, Stmt
-from .printer import fmt_cond, fmt_face, fmt_index, fmt_merge, fmt_stmt
+from .nodes import Assign, BlasCall, Block, If, Let, Loop, Permute, Program, SparseLevel, SparseMerge, Stmt
+from .printer import fmt_blas, fmt_cond, fmt_face, fmt_index, fmt_merge, fmt_stmt
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -66,6 +66,10 @@ def to_graph(p: Program) -> nx.DiGraph:
                 text = " x ".join("(" + ",".join(g) + ")" for g in groups)
                 node = add("permute", f"each rearrangement of {text}", parent, depth)
                 block(body, node, depth + 1)
+            case BlasCall():
+                node = add("blas", fmt_blas(s), parent, depth)
+                meaning = add("block", "which means", node, depth + 1)
+                block(s.nest, meaning, depth + 2)
             case Block(body, comment):
                 node = add("block", comment or "block", parent, depth)
                 block(Block(body), node, depth + 1)

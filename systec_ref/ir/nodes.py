@@ -85,7 +85,14 @@ class IMul(Node):
     args: tuple[IndexExpr, ...]
 
 
-IndexExpr = Union[Idx, IConst, DimSize, IPlus, Stored, ISum, IMul]
+@dataclass(frozen=True)
+class IMin(Node):
+    """The least of index expressions (the end of a tile: ``min(I+64, n)``)."""
+
+    args: tuple[IndexExpr, ...]
+
+
+IndexExpr = Union[Idx, IConst, DimSize, IPlus, Stored, ISum, IMul, IMin]
 
 # -- conditions ---------------------------------------------------------------
 
@@ -301,7 +308,53 @@ class SparseMerge(Node):
     body: Block
 
 
-Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel, SparseMerge]
+#: the BLAS routines a :class:`BlasCall` may name
+BLAS_ROUTINES = ("gemm", "gemv", "syrk")
+
+
+@dataclass(frozen=True)
+class Strided(Node):
+    """A vector or a matrix inside a dense tensor, as an operand of a :class:`BlasCall`.
+
+    Its element ``(t0, t1)`` (``(t0,)`` for a vector) is ``tensor[base]`` with mode ``modes[0]``
+    advanced by ``t0`` and mode ``modes[1]`` by ``t1``, for ``base[modes[d]] + t_d < ends[d]`` (numpy's
+    slices ``base:end``): rows run along ``modes[0]``, columns along ``modes[1]``.  A tensor is
+    row-major, so each mode has a fixed stride; a matrix operand has one of its two modes the tensor's
+    last (stride 1), as BLAS wants."""
+
+    tensor: str
+    base: tuple[IndexExpr, ...]
+    modes: tuple[int, ...]
+    ends: tuple[IndexExpr, ...]
+
+    def extent(self, d: int) -> IndexExpr:
+        """How many rows (``d == 0``) or columns (1) the operand has: ``end - base``."""
+        lo, hi = self.base[self.modes[d]], self.ends[d]
+        return hi if lo == IConst(0) else ISum((hi, IMul((IConst(-1), lo))))
+
+
+@dataclass(frozen=True)
+class BlasCall(Node):
+    """One call of a double-precision BLAS routine in place of a loop nest, ``nest``, which is its meaning.
+
+    * ``gemm``: ``out`` (M x N) += ``alpha`` * ``args[0]`` (M x K) @ ``args[1]`` (K x N);
+    * ``gemv``: ``out`` (M) += ``alpha`` * ``args[0]`` (M x N) @ ``args[1]`` (N);
+    * ``syrk``: the elements ``(r, c)``, ``r <= c``, of ``out`` (M x M) += ``alpha`` * ``args[0] @ args[0]^T``
+      (``args[0]`` M x K); the others are left alone.
+
+    The interpreter runs ``nest`` (so every stage is checked by the same definition); the C calls the
+    routine, or runs ``nest`` when an extent or a leading dimension does not fit BLAS's 32-bit int.
+    ``blas-calls`` makes these from nests whose meaning it has matched exactly (see that pass).
+    """
+
+    routine: str
+    alpha: float
+    out: Strided
+    args: tuple[Strided, ...]
+    nest: Block
+
+
+Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel, SparseMerge, BlasCall]
 
 # -- programs -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from .nodes import (
     Add,
     And,
     Assign,
+    BlasCall,
     Block,
     Cmp,
     Const,
@@ -25,6 +26,7 @@ from .nodes import (
     IConst,
     Idx,
     If,
+    IMin,
     IMul,
     IndexExpr,
     IPlus,
@@ -45,6 +47,7 @@ from .nodes import (
     SparseVal,
     Stmt,
     Stored,
+    Strided,
     TensorInfo,
 )
 
@@ -66,6 +69,8 @@ def fmt_index(e: IndexExpr) -> str:
             return "(" + " + ".join(fmt_index(a) for a in args) + ")" if args else "0"
         case IMul(args):
             return "*".join(fmt_index(a) for a in args) if args else "1"
+        case IMin(args):
+            return "min(" + ",".join(fmt_index(a) for a in args) + ")"
         case _:
             raise unknown(e, "IR printer (index)")
 
@@ -146,6 +151,32 @@ def fmt_operand(o: MergeOperand) -> str:
     return f"{o.tensor}{fmt_face(o.face)}.level{o.level}{under} as {o.pos}"
 
 
+def fmt_strided(s: Strided) -> str:
+    """``A[I:e, 0:m]`` (numpy's slices): the range of each mode the operand runs along, the fixed subscript of
+    the others; ``^T`` when its rows run along a later mode than its columns."""
+    parts = [fmt_index(b) for b in s.base]
+    for m, end in zip(s.modes, s.ends):
+        parts[m] = f"{parts[m]}:{fmt_index(end)}"
+    text = f"{s.tensor}[{','.join(parts)}]"
+    return text + "^T" if len(s.modes) == 2 and s.modes[0] > s.modes[1] else text
+
+
+def fmt_blas(s: BlasCall) -> str:
+    """``blas gemm: C[I:e,e:n] += A[I:e,0:m] @ A[e:n,0:m]^T``: the call in matrix notation."""
+    scale = "" if s.alpha == 1 else f"{fmt_number(s.alpha)} * "
+    match s.routine:
+        case "gemm" | "gemv":
+            rhs = f"{scale}{fmt_strided(s.args[0])} @ {fmt_strided(s.args[1])}"
+            lhs = fmt_strided(s.out)
+        case "syrk":
+            a = s.args[0]
+            rhs = f"{scale}{fmt_strided(a)} @ {fmt_strided(Strided(a.tensor, a.base, a.modes[::-1], a.ends[::-1]))}"
+            lhs = fmt_strided(s.out) + " upper"
+        case other:
+            raise ValueError(f"unknown BLAS routine {other!r}")
+    return f"blas {s.routine}: {lhs} += {rhs}"
+
+
 def fmt_target(t) -> str:
     match t:
         case Elem(tensor, idx):
@@ -190,6 +221,8 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
         case Permute(groups, body):
             text = " x ".join("(" + ",".join(g) + ")" for g in groups)
             return [f"{pad}for each distinct rearrangement of {text}:", *fmt_block(body, indent + 1)]
+        case BlasCall():
+            return [f"{pad}{fmt_blas(s)}, which means:", *fmt_block(s.nest, indent + 1)]
         case Block():
             return fmt_block(s, indent)
         case _:

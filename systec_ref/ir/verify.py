@@ -17,7 +17,10 @@ of the compiler.  It checks what every stage must satisfy, whatever its pass:
   it is passed);
 * operators are known (``+ min max =`` for assignments, ``< <= == !=`` for comparisons) and a
   ``Lookup`` has one value per key (``2**len(bits)``);
-* every dimension named in a bound is a dimension of a declared tensor.
+* every dimension named in a bound is a dimension of a declared tensor;
+* a BLAS call names a known routine with its number of operands, each a vector or matrix of a dense
+  tensor of the program along distinct modes (a matrix: one of them the tensor's last), writes an
+  output, and is the same well-formed program in its ``nest``.
 
 ``verify(p)`` returns ``None`` for a well-formed program, else one line saying what is wrong
 and where.
@@ -28,12 +31,14 @@ from __future__ import annotations
 from ..storage.faces import face_modes
 from ..term import nodes, unknown
 from .nodes import (
+    BLAS_ROUTINES,
     CMP_OPS,
     MERGE_MODES,
     REDUCE_OPS,
     Add,
     And,
     Assign,
+    BlasCall,
     Block,
     Cmp,
     Const,
@@ -42,6 +47,7 @@ from .nodes import (
     IConst,
     Idx,
     If,
+    IMin,
     IMul,
     IPlus,
     ISum,
@@ -59,6 +65,7 @@ from .nodes import (
     SparseMerge,
     SparseVal,
     Stored,
+    Strided,
 )
 from .printer import fmt_stmt
 
@@ -108,6 +115,11 @@ class _Verifier:
             case ISum(args) | IMul(args):
                 for a in args:
                     self.index(a, bound, where)
+            case IMin(args):
+                if not args:
+                    raise self.fail("min of nothing", where)
+                for a in args:
+                    self.index(a, bound, where)
             case _:
                 raise unknown(e, "IR verifier (index)")
 
@@ -132,6 +144,20 @@ class _Verifier:
             raise self.fail(f"{len(idx)} subscripts for {tensor} of order {t.order}", where)
         for i in idx:
             self.index(i, bound, where)
+
+    def strided(self, x: Strided, bound: frozenset[str], where: object) -> None:
+        """A BLAS operand: a dense tensor, distinct modes, a matrix with one of them the last."""
+        self.access(x.tensor, x.base, bound, where)
+        t = self.tensors[x.tensor]
+        if t.format == "sparse":
+            raise self.fail(f"BLAS operand '{x.tensor}' is stored sparse", where)
+        if len(set(x.modes)) != len(x.modes) or len(x.ends) != len(x.modes) or not 1 <= len(x.modes) <= 2 \
+                or any(not 0 <= m < t.order for m in x.modes):
+            raise self.fail(f"BLAS operand {x.tensor} along modes {x.modes}", where)
+        if len(x.modes) == 2 and t.order - 1 not in x.modes:
+            raise self.fail(f"BLAS matrix {x.tensor} along modes {x.modes}, neither of stride 1", where)
+        for e in x.ends:
+            self.index(e, bound, where)
 
     def sparse(self, tensor: str, face: tuple[int, ...], where: object) -> int:
         """Check a stored-entry access; return how many levels its face stores."""
@@ -243,6 +269,17 @@ class _Verifier:
                 if loose:
                     raise self.fail(f"rearranges unbound variables {', '.join(loose)}", s)
                 self.block(body, bound, locals_)
+            case BlasCall(routine, _, out, args, nest):
+                if routine not in BLAS_ROUTINES:
+                    raise self.fail(f"unknown BLAS routine '{routine}'", s)
+                shapes = {"gemm": (2, 2, 2), "gemv": (1, 2, 1), "syrk": (2, 2)}[routine]
+                if (len(out.modes), *(len(a.modes) for a in args)) != shapes:
+                    raise self.fail(f"{routine} of operands of orders {[len(x.modes) for x in (out, *args)]}", s)
+                for x in (out, *args):
+                    self.strided(x, bound, s)
+                if self.tensors[out.tensor].role == "in":
+                    raise self.fail(f"writes input '{out.tensor}'", s)
+                self.block(nest, bound, set(locals_))
             case Let(name, value):
                 self.value(value, bound, locals_, s)
                 if name in locals_:

@@ -3,6 +3,12 @@
 Precondition: ``sparse-iterate`` (its ``requires``): the nests iterate stored faces, and the storage
 format of each tensor (the program's facts) says which first levels are dense.
 
+The same holds for dense tensors: a diagonal nest of straight-line updates, ``for i in 0..n:
+y[i] += A[i,i] * x[i]``, joins the row loop of the strict triangle before it, where ``A[i,i]`` lies
+next to the row's first element (one sweep over A instead of a second pass that misses the cache
+once per row).  A diagonal with a loop of its own (SSYRK's ``for k``) stays apart: with its
+triangle it is one BLAS call (``blas-calls``).
+
 ``split-diagonals`` gives every face of a symmetric tensor its own nest, so a kernel sweeps its
 inputs and outputs once per face: SSYMV reads ``x`` and updates ``y`` once for the strict triangle
 and once more for the diagonal.  Where the faces' first levels are dense (every coordinate
@@ -65,7 +71,7 @@ def dense_extent(p: Program, s: Stmt) -> DimSize | IConst | None:
     return DimSize(d) if isinstance(d, str) else IConst(d)
 
 
-def _reductions(s: Stmt) -> dict[str, str] | None:
+def reductions(s: Stmt) -> dict[str, str] | None:
     """The operator each tensor written in ``s`` is reduced with; None if one is assigned (``=``),
     reduced with two operators, or also read."""
     ops: dict[str, str] = {}
@@ -77,17 +83,20 @@ def _reductions(s: Stmt) -> dict[str, str] | None:
     return None if read & set(ops) else ops
 
 
-def _fusable(a: dict[str, str] | None, b: dict[str, str] | None, body_a: Stmt, body_b: Stmt) -> bool:
+def fusable(a: dict[str, str] | None, b: dict[str, str] | None, body_a: Stmt, body_b: Stmt) -> bool:
     if a is None or b is None or any(a[t] != b[t] for t in set(a) & set(b)):
         return False
     read = {n.tensor for s in (body_a, body_b) for n in nodes(s) if isinstance(n, Read)}
     return not read & (set(a) | set(b))
 
 
-def _merge(first: SparseLevel, second: SparseLevel, fresh) -> SparseLevel:
-    """``second``'s body appended to ``first``'s, its coordinate and position renamed to ``first``'s
+def _merge(first: SparseLevel | Loop, second: SparseLevel | Loop, fresh) -> SparseLevel | Loop:
+    """``second``'s body appended to ``first``'s, its coordinate (and position) renamed to ``first``'s
     (on a parentless dense level both are the coordinate) and its locals renamed apart."""
-    body = rename_indices(second.body, {second.var: first.var, second.pos: first.pos})
+    names = {second.var: first.var}
+    if isinstance(first, SparseLevel) and isinstance(second, SparseLevel):
+        names[second.pos] = first.pos
+    body = rename_indices(second.body, names)
     taken = {n.name for n in nodes(first.body) if isinstance(n, Let)}
     clash = {n.name: fresh() for n in nodes(body) if isinstance(n, Let) and n.name in taken}
     if clash:
@@ -101,11 +110,11 @@ def _merge(first: SparseLevel, second: SparseLevel, fresh) -> SparseLevel:
     return dataclasses.replace(first, body=Block((*first.body.body, *body.body), first.body.comment))
 
 
-def _level(s: Stmt) -> tuple[SparseLevel, tuple[str, ...]] | None:
-    """The sparse level ``s`` is, looking through blocks of one statement (a face's nest comes in a
-    block that names the face), with those blocks' comments."""
+def _level(s: Stmt) -> tuple[SparseLevel | Loop, tuple[str, ...]] | None:
+    """The sparse level or dense loop ``s`` is, looking through blocks of one statement (a face's nest comes
+    in a block that names the face), with those blocks' comments."""
     match s:
-        case SparseLevel():
+        case SparseLevel() | Loop():
             return s, ()
         case Block(body=(inner,)):
             got = _level(inner)
@@ -120,15 +129,31 @@ def _fuse_block(p: Program, b: Block, fresh, stats: list[int]) -> Block:
         s = _inside(p, s, fresh, stats)
         prev = _level(out[-1]) if out else None
         this = _level(s)
-        extent = dense_extent(p, this[0]) if prev is not None and this is not None else None
-        if extent is not None and dense_extent(p, prev[0]) == extent and \
-                _fusable(_reductions(prev[0]), _reductions(this[0]), prev[0], this[0]):
+        extent = _rows(p, this[0]) if prev is not None and this is not None else None
+        if extent is not None and _rows(p, prev[0]) == extent and type(prev[0]) is type(this[0]) and \
+                (isinstance(this[0], SparseLevel) or _straight(this[0])) and \
+                fusable(reductions(prev[0]), reductions(this[0]), prev[0], this[0]):
             merged = _merge(prev[0], this[0], fresh)
             out[-1] = Block((merged,), "; ".join(dict.fromkeys((*prev[1], *this[1]))))
             stats[0] += 1
             continue
         out.append(s)
     return Block(tuple(out), b.comment)
+
+
+def _rows(p: Program, s: Stmt) -> DimSize | IConst | None:
+    """The extent of the rows ``s`` visits, every one of ``0 .. extent-1`` in order: a sparse level over a
+    dense first level (:func:`dense_extent`), or a dense loop ``for i in 0..n``; else None."""
+    if isinstance(s, Loop):
+        return s.hi if s.lo == IConst(0) and s.step == 1 and isinstance(s.hi, (DimSize, IConst)) else None
+    return dense_extent(p, s)
+
+
+def _straight(loop: Loop) -> bool:
+    """A dense nest of straight-line updates per row (a matrix's diagonal): it joins the row loop before it.
+    A diagonal with a loop of its own (SSYRK's ``for k``) stays apart: with its triangle it is one BLAS call
+    (``blas-calls``), or a tile's diagonal (``tile``)."""
+    return not any(isinstance(n, (Loop, SparseLevel)) for n in nodes(loop.body))
 
 
 def _inside(p: Program, s: Stmt, fresh, stats: list[int]) -> Stmt:
@@ -142,14 +167,12 @@ def _inside(p: Program, s: Stmt, fresh, stats: list[int]) -> Stmt:
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
-    if not p.facts.sparse_storage:
-        return p, "no sparse input"
     stats = [0]
     body = _fuse_block(p, p.body, namer(p, "_f"), stats)
     if not stats[0]:
-        return p, "not applied: no two adjacent nests iterate the same dense first level"
+        return p, "not applied: no two adjacent nests iterate the same dense first level or rows"
     return replace_body(p, body), (f"{plural(stats[0], 'nest runs', 'nests run')} in the loop of the nest before "
-                                   f"(the same dense first level: one sweep over it instead of one per nest)")
+                                   f"(the same rows, every one in order: one sweep over them instead of one per nest)")
 
 
 PASS = Pass("fuse-faces", run, symmetry=False, requires=("sparse-iterate",))

@@ -28,6 +28,9 @@ from ..storage import formats
 
 FACES = ("split", "compact")
 
+#: the default side of a tile (``tile``), measured: see the README's "Dense kernels and BLAS"
+DEFAULT_TILE = 128
+
 
 @dataclass(frozen=True)
 class Options:
@@ -39,7 +42,8 @@ class Options:
       the faces of sets of four or more variables together so ``consolidate-blocks`` and
       ``lookup-table`` can shrink the code;
     * ``sparse_format`` names how ``sparse-iterate`` expects sparse inputs to be stored (default:
-      CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor.
+      CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor;
+    * ``tile``: the side of the tiles ``tile`` cuts a dense strict triangle into (0: no tiling).
     """
 
     symmetry: bool = True
@@ -49,10 +53,14 @@ class Options:
     #: (tensor, format name) for tensors stored otherwise than ``sparse_format`` (e.g. the index widths
     #: and dense levels :func:`systec_ref.storage.choose.choose_format` picks from a tensor's data)
     tensor_formats: tuple[tuple[str, str], ...] = ()
+    #: the side of a tile of a dense strict triangle (``tile``); 0 turns tiling off
+    tile: int = DEFAULT_TILE
 
     def __post_init__(self) -> None:
         if self.faces not in FACES:
             raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 0:
+            raise SystecError(f"tile must be a whole number >= 0 (0: no tiling), not {self.tile!r}")
         formats.get(self.sparse_format)  # an unknown format is refused here, by name
         for _, name in self.tensor_formats:
             formats.get(name)

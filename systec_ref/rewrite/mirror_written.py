@@ -76,6 +76,7 @@ from ..ir.index import index_names, simplify_index
 from ..ir.names import namer
 from ..ir.nodes import (
     Assign,
+    BlasCall,
     Block,
     Cmp,
     DimSize,
@@ -168,6 +169,8 @@ class _Copier:
                 raise _Dense("a nest rearranges its variables at run time")
             case SparseMerge():
                 raise _Dense("a nest co-iterates several sparse tensors (their union or intersection is not counted)")
+            case BlasCall():
+                raise _Dense("a BLAS call updates a dense block of it")
         raise unknown(s, "mirror-written (statement)")
 
     def count(self, chain: tuple[Loop | SparseLevel, ...], copies: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..lang.ast import Kernel
 from . import (
+    blas_calls,
     concordize,
     consolidate_blocks,
     define_assignments,
@@ -19,13 +20,14 @@ from . import (
     reverse_sweep,
     sparse_iterate,
     split_diagonals,
+    tile,
     unroll_and_jam,
     workspace,
 )
 from . import lower as lower_pass
-from .manager import DEFAULT_OPTIONS, FACES, Options, Pass, Stage, run_pipeline
+from .manager import DEFAULT_OPTIONS, DEFAULT_TILE, FACES, Options, Pass, Stage, run_pipeline
 
-__all__ = ["BY_NAME", "FACES", "NON_SYMMETRY", "PASSES", "Options", "compile_stages", "resume"]
+__all__ = ["BY_NAME", "DEFAULT_TILE", "FACES", "NON_SYMMETRY", "PASSES", "Options", "compile_stages", "resume"]
 
 #: the passes after ``lower``, in pipeline order
 PASSES: list[Pass] = [
@@ -41,6 +43,8 @@ PASSES: list[Pass] = [
     lookup_table.PASS,
     sparse_iterate.PASS,
     fuse_faces.PASS,
+    tile.PASS,
+    blas_calls.PASS,
     hoist_reads.PASS,
     workspace.PASS,
     unroll_and_jam.PASS,

@@ -45,7 +45,7 @@ from ..dtypes import identity
 from ..ir.edit import replace_body
 from ..ir.index import index_names, rename_indices, simplify_index
 from ..ir.names import namer
-from ..ir.nodes import Assign, Block, Cmp, Const, Idx, If, IPlus, Let, Local, Loop, Program, Stmt
+from ..ir.nodes import Add, Assign, Block, Cmp, Const, Elem, Idx, If, IPlus, Let, Local, Loop, Program, Read, Stmt
 from ..term import nodes, postwalk
 from .combinators import plural
 from .manager import DEFAULT_OPTIONS, Options, Pass
@@ -107,6 +107,29 @@ def _accumulators(stmts: list[Stmt], defined: list[str]) -> dict[str, str]:
     return {a: op for a, op in out.items() if a not in read and op in ("+", "min", "max")}
 
 
+def _merge_scatter(sweep: list[Stmt], j: str) -> list[Stmt]:
+    """The rows' float updates of one element that moves with the sweep (SSYMV's ``y[j] += x[i+u] * A[i+u,j]``,
+    one per row) as one update by their sum, where the last of them was: one load and one store of ``y[j]``
+    per sweep step instead of one per row.  Only where nothing in the sweep reads that tensor (the updates'
+    order then changes nothing but the sum's association)."""
+    read = {n.tensor for s in sweep for n in nodes(s) if isinstance(n, Read)}
+    groups: dict[Elem, list[int]] = {}
+    for k, s in enumerate(sweep):
+        if isinstance(s, Assign) and s.op == "+" and isinstance(s.target, Elem) and s.target.tensor not in read \
+                and Idx(j) in s.target.idx:
+            groups.setdefault(s.target, []).append(k)
+    out: list[Stmt] = []
+    for k, s in enumerate(sweep):
+        at = groups.get(s.target) if isinstance(s, Assign) and isinstance(s.target, Elem) else None
+        if at is None or len(at) < 2:
+            out.append(s)
+        elif k == at[-1]:
+            terms = tuple(t for q in at for t in (sweep[q].value.args if isinstance(sweep[q].value, Add)
+                                                   else (sweep[q].value,)))
+            out.append(Assign(s.target, "+", Add(terms)))
+    return out
+
+
 def _jam(loop: Loop, fresh, dtype: str, factor: int = FACTOR) -> Stmt | None:
     shape = _shape(loop)
     if shape is None:
@@ -131,7 +154,8 @@ def _jam(loop: Loop, fresh, dtype: str, factor: int = FACTOR) -> Stmt | None:
         lo, hi = simplify_index(IPlus(Idx(i), u + c)), simplify_index(IPlus(Idx(i), factor - 1 + c))
         stmts.append(Loop(j.var, lo, hi, Block(tuple(rows[u][1]))))
     start = simplify_index(IPlus(Idx(i), factor - 1 + c))
-    stmts.append(Loop(j.var, start, j.hi, Block(tuple(s for r in rows for s in r[1]))))
+    sweep = [s for r in rows for s in r[1]]
+    stmts.append(Loop(j.var, start, j.hi, Block(tuple(_merge_scatter(sweep, j.var) if dtype != "int64" else sweep))))
     stmts += [s for r in rows for s in r[2]]
     stmts += [Assign(Local(a), accs[a], Local(part)) for a, part in partials]
     pair = Block(tuple(stmts), comment=f"rows {i}..{i}+{factor - 1} in one sweep over {j.var} (unroll-and-jam)")

@@ -25,6 +25,7 @@ _STYLE = {
     "if": 'shape=hexagon style=filled fillcolor="#fde3c3"',
     "else": 'shape=hexagon style=filled fillcolor="#fde3c3"',
     "permute": 'shape=box style="rounded,filled,dashed" fillcolor="#efe1f7"',
+    "blas": 'shape=box3d style=filled fillcolor="#d7f2dc"',
     "block": 'shape=note style=filled fillcolor="#fff7c9"',
     "assign": 'shape=box style=filled fillcolor="#ffffff"',
     "let": 'shape=box style=filled fillcolor="#eeeeee"',

@@ -1,0 +1,363 @@
+"""Pass ``blas-calls``: a dense loop nest that is a matrix product, a matrix-vector product or a symmetric
+rank-k update becomes one call of BLAS (``dgemm``, ``dgemv``, ``dsyrk``).
+
+Precondition: ``tile`` (its ``requires``, when it runs): the strict triangle of a symmetric pair of
+loops comes as rectangles (tiles right of the diagonal) and diagonal tiles, the shapes matched here.
+
+A nest matches when it is a perfect nest of rectangular loops (step 1, bounds free of the nest's
+variables) around one update ``O[..] += c * X[..] * Y[..]`` of float64 dense tensors, each loop
+variable a plain subscript of one mode of each tensor it indexes (the other subscripts fixed over the
+nest), and:
+
+* ``gemm``: three variables, ``O`` indexed by ``r, c``, ``X`` by ``r, s``, ``Y`` by ``s, c``;
+* ``gemv``: two variables, ``O`` indexed by ``r``, one read by ``r, s``, the other by ``s``;
+* ``syrk``: a diagonal tile ``for i in a..b: for j in i+1..b: for k: O[i,j] += c * X[i,k] * X[j,k]``
+  followed by its diagonal ``for i in a..b: for k: O[i,i] += c * X[i,k] * X[i,k]``;
+
+and every matrix has one of its two modes the tensor's last (stride 1: BLAS reads it as it lies, or
+transposed).  The call's meaning is the nest (the interpreter runs it; so does the C when a size
+does not fit BLAS's 32-bit int).  A tile loop (``for J in a..n step T``) around one matching nest
+whose variable runs over the tile ``J..min(J+T,n)`` becomes one call over ``a..n``: BLAS blocks
+for its cache itself.  A nest of several matching updates that only reduce into what they write and
+read nothing written is split into one call per update (loop fission), inside its tile loop: the
+tile one call reads is in cache for the next.
+
+Before (SSYRK, a tile row after ``tile``)::
+
+    for i in _iT..min(_iT+64,n):
+      for j in i+1..min(_iT+64,n):
+        for k in 0..m:
+          C[i,j] += A[i,k] * A[j,k]
+    for i in _iT..min(_iT+64,n):
+      for k in 0..m:
+        C[i,i] += A[i,k] * A[i,k]
+    for _jT in _iT+64..n step 64:
+      for i in _iT..min(_iT+64,n):
+        for j in _jT..min(_jT+64,n):
+          for k in 0..m:
+            C[i,j] += A[i,k] * A[j,k]
+
+After::
+
+    blas syrk: C[_iT:min(_iT+64,n),_iT:min(_iT+64,n)] upper += A[_iT:min(_iT+64,n),0:m] @ (...)^T, which means:
+      (the first two nests)
+    blas gemm: C[_iT:min(_iT+64,n),_iT+64:n] += A[_iT:min(_iT+64,n),0:m] @ A[_iT+64:n,0:m]^T, which means:
+      (the tile loop)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+from ..ir.edit import replace_body
+from ..ir.index import uses_index
+from ..ir.nodes import (
+    Add,
+    Assign,
+    BlasCall,
+    Block,
+    Const,
+    Elem,
+    Idx,
+    IMin,
+    IndexExpr,
+    IPlus,
+    Loop,
+    Mul,
+    Program,
+    Read,
+    Stmt,
+    Strided,
+)
+from .combinators import plural
+from .fuse_faces import reductions
+from .manager import DEFAULT_OPTIONS, Options, Pass
+
+
+def _chain(s: Stmt) -> tuple[list[Loop], list[Stmt]] | None:
+    """``s`` as a perfect nest of dense loops (through blocks of one statement) and the statements of its
+    innermost body (through blocks), or None."""
+    loops: list[Loop] = []
+    while True:
+        while isinstance(s, Block) and len(s.body) == 1:
+            s = s.body[0]
+        if not isinstance(s, Loop):
+            break
+        loops.append(s)
+        s = s.body
+    if not loops:
+        return None
+    stmts = _flat(loops[-1].body)
+    return (loops, stmts) if stmts and all(isinstance(x, Assign) for x in stmts) else None
+
+
+def _flat(b: Block) -> list[Stmt]:
+    out: list[Stmt] = []
+    for s in b.body:
+        out += _flat(s) if isinstance(s, Block) else [s]
+    return out
+
+
+def _factors(v) -> tuple[float, list[Read]] | None:
+    """``v`` as ``alpha * X * Y * ...`` (constants folded into ``alpha``), reads without run-time sorting."""
+    alpha, reads = 1.0, []
+    for f in v.args if isinstance(v, Mul) else (v,):
+        match f:
+            case Const(value):
+                alpha *= float(value)
+            case Read(sort=()):
+                reads.append(f)
+            case _:
+                return None
+    return alpha, reads
+
+
+def _where(idx: tuple[IndexExpr, ...], var: str) -> int | None | bool:
+    """The one mode subscripted by plain ``var``; None if no subscript uses it; False if it is used otherwise."""
+    plain = [q for q, e in enumerate(idx) if e == Idx(var)]
+    other = [q for q, e in enumerate(idx) if e != Idx(var) and uses_index(e, {var})]
+    if other or len(plain) > 1:
+        return False
+    return plain[0] if plain else None
+
+
+def _plain(idx: tuple[IndexExpr, ...], var: str) -> int | None:
+    """The one mode subscripted by plain ``var`` when no other subscript uses it, else None."""
+    q = _where(idx, var)
+    return None if q is None or q is False else q
+
+
+class _Nest:
+    """The ranges of a rectangular nest's variables."""
+
+    def __init__(self, loops: list[Loop]):
+        self.lo = {lp.var: lp.lo for lp in loops}
+        self.hi = {lp.var: lp.hi for lp in loops}
+
+    def strided(self, tensor: str, idx: tuple[IndexExpr, ...], along: list[tuple[int, str]]) -> Strided:
+        base = list(idx)
+        for q, v in along:
+            base[q] = self.lo[v]
+        return Strided(tensor, tuple(base), tuple(q for q, _ in along), tuple(self.hi[v] for _, v in along))
+
+
+def _dense(p: Program, tensor: str) -> bool:
+    t = p.tensor(tensor)
+    return t.format != "sparse" and t.dtype == "float64"
+
+
+def _unit(p: Program, x: Strided) -> bool:
+    """A vector, or a matrix with one mode of stride 1."""
+    return len(x.modes) == 1 or p.tensor(x.tensor).order - 1 in x.modes
+
+
+def _update(p: Program, s: Stmt) -> tuple[Elem, float, list[Read]] | None:
+    """``s`` as ``O[..] += alpha * X[..] * Y[..]`` over dense float64 tensors, O read by neither."""
+    if not isinstance(s, Assign) or s.op != "+" or not isinstance(s.target, Elem):
+        return None
+    got = _factors(s.value)
+    if got is None or len(got[1]) != 2:
+        return None
+    alpha, reads = got
+    names = [s.target.tensor, *(r.tensor for r in reads)]
+    if not all(_dense(p, t) for t in names) or s.target.tensor in names[1:]:
+        return None
+    return s.target, alpha, reads
+
+
+def match(p: Program, loops: list[Loop], s: Stmt, nest: Block) -> BlasCall | None:
+    """The BLAS call that does what ``loops`` around ``s`` do (``nest``: the statement it replaces), or None."""
+    vs = [lp.var for lp in loops]
+    if len(set(vs)) != len(vs) or any(lp.step != 1 or uses_index((lp.lo, lp.hi), set(vs)) for lp in loops):
+        return None
+    got = _update(p, s)
+    if got is None:
+        return None
+    out, alpha, (x, y) = got
+    at = {name: {v: _where(idx, v) for v in vs} for name, idx in (("o", out.idx), ("x", x.idx), ("y", y.idx))}
+    if any(q is False for where in at.values() for q in where.values()):
+        return None
+    uses = {name: {v for v, q in where.items() if q is not None} for name, where in at.items()}
+    if any(not (uses["o"] | uses["x"] | uses["y"]) >= {v} for v in vs):
+        return None
+    r = _Nest(loops)
+    call: BlasCall | None = None
+    if len(vs) == 2 and len(uses["o"]) == 1:
+        (row,) = uses["o"]
+        (s_,) = set(vs) - {row}
+        mat, vec = (x, y) if uses["x"] == {row, s_} else (y, x)
+        km, kv = ("x", "y") if mat is x else ("y", "x")
+        if uses[km] == {row, s_} and uses[kv] == {s_}:
+            call = BlasCall("gemv", alpha, r.strided(out.tensor, out.idx, [(at["o"][row], row)]),
+                            (r.strided(mat.tensor, mat.idx, [(at[km][row], row), (at[km][s_], s_)]),
+                             r.strided(vec.tensor, vec.idx, [(at[kv][s_], s_)])), nest)
+    elif len(vs) == 3 and len(uses["o"]) == 2:
+        (s_,) = set(vs) - uses["o"]
+        for first, second in (("x", "y"), ("y", "x")):
+            a, b = (x, y) if first == "x" else (y, x)
+            rows, cols = uses[first] - {s_}, uses[second] - {s_}
+            if len(rows) == len(cols) == 1 and uses[first] == rows | {s_} and uses[second] == cols | {s_} \
+                    and rows | cols == uses["o"]:
+                (row,), (col,) = rows, cols
+                call = BlasCall("gemm", alpha,
+                                r.strided(out.tensor, out.idx, [(at["o"][row], row), (at["o"][col], col)]),
+                                (r.strided(a.tensor, a.idx, [(at[first][row], row), (at[first][s_], s_)]),
+                                 r.strided(b.tensor, b.idx, [(at[second][s_], s_), (at[second][col], col)])), nest)
+                break
+    if call is None or not all(_unit(p, z) for z in (call.out, *call.args)):
+        return None
+    return call
+
+
+def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
+    """A diagonal tile and its diagonal (see the module's docstring) as one ``syrk``, or None."""
+    a, b = _chain(strict), _chain(face)
+    if a is None or b is None or len(a[1]) != 1 or len(b[1]) != 1 or len(a[0]) != 3 or len(b[0]) != 2:
+        return None
+    (li, lj, lk), (fi, fk) = a[0], b[0]
+    i, j, k = li.var, lj.var, lk.var
+    if (lj.lo, lj.hi) != (IPlus(Idx(i), 1), li.hi) or (fi.lo, fi.hi, fk.lo, fk.hi) != (li.lo, li.hi, lk.lo, lk.hi):
+        return None
+    if any(lp.step != 1 for lp in (li, lj, lk, fi, fk)) or uses_index((li.lo, li.hi, lk.lo, lk.hi), {i, j, k}):
+        return None
+    one, two = _update(p, a[1][0]), _update(p, b[1][0])
+    if one is None or two is None or one[1] != two[1]:
+        return None
+    out, alpha, (x, y) = one
+    if _where(x.idx, j) is not None:
+        x, y = y, x
+    pi, pk, oi, oj = _plain(x.idx, i), _plain(x.idx, k), _plain(out.idx, i), _plain(out.idx, j)
+    if x.tensor != y.tensor or None in (pi, pk, oi, oj) or _where(x.idx, j) is not None:
+        return None
+    if x.idx != tuple(Idx(i) if q == pi else e for q, e in enumerate(y.idx)) or y.idx[pi] != Idx(j) \
+            or _where(y.idx, i) is not None or uses_index(out.idx, {k}) \
+            or any(uses_index(e, {i, j, k}) for q, e in enumerate(x.idx) if q not in (pi, pk)) \
+            or any(uses_index(e, {i, j}) for q, e in enumerate(out.idx) if q not in (oi, oj)):
+        return None
+    # the diagonal: the same update with j = i, renamed to the face's variables
+    fout, _, freads = two
+    want_out = tuple(Idx(fi.var) if q in (oi, oj) else e for q, e in enumerate(out.idx))
+    want_x = tuple(Idx(fi.var) if q == pi else Idx(fk.var) if q == pk else e for q, e in enumerate(x.idx))
+    if (fout.tensor, fout.idx) != (out.tensor, want_out) or any((r.tensor, r.idx) != (x.tensor, want_x)
+                                                                for r in freads):
+        return None
+    r = _Nest([li, lk])
+    r.hi[j], r.lo[j] = li.hi, li.lo
+    call = BlasCall("syrk", alpha, r.strided(out.tensor, out.idx, [(oi, i), (oj, j)]),
+                    (r.strided(x.tensor, x.idx, [(pi, i), (pk, k)]),), Block((strict, face)))
+    return call if all(_unit(p, z) for z in (call.out, *call.args)) else None
+
+
+def _untiled(loop: Loop) -> list[Loop] | None:
+    """A tile loop ``for J in a..n step T`` around a perfect nest with one loop over ``J..min(J+T,n)``: that
+    nest with the loop over ``a..n`` instead (the tiles cover it once), else None."""
+    got = _chain(loop.body)
+    if loop.step == 1 or got is None:
+        return None
+    loops, _ = got
+    tile = IMin((IPlus(Idx(loop.var), loop.step), loop.hi))
+    over = [n for n, lp in enumerate(loops) if (lp.lo, lp.hi) == (Idx(loop.var), tile)]
+    if len(over) != 1 or any(uses_index((lp.lo, lp.hi), {loop.var}) for n, lp in enumerate(loops) if n != over[0]):
+        return None
+    return [dataclasses.replace(lp, lo=loop.lo, hi=loop.hi) if n == over[0] else lp for n, lp in enumerate(loops)]
+
+
+def _terms(stmts: list[Stmt]) -> list[Stmt]:
+    """Each ``t += a + b`` as ``t += a; t += b`` (the same sum, reassociated)."""
+    out: list[Stmt] = []
+    for st in stmts:
+        if isinstance(st, Assign) and st.op == "+" and isinstance(st.value, Add):
+            out += [Assign(st.target, "+", a) for a in st.value.args]
+        else:
+            out.append(st)
+    return out
+
+
+def _calls(p: Program, loops: list[Loop], stmts: list[Stmt], meaning) -> list[BlasCall] | None:
+    """One call per update (a sum split into its terms) of a nest whose every update matches, if splitting
+    them is valid (they only reduce into what they write and read nothing written: their order does not
+    matter); ``meaning(update)`` is the loop nest the call of that update stands for."""
+    if reductions(Block(tuple(stmts))) is None:
+        return None
+    calls = []
+    for st in _terms(stmts):
+        call = match(p, loops, st, Block((meaning(st),)))
+        if call is None:
+            return None
+        calls.append(call)
+    return calls
+
+
+def _rebuild(loops: list[Loop], body: Block) -> Loop:
+    for lp in reversed(loops):
+        body = Block((dataclasses.replace(lp, body=body),))
+    return body.body[0]
+
+
+def tile_calls(p: Program, s: Loop) -> list[BlasCall] | None:
+    """The calls that do what tile loop ``s`` does (``for J in a..n step T`` around a nest over the tile
+    ``J..min(J+T,n)``): one per update, over the tiles' whole range (its meaning: the tile loop around that
+    update alone); None if ``s`` is not such a loop or an update does not match.  (``tile`` asks this too:
+    it tiles only a triangle whose tiles become calls.)"""
+    flat = _untiled(s)
+    got = _chain(s.body)
+    if flat is None or got is None:
+        return None
+    inner, stmts = got
+
+    def tiles(st: Stmt) -> Loop:
+        return dataclasses.replace(s, body=Block((_rebuild(inner, Block((st,))),)))
+    return _calls(p, flat, stmts, tiles)
+
+
+def _stmt(p: Program, s: Stmt, calls: Counter) -> Stmt:
+    if isinstance(s, Loop):
+        made = tile_calls(p, s)
+        if made is not None:
+            calls.update(c.routine for c in made)
+            return made[0] if len(made) == 1 else Block(tuple(made))
+    got = _chain(s)
+    if got is not None:
+        loops, stmts = got
+        made = _calls(p, loops, stmts, lambda st: _rebuild(loops, Block((st,))))
+        if made is not None:
+            calls.update(c.routine for c in made)
+            return made[0] if len(made) == 1 and len(stmts) == 1 and _terms(stmts) == stmts else Block(tuple(made))
+    match s:
+        case Block():
+            return _block(p, s, calls)
+        case Loop():
+            return dataclasses.replace(s, body=_block(p, s.body, calls))
+        case _:
+            return s
+
+
+def _block(p: Program, b: Block, calls: Counter) -> Block:
+    out: list[Stmt] = []
+    k = 0
+    while k < len(b.body):
+        if k + 1 < len(b.body):
+            call = match_syrk(p, b.body[k], b.body[k + 1])
+            if call is not None:
+                calls["syrk"] += 1
+                out.append(call)
+                k += 2
+                continue
+        out.append(_stmt(p, b.body[k], calls))
+        k += 1
+    return Block(tuple(out), b.comment)
+
+
+def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
+    if p.dtype != "float64":
+        return p, f"not applied: {p.dtype} elements (BLAS calls are float64)"
+    calls: Counter = Counter()
+    body = _block(p, p.body, calls)
+    if not calls:
+        return p, "not applied: no dense nest is a matrix product, a matrix-vector product or a rank-k update"
+    what = ", ".join(f"{n} d{r}" for r, n in sorted(calls.items()))
+    return replace_body(p, body), f"{plural(sum(calls.values()), 'nest')} as BLAS calls ({what})"
+
+
+PASS = Pass("blas-calls", run, symmetry=False, requires=("tile",))

@@ -1,0 +1,162 @@
+"""``tile`` and ``blas-calls``: tiled stages and BLAS calls agree with the definition, in the interpreter and in C.
+
+* every example, float64 and int64 (where tiling does not apply), at tile sides 3 and 7 and sizes that
+  are below, at and not multiples of the tile, n = 0 and 1: every stage in the interpreter (the tiled
+  ones included) and the final stage in C;
+* BLAS calls of every shape and layout ``blas-calls`` makes — ``gemm`` with each operand and the
+  output as stored or transposed, inside a larger tensor at a fixed subscript, with a constant factor;
+  ``gemv`` both ways; ``syrk`` of tiles — each asserted to be a call (so the test fails if the pass
+  stops matching) and run in C against the definition;
+* the loop nest a call stands for, run by the C when a size passes BLAS's int (the limit lowered);
+* a missing BLAS says so.
+"""
+
+from __future__ import annotations
+
+import helpers
+import pytest
+from test_passes_support import assert_stages_agree, variant
+
+import systec_ref
+from systec_ref.emit import c as c_emit
+from systec_ref.emit import runtime
+from systec_ref.errors import ToolError
+from systec_ref.ir.nodes import BlasCall
+from systec_ref.term import nodes
+
+pytestmark = pytest.mark.usefixtures("private_c_cache")
+
+TILES = (3, 7)
+SIZES = (0, 1, 2, 4, 5, 8, 13)
+
+
+def _calls(k: systec_ref.Kernel) -> list[str]:
+    return sorted(n.routine for n in nodes(k.final.body) if isinstance(n, BlasCall))
+
+
+def _agrees_in_c(k: systec_ref.Kernel, inputs: dict, context: str) -> None:
+    want = k.definition(inputs).value
+    got = k.run(backend="c", check=False, **inputs)
+    a = systec_ref.agree(got, want, k.ast.output.dtype)
+    assert a.ok, f"{context}: C disagrees with the definition: {a.detail}"
+
+
+#: the float64 examples ``tile`` applies to: a strict triangle of a pair with a loop inside (SSYMV and SYPRD
+#: are straight-line: memory-bound, left to unroll-and-jam; SSYRK's triangle and diagonal are one dsyrk)
+TILED = {"syr2k", "mttkrp3", "mttkrp4", "mttkrp5", "coulomb"}
+
+#: the interpreter's limit of n per example (MTTKRP-5's stages take a minute at n=8); C runs every size
+INTERPRETED = {"mttkrp4": 5, "mttkrp5": 4, "coulomb": 5}
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.slow if p.stem == "mttkrp5" else ())
+                                  for p in helpers.EXAMPLES])
+def test_examples_tiled_every_stage_and_c(path, tile):
+    for dtype in ("float64", "int64"):
+        text = variant(path.read_text(encoding="utf-8"), dtype)
+        if text is None:
+            continue
+        k = systec_ref.compile(text, str(path), tile=tile)
+        tiled = next(s for s in k.stages if s.name == "tile").changed
+        assert tiled == (dtype == "float64" and path.stem in TILED), \
+            f"{path.stem} {dtype}: tile {'applied' if tiled else 'did not apply'}"
+        for n in SIZES:
+            inputs = k.random_inputs(helpers.sizes_for(k, n, 3), seed=n, density=0.6)
+            context = f"{path.stem} {dtype} tile={tile} n={n}"
+            if tiled and n <= INTERPRETED.get(path.stem, max(SIZES)):
+                assert_stages_agree(k, inputs, context)
+            _agrees_in_c(k, inputs, context)
+
+
+def test_matrix_kernels_call_blas():
+    # the tiles right of the diagonal: two products each; a diagonal tile's rows: two matrix-vector products
+    assert _calls(systec_ref.load("syr2k", tile=4)) == ["gemm", "gemm", "gemv", "gemv"]
+    # no tiles: each row of the triangle is two matrix-vector products
+    assert _calls(systec_ref.load("syr2k", tile=0)) == ["gemv", "gemv"]
+    # the whole strict triangle and its diagonal are one rank-k update, tiled or not
+    assert _calls(systec_ref.load("ssyrk", tile=4)) == ["syrk"]
+    assert _calls(systec_ref.load("ssyrk", tile=0)) == ["syrk"]
+    assert _calls(systec_ref.load("ssymv", tile=4)) == []  # straight-line triangles are not tiled
+    assert _calls(systec_ref.load("ssyrk", symmetry=False)) == ["gemm"]  # the whole square: one product
+    assert _calls(systec_ref.load("syr2k", symmetry=False)) == ["gemm", "gemm"]
+
+
+GEMM = "kernel k\nin A[{a}] \nin B[{b}]\nout C[{c}]\n{c_sub} += {scale}A[{a_sub}] * B[{b_sub}]\n"
+
+LAYOUTS = [
+    # (dims and subscripts of A, B, C): each operand as stored and transposed
+    ("n,m", "i,k", "m,r", "k,j", "n,r", "i,j", ""),
+    ("m,n", "k,i", "m,r", "k,j", "n,r", "i,j", ""),
+    ("n,m", "i,k", "r,m", "j,k", "n,r", "i,j", "2 * "),
+    ("m,n", "k,i", "r,m", "j,k", "r,n", "j,i", ""),
+    ("n,m", "i,k", "m,r", "k,j", "r,n", "j,i", "-0.5 * "),
+]
+
+
+@pytest.mark.parametrize("a, a_sub, b, b_sub, c, c_sub, scale", LAYOUTS)
+def test_gemm_layouts(a, a_sub, b, b_sub, c, c_sub, scale):
+    text = GEMM.format(a=a, b=b, c=c, scale=scale, a_sub=a_sub, b_sub=b_sub, c_sub=f"C[{c_sub}]")
+    k = systec_ref.compile(text)
+    assert _calls(k) == ["gemm"], text
+    for n, m, r in ((4, 3, 5), (1, 1, 1), (0, 2, 3), (5, 0, 2)):
+        inputs = k.random_inputs({"n": n, "m": m, "r": r}, seed=n + m + r)
+        _agrees_in_c(k, inputs, f"{text} n={n} m={m} r={r}")
+
+
+@pytest.mark.parametrize("text", [
+    "kernel k\nin A[n,m]\nin x[m]\nout y[n]\ny[i] += A[i,j] * x[j]\n",
+    "kernel k\nin A[m,n]\nin x[m]\nout y[n]\ny[i] += A[j,i] * x[j]\n",
+    "kernel k\nin A[n,m]\nin x[m]\nout y[n]\ny[i] += x[j] * 3 * A[i,j]\n",
+    # a gemm inside a 3-tensor, at the subscript l of an enclosing loop
+    "kernel k\nin A[r,n,m]\nin B[m,n]\nout C[r,n,n]\nC[l,i,j] += A[l,i,k] * B[k,j]\n",
+], ids=["gemv", "gemv-transposed", "gemv-scaled", "gemm-in-slab"])
+def test_gemv_and_slabs(text):
+    k = systec_ref.compile(text)
+    assert _calls(k) in (["gemv"], ["gemm"]), text
+    for n, m, r in ((4, 3, 2), (1, 1, 1), (0, 3, 2), (6, 5, 3)):
+        inputs = k.random_inputs({"n": n, "m": m, "r": r}, seed=n)
+        _agrees_in_c(k, inputs, f"{text} n={n} m={m} r={r}")
+
+
+def test_gemv_on_a_transposed_copy():
+    """With ``l`` outermost the nest over ``i, j`` would read ``A[:,:,l]``, along two modes neither of stride 1
+    (not a BLAS operand: the golden ``blas-calls/no-unit-stride`` shows the refusal); ``concordize`` copies A so
+    its reads follow the loop order, and the copy's slab is one."""
+    k = systec_ref.compile("kernel k\nin A[n,n,m]\nin x[n]\nout y[n,m]\norder l i j\ny[i,l] += A[i,j,l] * x[j]\n")
+    assert _calls(k) == ["gemv"]
+    for n, m in ((5, 3), (1, 4), (0, 2), (4, 0)):
+        inputs = k.random_inputs({"n": n, "m": m}, seed=n)
+        _agrees_in_c(k, inputs, f"transposed copy n={n} m={m}")
+
+
+@pytest.mark.parametrize("name", ["ssyrk", "syr2k"])
+def test_nest_runs_past_the_blas_int(monkeypatch, name):
+    """With the limit of BLAS's int lowered to 2, every call of a 5x5 problem runs the loops it stands for."""
+    monkeypatch.setattr(c_emit, "BLAS_INT_MAX", 2)
+    k = systec_ref.load(name, tile=2)
+    source = k.c_source()
+    assert "INT64_C(2)" in source and "the loops the call stands for" in source
+    for n in (3, 5, 9):
+        inputs = k.random_inputs(helpers.sizes_for(k, n, 3), seed=n)
+        _agrees_in_c(k, inputs, f"{name} n={n}, BLAS int limit 2")
+
+
+def test_missing_blas_is_a_tool_error(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setattr(runtime, "_BLAS", {})
+    monkeypatch.setitem(sys.modules, "scipy.linalg.cython_blas", types.ModuleType("scipy.linalg.cython_blas"))
+    import scipy.linalg
+
+    monkeypatch.setattr(scipy.linalg, "cython_blas", sys.modules["scipy.linalg.cython_blas"], raising=False)
+    k = systec_ref.load("ssyrk", tile=2)
+    inputs = k.random_inputs({"n": 5, "m": 3}, seed=0)
+    with pytest.raises(ToolError, match="no BLAS routine"):
+        k.run(backend="c", check=False, **inputs)
+
+
+def test_tile_option_is_checked():
+    with pytest.raises(systec_ref.SystecError, match="tile must be"):
+        systec_ref.load("ssymv", tile=-1)
