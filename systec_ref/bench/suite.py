@@ -190,7 +190,7 @@ def markdown(doc: dict) -> str:
             what = ", ".join(f"{k}={v}" for k, v in sorted(what.items()))
             mem = c.get("memory") or {}
             mem_text = (f"{mem['canonical bytes'] / 2**20:.1f} / {mem['full storage bytes'] / 2**20:.1f} MiB"
-                        if mem else "")
+                        if "canonical bytes" in mem and "full storage bytes" in mem else "")
             bad = "" if all(v["agrees"] for v in r.values()) else " **DISAGREES**"
             lines.append(f"| {c['kernel']}{bad} | {what} | {sym['median_s'] * 1e3:.3g} | {off['median_s'] * 1e3:.3g} "
                          f"| {off['ratio_to_symmetric']:.2f}x | {libs} | {mem_text} |")
