@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -326,25 +326,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 
-def _seed(text: str) -> int:
-    """A seed of numpy's generators: a non-negative integer (refused here, not deep inside numpy)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected a non-negative integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid seed {text}: expected a non-negative integer")
-    return value
+def _nonnegative(what: str, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: a non-negative integer, refused here with a one-line message (not deep inside numpy)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected a non-negative integer{hint}")
+        return value
+    return parse
 
-def _tile(text: str) -> int:
-    """A tile side: a non-negative integer (0: no tiling)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid tile {text!r}: expected a non-negative integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid tile {text}: expected a non-negative integer (0: no tiling)")
-    return value
+
+#: a seed of numpy's generators; a tile side (0: no tiling)
+_seed, _tile = _nonnegative("seed"), _nonnegative("tile", " (0: no tiling)")
 
 
 RUN_JSON_HELP = """\
