@@ -263,16 +263,18 @@ def ssyrk_split() -> Program:
 TILE2 = Options(tile=2)
 
 
-def syr2k_split() -> Program:
-    """Float SYR2K ``C[i,j] += A[i,k] * B[j,k] + B[i,k] * A[j,k]`` after ``split-diagonals``."""
+def syr2k_split(diagonal: str = "scaled") -> Program:
+    """Float SYR2K ``C[i,j] += A[i,k] * B[j,k] + B[i,k] * A[j,k]`` after ``split-diagonals``; its diagonal as
+    ``2.0 * A[i,k] * B[i,k]`` (not the strict update at j = i: no dsyr2k, tiles) or as that sum (one dsyr2k)."""
     ts = [tensor("A", "in", "n", "m", dtype="float64"), tensor("B", "in", "n", "m", dtype="float64"),
           tensor("C", "out", "n", "n", dtype="float64")]
     return program(
         "syr2k", ts,
         nest("strict part i < j", loop("i", 0, N, loop("j", "i+1", N, loop("k", 0, M, upd(el("C", "i", "j"), add(
             mul(rd("A", "i", "k"), rd("B", "j", "k")), mul(rd("A", "j", "k"), rd("B", "i", "k")))))))),
-        nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(
-            el("C", "i", "i"), mul(2.0, rd("A", "i", "k"), rd("B", "i", "k")))))),
+        nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(el("C", "i", "i"), mul(
+            2.0, rd("A", "i", "k"), rd("B", "i", "k")) if diagonal == "scaled" else add(
+            mul(rd("A", "i", "k"), rd("B", "i", "k")), mul(rd("A", "i", "k"), rd("B", "i", "k"))))))),
         permutable=PAIR, output_symmetry=((0, 1),))
 
 
@@ -682,6 +684,7 @@ CASES: list[Case] = [
     # blas-calls
     Case("blas-calls", "ssyrk-triangle-and-diagonal", ssyrk_split, {"n": 5, "m": 2}),
     Case("blas-calls", "syr2k-tiles", lambda: tiled(syr2k_split), {"n": 5, "m": 2}),
+    Case("blas-calls", "syr2k-triangle-and-diagonal", lambda: syr2k_split(diagonal="sum"), {"n": 5, "m": 2}),
     Case("blas-calls", "gemm-rectangle", gemm_rectangle, {"n": 3, "m": 2}),
     Case("blas-calls", "gemv-transposed", gemv_columns, {"n": 3, "m": 2}),
     Case("blas-calls", "no-unit-stride", gemv_no_unit_stride, {"n": 3, "m": 2}, applies=False),

@@ -42,9 +42,14 @@ def _agrees_in_c(k: systec_ref.Kernel, inputs: dict, context: str) -> None:
 
 
 #: the float64 examples ``tile`` applies to: a strict triangle of a pair with a loop inside whose tiles become
-#: BLAS calls (SSYMV and SYPRD are straight-line: memory-bound, left to unroll-and-jam; SSYRK's triangle and
-#: diagonal are one dsyrk; MTTKRP's and Coulomb's 2-variable faces would stay loop nests)
-TILED = {"syr2k"}
+#: BLAS calls (SSYMV and SYPRD are straight-line: memory-bound, left to unroll-and-jam; SSYRK's and SYR2K's
+#: triangles with their diagonals are one dsyrk / dsyr2k; MTTKRP's and Coulomb's 2-variable faces would stay
+#: loop nests): none of the examples; MIXED below is tiled
+TILED: set[str] = set()
+
+#: SYR2K plus SYRK: three products per point, not one BLAS routine over the triangle; its tiles are three dgemm
+MIXED = ("kernel mixed\nin A[n, m]\nin B[n, m]\nout C[n, n]\n"
+         "C[i, j] += A[i, k] * B[j, k] + B[i, k] * A[j, k] + A[i, k] * A[j, k]\n")
 
 #: the interpreter's limit of n per example; C runs every size
 INTERPRETED: dict[str, int] = {}
@@ -71,11 +76,23 @@ def test_examples_tiled_every_stage_and_c(path, tile):
             _agrees_in_c(k, inputs, context)
 
 
+@pytest.mark.parametrize("tile", [2, 3, 7])
+def test_tiles_become_products_every_stage_and_c(tile):
+    """MIXED in tiles: a row of tiles right of the diagonal is three dgemm, a row of a diagonal tile three dgemv."""
+    k = systec_ref.compile(MIXED, tile=tile)
+    assert _calls(k) == ["gemm"] * 3 + ["gemv"] * 3
+    for n in SIZES:
+        inputs = k.random_inputs({"n": n, "m": 3}, seed=n)
+        assert_stages_agree(k, inputs, f"mixed tile={tile} n={n}")
+        _agrees_in_c(k, inputs, f"mixed tile={tile} n={n}")
+
+
 def test_matrix_kernels_call_blas():
-    # the tiles right of the diagonal: two products each; a diagonal tile's rows: two matrix-vector products
-    assert _calls(systec_ref.load("syr2k", tile=4)) == ["gemm", "gemm", "gemv", "gemv"]
-    # no tiles: each row of the triangle is two matrix-vector products
-    assert _calls(systec_ref.load("syr2k", tile=0)) == ["gemv", "gemv"]
+    # the triangle with its diagonal is one rank-2k update, tiled or not
+    assert _calls(systec_ref.load("syr2k", tile=4)) == ["syr2k"]
+    assert _calls(systec_ref.load("syr2k", tile=0)) == ["syr2k"]
+    # no tiles: each row of MIXED's triangle is three matrix-vector products
+    assert _calls(systec_ref.compile(MIXED, tile=0)) == ["gemv"] * 3
     # the whole strict triangle and its diagonal are one rank-k update, tiled or not
     assert _calls(systec_ref.load("ssyrk", tile=4)) == ["syrk"]
     assert _calls(systec_ref.load("ssyrk", tile=0)) == ["syrk"]
@@ -132,11 +149,11 @@ def test_gemv_on_a_transposed_copy():
         _agrees_in_c(k, inputs, f"transposed copy n={n} m={m}")
 
 
-@pytest.mark.parametrize("name", ["ssyrk", "syr2k"])
+@pytest.mark.parametrize("name", ["ssyrk", "syr2k", "mixed"])
 def test_nest_runs_past_the_blas_int(monkeypatch, name):
     """With the limit of BLAS's int lowered to 2, every call of a 5x5 problem runs the loops it stands for."""
     monkeypatch.setattr(c_emit, "BLAS_INT_MAX", 2)
-    k = systec_ref.load(name, tile=2)
+    k = systec_ref.compile(MIXED, tile=2) if name == "mixed" else systec_ref.load(name, tile=2)
     source = k.c_source()
     assert "INT64_C(2)" in source and "the loops the call stands for" in source
     for n in (3, 5, 9):

@@ -140,26 +140,36 @@ assert c_opt.mults < c_base.mults and c_opt.reads["A"] < c_base.reads["A"]
 # ## Dense kernels at library speed: tiles and BLAS
 #
 # A plain loop nest runs at a fraction of the speed of a BLAS matrix product, so computing half of a
-# symmetric output is not enough to beat a library that computes all of it. SYR2K
-# (`C = A Bᵀ + B Aᵀ`, `examples/syr2k.ein`) shows the two passes that close the gap. `tile` cuts the
-# strict triangle `i < j` into tiles (here of 4, to print; the default is 128): the tiles right of the
-# diagonal are rectangles, only the diagonal tiles stay triangular.
+# symmetric output is not enough to beat a library that computes all of it. `blas-calls` recognizes
+# nests that *are* BLAS operations. SYR2K (`C = A Bᵀ + B Aᵀ`, `examples/syr2k.ein`): its strict
+# triangle and its diagonal together are one symmetric rank-2k update, one `dsyr2k` call. The call
+# keeps the loop nest it replaces as its meaning (printed under it): the interpreter runs that nest,
+# so every stage is still checked against the definition.
 
 # %%
-syr2k = systec_ref.load(ts.EXAMPLES / "syr2k.ein", tile=4)
-ts.show_pass(syr2k, "tile")
+syr2k = systec_ref.load(ts.EXAMPLES / "syr2k.ein")
+ts.show_pass(syr2k, "blas-calls", draw=False)
 
 # %% [markdown]
-# `blas-calls` then recognizes the nests that *are* matrix products: a row of tiles right of the
-# diagonal is two `dgemm` calls over the whole row (BLAS blocks for its cache itself), a row of a
-# diagonal tile two `dgemv`s. Each call keeps the loop nest it replaces as its meaning (printed
-# under it): the interpreter runs that nest, so every stage is still checked against the definition.
+# Add a third product, `A Aᵀ`, and no single BLAS routine computes the triangle. `tile` then cuts
+# the strict triangle `i < j` into tiles (here of 4, to print; the default is 128): the tiles right
+# of the diagonal are rectangles, only the diagonal tiles stay triangular ...
 
 # %%
-ts.show_pass(syr2k, "blas-calls")
-small = syr2k.random_inputs({"n": 10, "m": 3}, seed=1)
-assert systec_ref.check(syr2k, small).ok
-assert np.allclose(syr2k.run(backend="c", **small), small["A"] @ small["B"].T + small["B"] @ small["A"].T)
+mixed = systec_ref.compile("kernel mixed\nin A[n, m]\nin B[n, m]\nout C[n, n]\n"
+                           "C[i, j] += A[i, k] * B[j, k] + B[i, k] * A[j, k] + A[i, k] * A[j, k]\n", tile=4)
+ts.show_pass(mixed, "tile")
+
+# %% [markdown]
+# ... and `blas-calls` makes each row of tiles right of the diagonal three `dgemm` calls over the
+# whole row (BLAS blocks for its cache itself), and each row of a diagonal tile three `dgemv`s.
+
+# %%
+ts.show_pass(mixed, "blas-calls")
+small = mixed.random_inputs({"n": 10, "m": 3}, seed=1)
+assert systec_ref.check(mixed, small).ok
+A_, B_ = small["A"], small["B"]
+assert np.allclose(mixed.run(backend="c", **small), A_ @ B_.T + B_ @ A_.T + A_ @ A_.T)
 
 # %% [markdown]
 # The C is cached under `$SYSTEC_REF_CACHE` (default `~/.cache/systec_ref`), keyed by a hash of the

@@ -353,6 +353,15 @@ class _Emitter:
                 uplo = "U" if fo == "N" else "L"
                 call = (f'"{uplo}", "{fa}", &{{n}}, &{{k}}, &{{alpha}}, {self.address(a)}, &{{lda}}, '
                         f'&{{one}}, {self.address(out)}, &{{ldc}}')
+            case "syr2k":
+                a, b = args
+                fo, ldo = self.column_major(out)
+                (fa, lda), (_, ldb) = self.column_major(a), self.column_major(b)  # (both as stored, or both not)
+                ints = [("n", self.index(out.extent(0))), ("k", self.index(a.extent(1))), ("lda", lda), ("ldb", ldb),
+                        ("ldc", ldo)]
+                uplo = "U" if fo == "N" else "L"
+                call = (f'"{uplo}", "{fa}", &{{n}}, &{{k}}, &{{alpha}}, {self.address(a)}, &{{lda}}, '
+                        f'{self.address(b)}, &{{ldb}}, &{{one}}, {self.address(out)}, &{{ldc}}')
             case other:
                 raise unknown(other, "C emitter (BLAS routine)")
         name = {n: generated("b", n) for n, _ in ints}
@@ -881,6 +890,8 @@ _BLAS_PARAMS = {
             "const int *, const double *, double *, const int *",
     "syrk": "const char *, const char *, const int *, const int *, const double *, const double *, const int *, "
             "const double *, double *, const int *",
+    "syr2k": "const char *, const char *, const int *, const int *, const double *, const double *, const int *, "
+             "const double *, const int *, const double *, double *, const int *",
 }
 
 

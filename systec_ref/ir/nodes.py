@@ -309,7 +309,7 @@ class SparseMerge(Node):
 
 
 #: the BLAS routines a :class:`BlasCall` may name
-BLAS_ROUTINES = ("gemm", "gemv", "syrk")
+BLAS_ROUTINES = ("gemm", "gemv", "syrk", "syr2k")
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,8 @@ class BlasCall(Node):
     * ``gemm``: ``out`` (M x N) += ``alpha`` * ``args[0]`` (M x K) @ ``args[1]`` (K x N);
     * ``gemv``: ``out`` (M) += ``alpha`` * ``args[0]`` (M x N) @ ``args[1]`` (N);
     * ``syrk``: the elements ``(r, c)``, ``r <= c``, of ``out`` (M x M) += ``alpha`` * ``args[0] @ args[0]^T``
-      (``args[0]`` M x K); the others are left alone.
+      (``args[0]`` M x K); the others are left alone;
+    * ``syr2k``: the same with ``args[0] @ args[1]^T + args[1] @ args[0]^T`` (both M x K).
 
     The interpreter runs ``nest`` (so every stage is checked by the same definition); the C calls the
     routine, or runs ``nest`` when an extent or a leading dimension does not fit BLAS's 32-bit int.

@@ -161,6 +161,10 @@ def fmt_strided(s: Strided) -> str:
     return text + "^T" if len(s.modes) == 2 and s.modes[0] > s.modes[1] else text
 
 
+def _transposed(a: Strided) -> Strided:
+    return Strided(a.tensor, a.base, a.modes[::-1], a.ends[::-1])
+
+
 def fmt_blas(s: BlasCall) -> str:
     """``blas gemm: C[I:e,e:n] += A[I:e,0:m] @ A[e:n,0:m]^T``: the call in matrix notation."""
     scale = "" if s.alpha == 1 else f"{fmt_number(s.alpha)} * "
@@ -170,7 +174,12 @@ def fmt_blas(s: BlasCall) -> str:
             lhs = fmt_strided(s.out)
         case "syrk":
             a = s.args[0]
-            rhs = f"{scale}{fmt_strided(a)} @ {fmt_strided(Strided(a.tensor, a.base, a.modes[::-1], a.ends[::-1]))}"
+            rhs = f"{scale}{fmt_strided(a)} @ {fmt_strided(_transposed(a))}"
+            lhs = fmt_strided(s.out) + " upper"
+        case "syr2k":
+            a, b = s.args
+            rhs = (f"{scale}({fmt_strided(a)} @ {fmt_strided(_transposed(b))} + "
+                   f"{fmt_strided(b)} @ {fmt_strided(_transposed(a))})")
             lhs = fmt_strided(s.out) + " upper"
         case other:
             raise ValueError(f"unknown BLAS routine {other!r}")

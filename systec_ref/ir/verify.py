@@ -272,7 +272,7 @@ class _Verifier:
             case BlasCall(routine, _, out, args, nest):
                 if routine not in BLAS_ROUTINES:
                     raise self.fail(f"unknown BLAS routine '{routine}'", s)
-                shapes = {"gemm": (2, 2, 2), "gemv": (1, 2, 1), "syrk": (2, 2)}[routine]
+                shapes = {"gemm": (2, 2, 2), "gemv": (1, 2, 1), "syrk": (2, 2), "syr2k": (2, 2, 2)}[routine]
                 if (len(out.modes), *(len(a.modes) for a in args)) != shapes:
                     raise self.fail(f"{routine} of operands of orders {[len(x.modes) for x in (out, *args)]}", s)
                 for x in (out, *args):

@@ -11,8 +11,10 @@ nest), and:
 
 * ``gemm``: three variables, ``O`` indexed by ``r, c``, ``X`` by ``r, s``, ``Y`` by ``s, c``;
 * ``gemv``: two variables, ``O`` indexed by ``r``, one read by ``r, s``, the other by ``s``;
-* ``syrk``: a diagonal tile ``for i in a..b: for j in i+1..b: for k: O[i,j] += c * X[i,k] * X[j,k]``
-  followed by its diagonal ``for i in a..b: for k: O[i,i] += c * X[i,k] * X[i,k]``;
+* ``syrk``: a triangle (or a diagonal tile) ``for i in a..b: for j in i+1..b: for k: O[i,j] += c * X[i,k] *
+  X[j,k]`` followed by its diagonal ``for i in a..b: for k: O[i,i] += c * X[i,k] * X[i,k]``;
+* ``syr2k``: the same with ``O[i,j] += c * X[i,k] * Y[j,k] + c * X[j,k] * Y[i,k]`` (and its diagonal, the
+  same update at ``j = i``);
 
 and every matrix has one of its two modes the tensor's last (stride 1: BLAS reads it as it lies, or
 transposed).  The call's meaning is the nest (the interpreter runs it; so does the C when a size
@@ -51,7 +53,7 @@ import dataclasses
 from collections import Counter
 
 from ..ir.edit import replace_body
-from ..ir.index import uses_index
+from ..ir.index import rename_indices, uses_index
 from ..ir.nodes import (
     Add,
     Assign,
@@ -249,6 +251,60 @@ def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
     return call if all(_unit(p, z) for z in (call.out, *call.args)) else None
 
 
+def match_syr2k(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
+    """A triangle (or a diagonal tile) ``O[i,j] += c*X[i,k]*Y[j,k] + c*X[j,k]*Y[i,k]`` and its diagonal, the same
+    update at ``j = i``, as one ``syr2k``; or None."""
+    a, b = _chain(strict), _chain(face)
+    if a is None or b is None or len(a[1]) != 1 or len(b[1]) != 1 or len(a[0]) != 3 or len(b[0]) != 2:
+        return None
+    (li, lj, lk), (fi, fk) = a[0], b[0]
+    i, j, k = li.var, lj.var, lk.var
+    if (lj.lo, lj.hi) != (IPlus(Idx(i), 1), li.hi) or (fi.lo, fi.hi, fk.lo, fk.hi) != (li.lo, li.hi, lk.lo, lk.hi):
+        return None
+    if any(lp.step != 1 for lp in (li, lj, lk, fi, fk)) or uses_index((li.lo, li.hi, lk.lo, lk.hi), {i, j, k}):
+        return None
+    st = a[1][0]
+    if not (isinstance(st, Assign) and st.op == "+" and isinstance(st.target, Elem) and isinstance(st.value, Add)
+            and len(st.value.args) == 2):
+        return None
+    # the diagonal is the same update at j = i (in the face's own variables)
+    if rename_indices(b[1][0], {fi.var: i, fk.var: k}) != rename_indices(st, {j: i}):
+        return None
+    one, two = (_factors(t) for t in st.value.args)
+    if one is None or two is None or one[0] != two[0] or len(one[1]) != 2 or len(two[1]) != 2:
+        return None
+    alpha, out = one[0], st.target
+    x, y = one[1] if _where(one[1][0].idx, j) is None else one[1][::-1]
+    pi, pk, qj, qk = _plain(x.idx, i), _plain(x.idx, k), _plain(y.idx, j), _plain(y.idx, k)
+    oi, oj = _plain(out.idx, i), _plain(out.idx, j)
+    if None in (pi, pk, qj, qk, oi, oj) or x.tensor == y.tensor or _where(x.idx, j) is not None \
+            or _where(y.idx, i) is not None or uses_index(out.idx, {k}):
+        return None
+    swap = {i: j, j: i}
+    if sorted(map(repr, two[1])) != sorted(map(repr, (rename_indices(x, swap), rename_indices(y, swap)))):
+        return None
+    tensors = (out.tensor, x.tensor, y.tensor)
+    if not all(_dense(p, t) for t in tensors) or out.tensor in tensors[1:] \
+            or any(uses_index(e, {i, j, k}) for q, e in enumerate(x.idx) if q not in (pi, pk)) \
+            or any(uses_index(e, {i, j, k}) for q, e in enumerate(y.idx) if q not in (qj, qk)) \
+            or any(uses_index(e, {i, j}) for q, e in enumerate(out.idx) if q not in (oi, oj)):
+        return None
+    # BLAS reads both operands the same way (as stored, or both transposed)
+    if (pi == p.tensor(x.tensor).order - 1) != (qj == p.tensor(y.tensor).order - 1):
+        return None
+    r = _Nest([li, lk])
+    r.hi[j], r.lo[j] = li.hi, li.lo
+    call = BlasCall("syr2k", alpha, r.strided(out.tensor, out.idx, [(oi, i), (oj, j)]),
+                    (r.strided(x.tensor, x.idx, [(pi, i), (pk, k)]), r.strided(y.tensor, y.idx, [(qj, j), (qk, k)])),
+                    Block((strict, face)))
+    return call if all(_unit(p, z) for z in (call.out, *call.args)) else None
+
+
+def match_rank_update(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
+    """A triangle and its diagonal as one ``syrk`` or ``syr2k``, or None."""
+    return match_syrk(p, strict, face) or match_syr2k(p, strict, face)
+
+
 def _untiled(loop: Loop) -> list[Loop] | None:
     """A tile loop ``for J in a..n step T`` around a perfect nest with one loop over ``J..min(J+T,n)``: that
     nest with the loop over ``a..n`` instead (the tiles cover it once), else None."""
@@ -338,9 +394,9 @@ def _block(p: Program, b: Block, calls: Counter) -> Block:
     k = 0
     while k < len(b.body):
         if k + 1 < len(b.body):
-            call = match_syrk(p, b.body[k], b.body[k + 1])
+            call = match_rank_update(p, b.body[k], b.body[k + 1])
             if call is not None:
-                calls["syrk"] += 1
+                calls[call.routine] += 1
                 out.append(call)
                 k += 2
                 continue

@@ -137,8 +137,8 @@ def _tile_block(p: Program, b: Block, size: int, fresh, stats: list[int]) -> Blo
         face = _face(body[k + 1], outer) if k + 1 < len(body) else None
         if face is not None and not fusable(reductions(inner.body), reductions(face.body), inner.body, face.body):
             face = None
-        if face is not None and blas_calls.match_syrk(p, s, body[k + 1]) is not None:
-            out += [s, body[k + 1]]  # the triangle and its diagonal are one dsyrk, which blocks for its cache itself
+        if face is not None and blas_calls.match_rank_update(p, s, body[k + 1]) is not None:
+            out += [s, body[k + 1]]  # the triangle and its diagonal are one dsyrk/dsyr2k, which blocks for its cache
             k += 2
             continue
         ti, tj = fresh(f"_{outer.var}T"), fresh(f"_{inner.var}T")
@@ -180,7 +180,8 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     stats = [0]
     body = _tile_block(p, p.body, options.tile, fresh, stats)
     if not stats[0]:
-        return p, "not applied: no dense strict triangle for i in 0..n, j in i+1..n that only reduces into its outputs"
+        return p, ("not applied: no dense strict triangle of a pair whose tiles would be BLAS calls (a triangle "
+                   "that with its diagonal is one dsyrk or dsyr2k stays whole)")
     t = options.tile
     return replace_body(p, body), (f"{plural(stats[0], 'strict triangle')} in tiles of {t} x {t}: the diagonal "
                                    f"tiles keep the triangular loops, the others are rectangles")
