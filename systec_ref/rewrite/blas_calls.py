@@ -212,8 +212,10 @@ def match(p: Program, loops: list[Loop], s: Stmt, nest: Block) -> BlasCall | Non
     return call
 
 
-def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
-    """A diagonal tile and its diagonal (see the module's docstring) as one ``syrk``, or None."""
+def _triangle_and_diagonal(strict: Stmt, face: Stmt):
+    """``strict`` as ``for i in a..b: for j in i+1..b: for k in c..d`` around one update and ``face`` as ``for i
+    in a..b: for k in c..d`` around one (rectangular in k, step 1): ((the five loops), chain of strict, chain of
+    face); else None."""
     a, b = _chain(strict), _chain(face)
     if a is None or b is None or len(a[1]) != 1 or len(b[1]) != 1 or len(a[0]) != 3 or len(b[0]) != 2:
         return None
@@ -223,6 +225,16 @@ def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
         return None
     if any(lp.step != 1 for lp in (li, lj, lk, fi, fk)) or uses_index((li.lo, li.hi, lk.lo, lk.hi), {i, j, k}):
         return None
+    return (li, lj, lk, fi, fk), a, b
+
+
+def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
+    """A diagonal tile and its diagonal (see the module's docstring) as one ``syrk``, or None."""
+    got = _triangle_and_diagonal(strict, face)
+    if got is None:
+        return None
+    (li, lj, lk, fi, fk), a, b = got
+    i, j, k = li.var, lj.var, lk.var
     one, two = _update(p, a[1][0]), _update(p, b[1][0])
     if one is None or two is None or one[1] != two[1]:
         return None
@@ -254,15 +266,11 @@ def match_syrk(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
 def match_syr2k(p: Program, strict: Stmt, face: Stmt) -> BlasCall | None:
     """A triangle (or a diagonal tile) ``O[i,j] += c*X[i,k]*Y[j,k] + c*X[j,k]*Y[i,k]`` and its diagonal, the same
     update at ``j = i``, as one ``syr2k``; or None."""
-    a, b = _chain(strict), _chain(face)
-    if a is None or b is None or len(a[1]) != 1 or len(b[1]) != 1 or len(a[0]) != 3 or len(b[0]) != 2:
+    got = _triangle_and_diagonal(strict, face)
+    if got is None:
         return None
-    (li, lj, lk), (fi, fk) = a[0], b[0]
+    (li, lj, lk, fi, fk), a, b = got
     i, j, k = li.var, lj.var, lk.var
-    if (lj.lo, lj.hi) != (IPlus(Idx(i), 1), li.hi) or (fi.lo, fi.hi, fk.lo, fk.hi) != (li.lo, li.hi, lk.lo, lk.hi):
-        return None
-    if any(lp.step != 1 for lp in (li, lj, lk, fi, fk)) or uses_index((li.lo, li.hi, lk.lo, lk.hi), {i, j, k}):
-        return None
     st = a[1][0]
     if not (isinstance(st, Assign) and st.op == "+" and isinstance(st.target, Elem) and isinstance(st.value, Add)
             and len(st.value.args) == 2):
