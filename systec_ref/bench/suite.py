@@ -14,10 +14,16 @@ SUITES = ("dense", "sparse")
 
 
 def _limit_threads():
+    """One thread for every BLAS and OpenMP runtime of the process.  threadpoolctl limits the libraries loaded
+    when it is entered, so scipy's own OpenBLAS (behind ``scipy.linalg.blas`` and the ``cython_blas`` routines
+    our BLAS calls use, a different library from numpy's) is loaded first: imported lazily by a case, it ran
+    on every core."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency
         return contextlib.nullcontext()
+    import scipy.linalg.blas  # noqa: F401 - loads scipy's OpenBLAS before the limit
+    import scipy.linalg.cython_blas  # noqa: F401
     return threadpool_limits(1)
 
 
