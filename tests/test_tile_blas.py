@@ -138,6 +138,17 @@ def test_gemv_and_slabs(text):
         _agrees_in_c(k, inputs, f"{text} n={n} m={m} r={r}")
 
 
+@pytest.mark.parametrize("factor", ["0", "1e400", "-1e400 * 2"])
+def test_a_zero_or_infinite_factor_stays_a_loop(factor):
+    """BLAS skips a product scaled by 0, and scales a sum where the nest scales each product (inf * 0 is NaN
+    in the nest): such an update is not a BLAS call, and the C agrees with the definition on inf and NaN."""
+    k = systec_ref.compile(f"kernel k\nin A[n,m]\nin B[m,r]\nout C[n,r]\nC[i,j] += {factor} * A[i,k] * B[k,j]\n")
+    assert _calls(k) == []
+    inputs = k.random_inputs({"n": 3, "m": 4, "r": 2}, seed=2)
+    inputs["A"][0, 0], inputs["B"][1, 1] = float("inf"), 0.0
+    _agrees_in_c(k, inputs, f"factor {factor}")
+
+
 def test_gemv_on_a_transposed_copy():
     """With ``l`` outermost the nest over ``i, j`` would read ``A[:,:,l]``, along two modes neither of stride 1
     (not a BLAS operand: the golden ``blas-calls/no-unit-stride`` shows the refusal); ``concordize`` copies A so

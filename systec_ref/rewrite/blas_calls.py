@@ -50,6 +50,7 @@ After::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 
 from ..ir.edit import replace_body
@@ -102,7 +103,9 @@ def _flat(b: Block) -> list[Stmt]:
 
 
 def _factors(v) -> tuple[float, list[Read]] | None:
-    """``v`` as ``alpha * X * Y * ...`` (constants folded into ``alpha``), reads without run-time sorting."""
+    """``v`` as ``alpha * X * Y * ...`` (constants folded into ``alpha``), reads without run-time sorting; None
+    for a factor 0 or a non-finite one: BLAS skips the product when alpha is 0 (the nest would make NaN of an
+    infinite element), and ``inf * (a*b + c*d)`` is not ``inf*a*b + inf*c*d`` where one product is 0."""
     alpha, reads = 1.0, []
     for f in v.args if isinstance(v, Mul) else (v,):
         match f:
@@ -112,7 +115,7 @@ def _factors(v) -> tuple[float, list[Read]] | None:
                 reads.append(f)
             case _:
                 return None
-    return alpha, reads
+    return (alpha, reads) if math.isfinite(alpha) and alpha != 0 else None
 
 
 def _where(idx: tuple[IndexExpr, ...], var: str) -> int | None | bool:
