@@ -26,6 +26,7 @@ from .rewrite import pipeline
 from .rewrite.manager import Stage
 from .storage import for_program
 from .storage import formats as storage_formats
+from .storage.faces import symmetrize_index
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -187,8 +188,27 @@ class Kernel:
     # -- running ---------------------------------------------------------------
     def bind(self, tensors: dict[str, object], check: bool | str | float = True,
              only: frozenset[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """Validate inputs (see :func:`systec_ref.tensors.bind`); ``only``: verify the symmetry of these alone."""
-        return bind(self.ast, tensors, check, only)
+        """Validate inputs (see :func:`systec_ref.tensors.bind`); ``only``: verify the symmetry of these alone.
+
+        With ``check=False`` a symmetric input is taken as its canonical part (the rest is not looked at).
+        A kernel whose final stage reads more of a dense input than the canonical part of its declared
+        symmetry (``gemm-form`` keeps a part of the symmetry, whose products read whole rows) gets the
+        input with every entry replaced by its canonical one: a copy, made for those inputs only."""
+        arrays, dims = bind(self.ast, tensors, check, only)
+        if check is False:
+            for name, groups in self._read_beyond_canonical.items():
+                a = arrays[name]
+                if (only is None or name in only) and isinstance(a, np.ndarray) and a.size:
+                    arrays[name] = np.ascontiguousarray(a[symmetrize_index(a.shape, groups)])
+        return arrays, dims
+
+    @cached_property
+    def _read_beyond_canonical(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """The dense inputs the final stage declares less symmetric than the kernel does, with the kernel's
+        groups."""
+        final = {t.name: t for t in self.final.tensors}
+        return {d.name: d.symmetry for d in self.ast.inputs
+                if d.symmetry and d.format == "dense" and final[d.name].symmetry != d.symmetry}
 
     def interpret(self, tensors: dict[str, object], stage: str | Program | None = None,
                   check: bool = True) -> Result:
@@ -372,13 +392,14 @@ class Prepared:
 
 
 def compile(text: str, path: str = "<string>", *, symmetry: bool = True,  # noqa: A001 - the public name
-            faces: str = "split", tile: int = pipeline.DEFAULT_TILE) -> Kernel:
+            faces: str = "split", tile: int = pipeline.DEFAULT_TILE, blas: bool = True) -> Kernel:
     """Parse and check ``.ein`` source text (options: see :class:`~systec_ref.rewrite.pipeline.Options`;
-    ``tile``: the side of the tiles of a dense strict triangle, 0 for none)."""
-    return Kernel(parse(text, path), pipeline.Options(symmetry=symmetry, faces=faces, tile=tile))
+    ``tile``: the side of the tiles of a dense strict triangle, 0 for none; ``blas=False``: no BLAS calls)."""
+    return Kernel(parse(text, path), pipeline.Options(symmetry=symmetry, faces=faces, tile=tile, blas=blas))
 
 
-def load(path: str | Path, *, symmetry: bool = True, faces: str = "split", tile: int = pipeline.DEFAULT_TILE) -> Kernel:
+def load(path: str | Path, *, symmetry: bool = True, faces: str = "split", tile: int = pipeline.DEFAULT_TILE,
+         blas: bool = True) -> Kernel:
     """Read, parse and check a ``.ein`` file, or a bundled example by name (``"mttkrp3"``,
     ``"sparse/ssymv"``: :func:`systec_ref.bundled.names`).  A file that exists wins over a bundled name."""
     from . import bundled
@@ -386,7 +407,7 @@ def load(path: str | Path, *, symmetry: bool = True, faces: str = "split", tile:
     p = Path(path)
     if not p.exists() and bundled.is_bundled(str(path)):
         text, where = bundled.read(str(path))
-        return compile(text, where, symmetry=symmetry, faces=faces, tile=tile)
+        return compile(text, where, symmetry=symmetry, faces=faces, tile=tile, blas=blas)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -397,4 +418,4 @@ def load(path: str | Path, *, symmetry: bool = True, faces: str = "split", tile:
         raise SystecError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise SystecError(f"{p}: cannot read ({e.strerror})") from None
-    return compile(text, str(path), symmetry=symmetry, faces=faces, tile=tile)
+    return compile(text, str(path), symmetry=symmetry, faces=faces, tile=tile, blas=blas)

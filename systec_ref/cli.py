@@ -123,9 +123,10 @@ def _read_stdin() -> str:
 def _load(args: argparse.Namespace) -> api.Kernel:
     symmetry, faces = not getattr(args, "naive", False), getattr(args, "faces", "split")
     tile = getattr(args, "tile", api.pipeline.DEFAULT_TILE)
+    blas = not getattr(args, "no_blas", False)
     if args.kernel == STDIN:
-        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile)
-    return api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile)
+        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile, blas=blas)
+    return api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile, blas=blas)
 
 
 def _finite(x: float) -> float | None:
@@ -404,6 +405,8 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         sp.add_argument("--tile", type=_tile, default=api.pipeline.DEFAULT_TILE, metavar="T",
                         help=f"side of the tiles of a dense strict triangle (pass 'tile'; 0: no tiling; "
                              f"default {api.pipeline.DEFAULT_TILE})")
+        sp.add_argument("--no-blas", action="store_true",
+                        help="no BLAS calls: plain C loops (passes 'gemm-form' and 'blas-calls' change nothing)")
 
     def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
         sp.add_argument("--sparse-format", default=default, metavar="FORMAT",

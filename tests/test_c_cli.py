@@ -86,7 +86,8 @@ def test_emit_to_an_unwritable_place(cli, tmp_path):
 
 @pytest.mark.usefixtures("c_compiler")
 def test_run_with_the_c_backend(cli):
-    r = cli("run", "examples/mttkrp3.ein", "--size", "n=4,r=2", "--backend", "c")
+    # wide enough that no label wraps (the table fits the terminal, 80 columns when it is not one)
+    r = cli("run", "examples/mttkrp3.ein", "--size", "n=4,r=2", "--backend", "c", extra_env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr + r.stdout
     assert "C, final stage" in r.stdout and "C, baseline" in r.stdout
     assert "DISAGREE" not in r.stdout and "NO " not in r.stdout

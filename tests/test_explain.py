@@ -70,7 +70,7 @@ def test_malformed_kernel_is_located_exit_2(tmp_path: Path) -> None:
 def test_list_passes_and_selection() -> None:
     r = _cli("explain", "--list-passes")
     assert r.returncode == 0
-    assert r.stdout.split() == ["lower", "concordize", "identify-symmetry", "restrict-iteration",
+    assert r.stdout.split() == ["lower", "gemm-form", "concordize", "identify-symmetry", "restrict-iteration",
                                 "define-assignments", "normalize", "group-assignments", "replicate-output",
                                 "split-diagonals", "consolidate-blocks", "lookup-table", "sparse-iterate",
                                 "fuse-faces", "tile", "blas-calls", "hoist-reads", "workspace", "unroll-and-jam",
@@ -117,7 +117,7 @@ def test_without_graphviz_writes_dot_and_says_how(tmp_path: Path) -> None:
                             "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     # C compilation is not needed to explain; without cc the C text is still generated
     assert r.returncode == 0, r.stderr
-    assert (out / "08-split-diagonals.dot").exists()
+    assert (out / "09-split-diagonals.dot").exists()
     assert not list(out.glob("*.svg"))
     assert "apt-get install graphviz" in r.stderr
 

@@ -564,6 +564,20 @@ def ssymv_swept(fmt: str) -> Program:
 
 SSYMV_EIN = "kernel ssymv\nin A[n, n] symmetric int64\nin x[n] int64\nout y[n] int64\ny[i] += A[i, j] * x[j]\n"
 GEMTV_EIN = "kernel gemtv\nin A[m, n] int64\nin x[m] int64\nout y[n] int64\ny[i] += A[j, i] * x[j]\n"
+TTM_EIN = "kernel ttm\nin A[n, n, n] symmetric\nin B[n, r]\nout C[r, n, n]\nC[i, j, l] += A[k, j, l] * B[k, i]\n"
+MTTKRP3_EIN = ("kernel mttkrp3\nin A[n, n, n] symmetric\nin B[n, r]\nout C[n, r]\n"
+               "C[i, j] += A[i, k, l] * B[l, j] * B[k, j]\n")
+
+
+#: a set of four with two summed indices and two kept: the full set saves a factor 2 over either part
+TWO_TWO_EIN = "kernel two\nin A[n, n, n, n] symmetric\nin B[n, n]\nout C[n, n]\nC[i, j] += A[i, j, k, l] * B[k, l]\n"
+
+
+def lowered(text: str) -> Program:
+    """The naive nest of the kernel ``text``."""
+    return lower_pass.lower(parse(text))
+
+
 SPARSE_SSYRK_EIN = "kernel ssyrk\nin A[n, m] sparse int64\nout C[n, n] int64\nC[i, j] += A[i, k] * A[j, k]\n"
 WIDEST_EIN = ("kernel widest\nin A[n, n] int64\nin B[n, n] int64\nout C[n, n] int64\norder j k i\n"
               "C[i, k] max= A[i, j] * B[j, k]\n")
@@ -681,6 +695,14 @@ CASES: list[Case] = [
     Case("tile", "syr2k-with-diagonal", syr2k_split, {"n": 5, "m": 2}, options=TILE2),
     Case("tile", "int64", ssymv_split, {"n": 5}, applies=False, options=TILE2),
     Case("tile", "no-triangle", lambda: gemm_rectangle(), {"n": 3, "m": 2}, applies=False, options=TILE2),
+    # gemm-form
+    Case("gemm-form", "ttm", lambda: lowered(TTM_EIN), {"n": 3, "r": 2}),
+    Case("gemm-form", "mttkrp3", lambda: lowered(MTTKRP3_EIN), {"n": 3, "r": 2}),
+    Case("gemm-form", "two-summed-two-kept", lambda: lowered(TWO_TWO_EIN), {"n": 3}, applies=False),
+    Case("gemm-form", "order-line", lambda: lowered(TTM_EIN.replace("C[i", "order k i j l\nC[i")),
+         {"n": 3, "r": 2}, applies=False),
+    Case("gemm-form", "blas-off", lambda: lowered(TTM_EIN), {"n": 3, "r": 2}, applies=False,
+         options=Options(blas=False)),
     # blas-calls
     Case("blas-calls", "ssyrk-triangle-and-diagonal", ssyrk_split, {"n": 5, "m": 2}),
     Case("blas-calls", "syr2k-tiles", lambda: tiled(syr2k_split), {"n": 5, "m": 2}),
@@ -762,6 +784,16 @@ def random_arrays(p: Program, dims: dict[str, int], seed: int, density: float) -
     return out
 
 
+def also_symmetric(p: Program, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` made symmetric in ``p``'s groups too: a pass may declare a subgroup of an input's symmetry
+    (``gemm-form``), and the data is that of the input program (symmetric in the whole group)."""
+    out = dict(arrays)
+    for t in p.tensors:
+        if t.role == "in" and t.symmetry and out[t.name].size:
+            out[t.name] = np.ascontiguousarray(out[t.name][symmetrize_index(out[t.name].shape, t.symmetry)])
+    return out
+
+
 def interpret(p: Program, arrays: dict, dims: dict[str, int]):
     outs, counts = run_program(p, arrays, dims, for_program(p, arrays))
     return {t.name: outs[t.name] for t in p.tensors if t.role == "out"}, counts
@@ -776,6 +808,8 @@ def check_same_results(case: Case, src: Program | Kernel, out: Program) -> None:
     never_ran: set[int] | None = None
     for dims, seed, density, every in runs:
         arrays = random_arrays(out, dims, seed, density)
+        if isinstance(src, Program):
+            arrays = also_symmetric(src, arrays)
         got, got_counts = interpret(out, arrays, dims)
         if isinstance(src, Kernel):
             value, _ = run_definition(src, arrays, dims)

@@ -94,7 +94,7 @@ def _rearrangements(vars_: tuple[str, ...], ops: tuple[str, ...]) -> list[dict[s
 def test_each_pattern_block_holds_its_own_rearrangements(name):
     """define-assignments: the block under guard π holds exactly π's rearrangements of the statement
     (left-hand side included) — no update under another pattern's guard."""
-    kernel = systec_ref.load(helpers.example(name))
+    kernel = systec_ref.load(helpers.example(name), blas=False)
     (orig,) = main_assignments(kernel.stage("identify-symmetry").program)
     prog = kernel.stage("define-assignments").program
     (group,) = prog.facts.permutable
@@ -140,7 +140,7 @@ def test_every_symmetric_example_on_single_face_inputs(path, faces):
     """The same, for every other example with a symmetric input (int64 where the kernel allows it)."""
     text = path.read_text(encoding="utf-8")
     text = variant(text, "int64") or text
-    kernel = systec_ref.compile(text, str(path), faces=faces)
+    kernel = systec_ref.compile(text, str(path), faces=faces, blas=False)
     # order 5: n=3 already has the 11 faces with two or more equalities; all 16 at n=5 are checked
     # on the final stage below (every stage at n=5 is too slow for the interpreter)
     high = max(d.order for d in kernel.ast.inputs) >= 5
@@ -185,7 +185,7 @@ def _lookup_key(look: Lookup, env: dict[str, int]) -> int:
 
 @pytest.fixture(scope="module")
 def mttkrp5_compact():
-    return systec_ref.load(helpers.example("mttkrp5"), faces="compact")
+    return systec_ref.load(helpers.example("mttkrp5"), faces="compact", blas=False)
 
 
 def test_mttkrp5_lookup_keys_are_a_collision_free_bitmask(mttkrp5_compact):
@@ -241,7 +241,7 @@ def test_summing_primes_would_collide():
 def test_mttkrp5_final_stage_on_every_face(faces):
     """The table's entries (compact) and the 16 face nests (split), run: the final program on inputs
     living on one face at a time, at n=5 where all 16 faces have points."""
-    kernel = systec_ref.load(helpers.example("mttkrp5"), faces=faces)
+    kernel = systec_ref.load(helpers.example("mttkrp5"), faces=faces, blas=False)
     labels = []
     for label, inputs in face_inputs(kernel, 5, 2, seed=5):
         labels.append(label)
@@ -269,7 +269,7 @@ def test_compact_faces_with_a_replicated_output(order, rhs):
     text = (f"kernel rep\nin S[{', '.join(['n'] * order)}] symmetric\nin x[n]\nout Y[n, n]\n"
             f"Y[j, k] += {rhs}\n")
     assert set(idx) >= {"i", "j", "k", "l"}
-    kernel = systec_ref.compile(text, faces="compact")
+    kernel = systec_ref.compile(text, faces="compact", blas=False)
     assert kernel.stage("replicate-output").changed
     for n in (1, 2, 3):
         inputs = kernel.random_inputs({"n": n}, seed=n)

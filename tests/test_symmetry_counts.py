@@ -6,6 +6,10 @@ from n^k r to the canonical triangle's rearrangement-merged updates; SSYRK and
 SYPRD halve.  Output symmetry: SSYRK and TTM write only the canonical triangle
 of their output and mirror it.  Partial symmetry and kernels the passes only
 partly exploit must still agree with the definition, exactly for int64.
+
+Every kernel here is compiled with BLAS calls off (``blas=False``): the passes on the whole symmetric
+set.  With them on, ``gemm-form`` keeps a part of TTM's and MTTKRP's set, which reads more of A in
+matrix products for as many multiply-adds (``tests/test_tile_blas.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from systec_ref.term import nodes
 
 
 def test_ssymv_reads_each_canonical_element_of_A_once():
-    kernel = systec_ref.load(helpers.example("ssymv"))
+    kernel = systec_ref.load(helpers.example("ssymv"), blas=False)
     n = 50
     inputs = kernel.random_inputs({"n": n}, seed=3)
     res = kernel.interpret(inputs)
@@ -54,7 +58,7 @@ def test_ssymv_reads_each_canonical_element_of_A_once():
 
 @pytest.mark.parametrize("k", [3, 4, 5])
 def test_mttkrp_reads_each_canonical_element_of_A_once(k):
-    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"))
+    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"), blas=False)
     n, r = 8, 3
     inputs = kernel.random_inputs({"n": n, "r": r}, seed=k)
     res = kernel.interpret(inputs)
@@ -79,7 +83,7 @@ SYMMETRIC_EXAMPLES = [p for p in helpers.EXAMPLES if any(d.symmetry for d in sys
 @pytest.mark.parametrize("faces", ["split", "compact"])
 @pytest.mark.parametrize("path", SYMMETRIC_EXAMPLES, ids=lambda p: p.stem)
 def test_final_stage_reads_exactly_the_canonical_triangle(path, faces):
-    kernel = systec_ref.load(path, faces=faces)
+    kernel = systec_ref.load(path, faces=faces, blas=False)
     inputs = kernel.random_inputs(sizes(kernel, 6, 3), seed=1)
     counts = kernel.interpret(inputs).counts
     for d in kernel.ast.inputs:
@@ -113,7 +117,7 @@ def test_final_stage_never_looks_outside_the_canonical_triangle(path, dtype):
     check=False the final stage still computes the definition on the true, symmetric input."""
     text = variant(path.read_text(encoding="utf-8"), dtype)
     for faces in ("split", "compact"):
-        kernel = systec_ref.compile(text, str(path), faces=faces)
+        kernel = systec_ref.compile(text, str(path), faces=faces, blas=False)
         for n, r in ((1, 1), (2, 2), (4, 3)):
             true = kernel.random_inputs(sizes(kernel, n, r), seed=n, density=0.7)
             want = kernel.definition(true).value
@@ -132,7 +136,7 @@ def test_final_stage_never_looks_outside_the_canonical_triangle(path, dtype):
 
 @pytest.mark.parametrize("k", [3, 4, 5])
 def test_mttkrp_with_nan_outside_the_canonical_triangle(k):
-    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"))
+    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"), blas=False)
     true = kernel.random_inputs({"n": 5, "r": 3}, seed=11)
     bad = dict(true, A=poison(true["A"], (tuple(range(k)),), np.nan))
     got = kernel.interpret(bad, check=False).value
@@ -147,7 +151,7 @@ MTTKRP_WORK = {3: (3744, 6912), 4: (17472, 82944), 5: (65520, 995328)}  # (final
 
 @pytest.mark.parametrize("k", [3, 4, 5])
 def test_mttkrp_work_in_final_stage(k):
-    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"))
+    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"), blas=False)
     n, r = 12, 4
     inputs = kernel.random_inputs({"n": n, "r": r}, seed=0)
     counts = kernel.interpret(inputs).counts
@@ -167,13 +171,13 @@ def test_mttkrp_work_in_final_stage(k):
 
 @pytest.mark.parametrize("k", [3, 4])
 def test_mttkrp_work_in_naive_stage(k):
-    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"))
+    kernel = systec_ref.load(helpers.example(f"mttkrp{k}"), blas=False)
     counts = kernel.interpret(kernel.random_inputs({"n": 12, "r": 4}, seed=0), "lower").counts
     assert counts.work == MTTKRP_WORK[k][1] == 12**k * 4
 
 
 def test_mttkrp5_work_in_naive_stage_small():
-    kernel = systec_ref.load(helpers.example("mttkrp5"))
+    kernel = systec_ref.load(helpers.example("mttkrp5"), blas=False)
     n, r = 6, 2
     counts = kernel.interpret(kernel.random_inputs({"n": n, "r": r}, seed=0), "lower").counts
     assert counts.work == n**5 * r
@@ -181,13 +185,13 @@ def test_mttkrp5_work_in_naive_stage_small():
 
 @pytest.mark.slow
 def test_mttkrp5_work_in_naive_stage_n12():
-    kernel = systec_ref.load(helpers.example("mttkrp5"))
+    kernel = systec_ref.load(helpers.example("mttkrp5"), blas=False)
     counts = kernel.interpret(kernel.random_inputs({"n": 12, "r": 4}, seed=0), "lower").counts
     assert counts.work == MTTKRP_WORK[5][1]
 
 
 def test_ssyrk_work_halves():
-    kernel = systec_ref.load(helpers.example("ssyrk"))
+    kernel = systec_ref.load(helpers.example("ssyrk"), blas=False)
     n, m = 7, 5
     inputs = kernel.random_inputs({"n": n, "m": m}, seed=2)
     assert kernel.interpret(inputs).counts.work == n * (n + 1) // 2 * m
@@ -195,7 +199,7 @@ def test_ssyrk_work_halves():
 
 
 def test_syprd_work_halves():
-    kernel = systec_ref.load(helpers.example("syprd"))
+    kernel = systec_ref.load(helpers.example("syprd"), blas=False)
     n = 9
     inputs = kernel.random_inputs({"n": n}, seed=2)
     assert kernel.interpret(inputs).counts.work == n * (n + 1) // 2
@@ -204,7 +208,7 @@ def test_syprd_work_halves():
 
 @pytest.mark.parametrize("path", helpers.EXAMPLES, ids=lambda p: p.stem)
 def test_split_faces_never_do_more_work_than_naive(path):
-    kernel = systec_ref.load(path)
+    kernel = systec_ref.load(path, blas=False)
     inputs = kernel.random_inputs(sizes(kernel, 5, 2), seed=0)
     assert kernel.interpret(inputs).counts.work <= kernel.interpret(inputs, "lower").counts.work
 
@@ -219,7 +223,7 @@ def _without_mirror(p: Program) -> Program:
 
 
 def test_ssyrk_computes_the_upper_triangle_and_mirrors_it():
-    kernel = systec_ref.load(helpers.example("ssyrk"))
+    kernel = systec_ref.load(helpers.example("ssyrk"), blas=False)
     st = kernel.stage("replicate-output")
     assert st.changed and "C symmetric in modes (0,1)" in st.note and "mirror" in st.note
     assert "visible output symmetry of C" in kernel.stage("identify-symmetry").note
@@ -248,7 +252,7 @@ def test_ssyrk_computes_the_upper_triangle_and_mirrors_it():
 
 
 def test_ttm_output_symmetry_is_invisible_and_found_by_replicate_output():
-    kernel = systec_ref.load(helpers.example("ttm"))
+    kernel = systec_ref.load(helpers.example("ttm"), blas=False)
     ident = kernel.stage("identify-symmetry")
     assert "visible output symmetry" not in ident.note
     assert ident.program.facts.visible_output_symmetry == ()
@@ -272,7 +276,7 @@ def test_ttm_output_symmetry_is_invisible_and_found_by_replicate_output():
 
 
 def test_coulomb_reads_G_on_its_partial_canonical_triangle():
-    kernel = systec_ref.load(helpers.example("coulomb"))
+    kernel = systec_ref.load(helpers.example("coulomb"), blas=False)
     assert kernel.final.facts.permutable == (("i", "j"), ("k", "l"))
     n = 5
     inputs = kernel.random_inputs({"n": n}, seed=6)
@@ -303,7 +307,7 @@ def test_partial_and_fallback_kernels_agree(name, dtype):
     text = variant(FALLBACKS[name], dtype)
     assert text is not None
     for faces in ("split", "compact"):
-        kernel = systec_ref.compile(text, faces=faces)
+        kernel = systec_ref.compile(text, faces=faces, blas=False)
         for n, r in ((1, 1), (2, 2), (3, 2), (5, 3)):
             inputs = kernel.random_inputs(sizes(kernel, n, r), seed=n + r)
             assert_stages_agree(kernel, inputs, f"{name} {dtype} faces={faces} n={n}")
@@ -315,7 +319,7 @@ def test_partial_and_fallback_kernels_agree(name, dtype):
 
 
 def test_two_symmetric_inputs_use_one_and_read_the_other_canonically():
-    kernel = systec_ref.compile(FALLBACKS["two_symmetric"])
+    kernel = systec_ref.compile(FALLBACKS["two_symmetric"], blas=False)
     note = kernel.stage("identify-symmetry").note
     assert "input symmetry of A" in note and "input symmetry of B" in note
     assert len(kernel.final.facts.permutable) == 1

@@ -97,6 +97,17 @@ def test_matrix_kernels_call_blas():
     assert _calls(systec_ref.load("ssyrk", tile=4)) == ["syrk"]
     assert _calls(systec_ref.load("ssyrk", tile=0)) == ["syrk"]
     assert _calls(systec_ref.load("ssymv", tile=4)) == []  # straight-line triangles are not tiled
+    # gemm-form: TTM's triangle (j,l) outermost, each row one product and its diagonal entry one gemv; MTTKRP's
+    # summed indices outermost, the sum over the innermost of them one product with a scaled copy of B per
+    # nest (the strict one and the faces with a loop left over it); with BLAS off, or an order line, nothing
+    assert _calls(systec_ref.load("ttm")) == ["gemm", "gemv"]
+    assert _calls(systec_ref.load("mttkrp3")) == ["gemm"]
+    assert _calls(systec_ref.load("mttkrp4")) == ["gemm"] * 2
+    assert _calls(systec_ref.load("mttkrp5")) == ["gemm"] * 4
+    for name in ("ttm", "mttkrp3", "ssyrk", "syr2k"):
+        assert _calls(systec_ref.load(name, blas=False)) == []
+    ordered = (helpers.EXAMPLES_DIR / "ttm.ein").read_text().replace("C[i", "order k i j l\nC[i")
+    assert _calls(systec_ref.compile(ordered)) == []
     assert _calls(systec_ref.load("ssyrk", symmetry=False)) == ["gemm"]  # the whole square: one product
     assert _calls(systec_ref.load("syr2k", symmetry=False)) == ["gemm", "gemm"]
 
@@ -190,3 +201,47 @@ def test_missing_blas_is_a_tool_error(monkeypatch):
 def test_tile_option_is_checked():
     with pytest.raises(systec_ref.SystecError, match="tile must be"):
         systec_ref.load("ssymv", tile=-1)
+
+
+def test_blas_option_is_checked_and_reaches_the_cli(capsys):
+    from systec_ref.cli import main
+
+    with pytest.raises(systec_ref.SystecError, match="blas must be True or False"):
+        systec_ref.load("ttm", blas="no")
+    path = str(helpers.EXAMPLES_DIR / "mttkrp3.ein")
+    assert main(["emit", path, "--no-blas"]) == 0
+    out = capsys.readouterr().out
+    assert "dgemm" not in out and "for (" in out
+    assert main(["emit", path]) == 0
+    assert "sx_dgemm(" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["ttm", "mttkrp3", "mttkrp4", "mttkrp5"])
+def test_gemm_form_at_sizes_that_exercise_every_nest(name):
+    """The BLAS forms of TTM and MTTKRP against the definition in C, n past the largest symmetric set (every
+    face's nest runs) and not a multiple of anything, a rank of 1 and 0, and n = 0, 1; every stage in the
+    interpreter at a size that runs every nest."""
+    k = systec_ref.load(name)
+    assert _calls(k), f"{name}: no BLAS call"
+    largest = 23 if name in ("ttm", "mttkrp3") else 11  # (an order-5 tensor at n=23 holds 6.4M entries)
+    for n, r in ((0, 3), (1, 3), (2, 1), (7, 3), (9, 0), (largest, 5)):
+        inputs = k.random_inputs({"n": n, "r": r}, seed=n + r)
+        _agrees_in_c(k, inputs, f"{name} n={n} r={r}")
+    inputs = k.random_inputs({"n": 5, "r": 2}, seed=1)
+    assert_stages_agree(k, inputs, f"{name} n=5 r=2")
+
+
+@pytest.mark.parametrize("name", ["ttm", "mttkrp3", "mttkrp4", "mttkrp5"])
+def test_gemm_form_costs_no_more_multiplications_than_the_whole_set(name):
+    """The part of the symmetric set that gemm-form keeps does as many updates as the whole set (MTTKRP: the
+    same count; TTM: the same multiplications), give or take the scaled copies of B (n r per nest and outer
+    point): counted by the interpreter at n = 9, past every set."""
+    blas, whole = systec_ref.load(name), systec_ref.load(name, blas=False)
+    assert blas.stage("gemm-form").changed and not whole.stage("gemm-form").changed
+    inputs = blas.random_inputs({"n": 9, "r": 3}, seed=3)
+    got, want = blas.interpret(inputs).counts, whole.interpret(inputs).counts
+    assert got.mults <= want.mults + 2 * got.copies, (got.mults, want.mults, got.copies)
+    if name != "ttm":
+        assert got.updates == want.updates
+    base = blas.interpret(inputs, stage=blas.baseline[-1].program).counts
+    assert got.mults < base.mults / 1.5

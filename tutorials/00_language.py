@@ -153,8 +153,8 @@ ts.show(k, "lower", header=True)
 # %% [markdown]
 # ## concordize: reads that follow the loop order
 #
-# The first pass, `concordize`, makes every read of a **non-symmetric** input walk memory in loop
-# order. SSYMV needs nothing (its note above says so). SSYRK (`C = A Aᵀ`) with the loop order
+# The first pass that changes this kernel, `concordize`, makes every read of a **non-symmetric**
+# input walk memory in loop order. SSYMV needs nothing (its note above says so). SSYRK (`C = A Aᵀ`) with the loop order
 # `k j i` reads `A[i,k]` with its *first* subscript innermost; `concordize` makes a transposed copy
 # `A_T` that the program itself builds, so the copy is part of what the interpreter checks and of
 # the C. (A symmetric tensor is never copied: tutorial 1 shows that its subscripts get sorted

@@ -389,8 +389,11 @@ class Facts:
     """
 
     #: ``lower``: the loop order, outermost first (``"k i j l"``; ``""`` for a kernel without loops,
-    #: which is still printed); None before ``lower``
+    #: which is still printed); None before ``lower``.  ``gemm-form``, which reorders the naive nest,
+    #: updates it (the one fact two passes write: it describes the nest, not a pass's finding)
     loop_order: str | None = None
+    #: ``lower``: the loop order is the kernel's ``order`` line (later passes keep it)
+    loop_order_given: bool = False
     #: ``identify-symmetry``: the sets of loop variables whose values may be permuted freely
     permutable: tuple[tuple[str, ...], ...] = ()
     #: ``identify-symmetry``: why each set was (or was not) chosen, in words
@@ -426,7 +429,8 @@ class Facts:
 
 
 FACT_LABELS = {
-    "loop_order": "loop order", "permutable": "permutable", "symmetry": "symmetry",
+    "loop_order": "loop order", "loop_order_given": "loop order given", "permutable": "permutable",
+    "symmetry": "symmetry",
     "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
     "sparse_storage": "sparse storage", "sparse_format": "sparse format", "sparse_copies": "sparse copies",
     "tensor_formats": "storage formats",

@@ -55,6 +55,7 @@ from collections import Counter
 
 from ..ir.edit import replace_body
 from ..ir.index import rename_indices, uses_index
+from ..ir.names import namer
 from ..ir.nodes import (
     Add,
     Assign,
@@ -72,6 +73,7 @@ from ..ir.nodes import (
     Read,
     Stmt,
     Strided,
+    TensorInfo,
 )
 from .combinators import plural
 from .fuse_faces import reductions
@@ -378,53 +380,145 @@ def tile_calls(p: Program, s: Loop) -> list[BlasCall] | None:
     return _calls(p, flat, stmts, tiles)
 
 
-def _stmt(p: Program, s: Stmt, calls: Counter) -> Stmt:
+class _Made:
+    """What the pass made so far: calls by routine, and the scaled copies (temporaries) it introduced."""
+
+    def __init__(self, p: Program):
+        self.calls: Counter = Counter()
+        self.copies: list[TensorInfo] = []
+        self.p = p
+
+    def name(self, tensor: str) -> str:
+        """A fresh name for a scaled copy of ``tensor``: ``B_S0``, ``B_S1``, ..."""
+        return namer(dataclasses.replace(self.p, tensors=(*self.p.tensors, *self.copies)), f"{tensor}_S")()
+
+
+def _scaled(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> Block | None:
+    """A nest of three loops around ``O[..] += alpha * X * Y * F * ...`` where ``X``, ``Y`` make a matrix
+    product over the summed variable ``s`` and the other factors ``F`` use no variable of the nest but
+    ``Y``'s other one, ``c`` (MTTKRP's ``B[k,j]`` under ``for l: for i: for j``): the sum over ``s`` of
+    ``X * Y * F`` is ``F`` times that of ``X * Y``, so ``Y`` scaled by ``F`` is copied, ``W[s,c] = Y * F``
+    (a nest of its own: counted, run by the interpreter), and the product with ``X`` is one ``gemm``."""
+    if len(loops) != 3 or len(stmts) != 1:
+        return None
+    st = stmts[0]
+    if not (isinstance(st, Assign) and st.op == "+" and isinstance(st.target, Elem)):
+        return None
+    got = _factors(st.value)
+    if got is None or len(got[1]) < 3:
+        return None
+    alpha, reads = got
+    vs = [lp.var for lp in loops]
+    summed = [v for v in vs if _where(st.target.idx, v) is None]
+    if len(summed) != 1 or any(r.tensor == st.target.tensor or not _dense(p, r.tensor) for r in reads):
+        return None
+    (s_,) = summed
+    using = [r for r in reads if uses_index(r.idx, {s_})]
+    if len(using) != 2:
+        return None
+    rest = [r for r in reads if not uses_index(r.idx, {s_})]
+    r = _Nest(loops)
+    for y in using:
+        x = using[0] if y is using[1] else using[1]
+        cols = [v for v in vs if v != s_ and _where(y.idx, v) is not None]
+        if len(cols) != 1 or any(uses_index(f.idx, set(vs) - set(cols)) for f in rest):
+            continue
+        (c,) = cols
+        qs, qc = _plain(y.idx, s_), _plain(y.idx, c)
+        if qs is None or qc is None:
+            continue
+        yt = p.tensor(y.tensor)
+        w = TensorInfo(made.name(y.tensor), "temp", (yt.dims[qs], yt.dims[qc]), dtype="float64", init=None)
+        wp = dataclasses.replace(p, tensors=(*p.tensors, *made.copies, w))
+        product = Assign(st.target, "+", Mul((Const(alpha), x, Read(w.name, (Idx(s_), Idx(c))))))
+        call = match(wp, loops, product, Block((_rebuild(loops, Block((product,))),)))
+        if call is None:
+            continue
+        copy = Loop(s_, r.lo[s_], r.hi[s_], Block((Loop(c, r.lo[c], r.hi[c], Block((
+            Assign(Elem(w.name, (Idx(s_), Idx(c))), "=", Mul((y, *rest))),))),)))
+        made.copies.append(w)
+        made.calls[call.routine] += 1
+        return Block((Block((copy,), f"{y.tensor} scaled by the factors outside the sum over {s_} "
+                                     f"(blas-calls)"), call))
+    return None
+
+
+def _comments(s: Stmt) -> str:
+    """The comments of the blocks along the chain of ``s`` (``split-diagonals``' face, ``define-assignments``'
+    pattern): kept on what replaces the chain."""
+    found: list[str] = []
+    while isinstance(s, (Block, Loop)):
+        b = s if isinstance(s, Block) else s.body
+        if b.comment:
+            found.append(b.comment)
+        if len(b.body) != 1:
+            break
+        s = b.body[0]
+    return "; ".join(dict.fromkeys(found))
+
+
+def _keep_comments(s: Stmt, new: Stmt) -> Stmt:
+    text = _comments(s)
+    return Block((new,), text) if text else new
+
+
+def _stmt(p: Program, s: Stmt, made: _Made) -> Stmt:
     if isinstance(s, Loop):
-        made = tile_calls(p, s)
-        if made is not None:
-            calls.update(c.routine for c in made)
-            return made[0] if len(made) == 1 else Block(tuple(made))
+        calls = tile_calls(p, s)
+        if calls is not None:
+            made.calls.update(c.routine for c in calls)
+            return calls[0] if len(calls) == 1 else Block(tuple(calls))
     got = _chain(s)
     if got is not None:
         loops, stmts = got
-        made = _calls(p, loops, stmts, lambda st: _rebuild(loops, Block((st,))))
-        if made is not None:
-            calls.update(c.routine for c in made)
-            return made[0] if len(made) == 1 and len(stmts) == 1 and _terms(stmts) == stmts else Block(tuple(made))
+        calls = _calls(p, loops, stmts, lambda st: _rebuild(loops, Block((st,))))
+        if calls is not None:
+            made.calls.update(c.routine for c in calls)
+            one = len(calls) == 1 and len(stmts) == 1 and _terms(stmts) == stmts
+            return _keep_comments(s, calls[0] if one else Block(tuple(calls)))
+        scaled = _scaled(p, loops, stmts, made)
+        if scaled is not None:
+            return _keep_comments(s, scaled)
     match s:
         case Block():
-            return _block(p, s, calls)
+            return _block(p, s, made)
         case Loop():
-            return dataclasses.replace(s, body=_block(p, s.body, calls))
+            return dataclasses.replace(s, body=_block(p, s.body, made))
         case _:
             return s
 
 
-def _block(p: Program, b: Block, calls: Counter) -> Block:
+def _block(p: Program, b: Block, made: _Made) -> Block:
     out: list[Stmt] = []
     k = 0
     while k < len(b.body):
         if k + 1 < len(b.body):
             call = match_rank_update(p, b.body[k], b.body[k + 1])
             if call is not None:
-                calls[call.routine] += 1
+                made.calls[call.routine] += 1
                 out.append(call)
                 k += 2
                 continue
-        out.append(_stmt(p, b.body[k], calls))
+        out.append(_stmt(p, b.body[k], made))
         k += 1
     return Block(tuple(out), b.comment)
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
+    if not options.blas:
+        return p, "not applied: BLAS calls are off (blas=False)"
     if p.dtype != "float64":
         return p, f"not applied: {p.dtype} elements (BLAS calls are float64)"
-    calls: Counter = Counter()
-    body = _block(p, p.body, calls)
-    if not calls:
+    made = _Made(p)
+    body = _block(p, p.body, made)
+    if not made.calls:
         return p, "not applied: no dense nest is a matrix product, a matrix-vector product or a rank-k update"
-    what = ", ".join(f"{n} d{r}" for r, n in sorted(calls.items()))
-    return replace_body(p, body), f"{plural(sum(calls.values()), 'nest')} as BLAS calls ({what})"
+    what = ", ".join(f"{n} d{r}" for r, n in sorted(made.calls.items()))
+    note = f"{plural(sum(made.calls.values()), 'nest')} as BLAS calls ({what})"
+    if made.copies:
+        note += f"; {plural(len(made.copies), 'scaled copy', 'scaled copies')} of an operand"
+    new = replace_body(dataclasses.replace(p, tensors=(*p.tensors, *made.copies)), body)
+    return new, note
 
 
 PASS = Pass("blas-calls", run, symmetry=False, requires=("tile",))

@@ -180,4 +180,5 @@ def lower(k: A.Kernel) -> Program:
                                 lower_expr(k.rhs, k.output.dtype)),))
     for var in reversed(order):
         body = Block((Loop(var, IConst(0), dim_expr(dims[var]), body),))
-    return Program(k.name, tuple(tensors), body, red, Facts(loop_order=" ".join(order)))
+    return Program(k.name, tuple(tensors), body, red, Facts(loop_order=" ".join(order),
+                                                                  loop_order_given=bool(k.order)))

@@ -43,7 +43,9 @@ class Options:
       ``lookup-table`` can shrink the code;
     * ``sparse_format`` names how ``sparse-iterate`` expects sparse inputs to be stored (default:
       CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor;
-    * ``tile``: the side of the tiles ``tile`` cuts a dense strict triangle into (0: no tiling).
+    * ``tile``: the side of the tiles ``tile`` cuts a dense strict triangle into (0: no tiling);
+    * ``blas=False``: no BLAS calls (``gemm-form`` and ``blas-calls`` change nothing): plain C loops only,
+      no need for scipy's BLAS at run time.
     """
 
     symmetry: bool = True
@@ -55,12 +57,16 @@ class Options:
     tensor_formats: tuple[tuple[str, str], ...] = ()
     #: the side of a tile of a dense strict triangle (``tile``); 0 turns tiling off
     tile: int = DEFAULT_TILE
+    #: dense nests that are BLAS operations become calls (``blas-calls``), prepared by ``gemm-form``
+    blas: bool = True
 
     def __post_init__(self) -> None:
         if self.faces not in FACES:
             raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
         if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 0:
             raise SystecError(f"tile must be a whole number >= 0 (0: no tiling), not {self.tile!r}")
+        if not isinstance(self.blas, bool):
+            raise SystecError(f"blas must be True or False, not {self.blas!r}")
         formats.get(self.sparse_format)  # an unknown format is refused here, by name
         for _, name in self.tensor_formats:
             formats.get(name)

@@ -9,6 +9,7 @@ from . import (
     consolidate_blocks,
     define_assignments,
     fuse_faces,
+    gemm_form,
     group_assignments,
     hoist_reads,
     identify_symmetry,
@@ -31,6 +32,7 @@ __all__ = ["BY_NAME", "DEFAULT_TILE", "FACES", "NON_SYMMETRY", "PASSES", "Option
 
 #: the passes after ``lower``, in pipeline order
 PASSES: list[Pass] = [
+    gemm_form.PASS,
     concordize.PASS,
     identify_symmetry.PASS,
     restrict_iteration.PASS,

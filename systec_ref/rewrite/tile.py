@@ -166,6 +166,8 @@ def _inside(p: Program, s: Stmt, size: int, fresh, stats: list[int]) -> Stmt:
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     if options.tile <= 0:
         return p, "not applied: tiling is off (tile=0)"
+    if not options.blas:
+        return p, "not applied: BLAS calls are off (blas=False), and tiles serve them"
     if p.dtype != "float64":
         return p, f"not applied: {p.dtype} elements (tiles serve BLAS calls, which are float64)"
     used = used_names(p)
