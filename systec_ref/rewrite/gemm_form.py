@@ -26,7 +26,9 @@ alone leaves a plain nest, and this pass orders its loops so that the inner ones
 
 **What.** For a dense float64 ``+=`` kernel with one symmetric input of one symmetric set of three or
 more modes, read once, with plain, distinct subscripts in the set, where ``c = 1`` (and the output
-part is a pair: ``s = 3``, the triangle ``tile`` handles) or ``s - c = 1``: the input's subscripts
+part is a pair: ``s = 3``, the triangle ``tile`` handles) or ``s - c = 1``, and whose update is a product
+that swapping two indices of the kept part leaves the same (the other factors do not tell them apart:
+otherwise the part is not a symmetry of the kernel and the count above does not hold): the input's subscripts
 within the set are reordered to the new loop order (the input is symmetric there: the same value;
 the innermost walks the last mode), its symmetry is declared on the kept part only (still true of the
 data) and the loops are reordered: the kept part outermost, then the others as ``lower`` had them.
@@ -59,10 +61,12 @@ triangle ``j <= l``, and ``blas-calls`` turns each row ``j`` of it into one GEMM
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..ir.nodes import Assign, Block, Elem, Idx, Loop, Program, Read, Value
+from ..ir.index import rename_indices
+from ..ir.nodes import Assign, Block, Const, Elem, Idx, Loop, Mul, Program, Read, Value
 from ..term import nodes, postwalk
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
@@ -136,8 +140,37 @@ def _plan(p: Program, options: Options) -> _Plan | str:
     else:
         return (f"{c} of the {s} indices of {read.tensor}'s set are summed over: the full set saves multiply-adds "
                 f"(this pass needs one summed, with a pair left, or one left)")
+    if not _interchangeable(update.value, kept, read.tensor, group):
+        return (f"the other factors tell ({','.join(kept)}) apart: the part's symmetry would not hold for the "
+                f"whole product")
     order = kept + tuple(lp.var for lp in loops if lp.var not in kept)
     return _Plan(read.tensor, group, kept, order, why)
+
+
+def _interchangeable(value: Value, kept: tuple[str, ...], tensor: str, group: tuple[int, ...]) -> bool:
+    """Is the product ``value`` the same after swapping any two of the ``kept`` indices (``tensor``'s read
+    compared with its subscripts in ``group`` as a set)?  Then the part is a permutable set of the
+    kernel as the counting argument assumes (TTM's ``B[k,i]`` does not use ``j`` or ``l``; MTTKRP's
+    ``B[l,j] * B[k,j]`` is one tensor at both summed indices).  A product of reads and constants only."""
+    def flat(v: Value) -> list[Value]:
+        return [g for a in v.args for g in flat(a)] if isinstance(v, Mul) else [v]
+
+    factors = flat(value)
+    if not all(isinstance(f, (Read, Const)) for f in factors):
+        return False
+
+    def key(fs) -> list[str]:
+        out = []
+        for f in fs:
+            if isinstance(f, Read) and f.tensor == tensor:
+                inside = sorted(repr(f.idx[q]) for q in group)
+                f = (f.tensor, tuple(x for q, x in enumerate(f.idx) if q not in group), tuple(inside))
+            out.append(repr(f))
+        return sorted(out)
+
+    want = key(factors)
+    return all(key(rename_indices(f, {a: b, b: a}) for f in factors) == want
+               for a, b in itertools.combinations(kept, 2))
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
