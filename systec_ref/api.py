@@ -26,7 +26,7 @@ from .rewrite import pipeline
 from .rewrite.manager import Stage
 from .storage import for_program
 from .storage import formats as storage_formats
-from .storage.faces import symmetrize_index
+from .storage.faces import is_exactly_symmetric, symmetrize_index
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -192,13 +192,16 @@ class Kernel:
 
         With ``check=False`` a symmetric input is taken as its canonical part (the rest is not looked at).
         A kernel whose final stage reads more of a dense input than the canonical part of its declared
-        symmetry (``gemm-form`` keeps a part of the symmetry, whose products read whole rows) gets the
-        input with every entry replaced by its canonical one: a copy, made for those inputs only."""
+        symmetry (``gemm-form`` keeps a part of the symmetry, whose products read whole rows) looks at
+        the rest after all: one bitwise comparison per transposition of the group (no copy when it is
+        symmetric, the usual case); otherwise the input is replaced by a copy holding the canonical entry
+        everywhere (an index sort over the whole tensor: slower and larger than the check)."""
         arrays, dims = bind(self.ast, tensors, check, only)
         if check is False:
             for name, groups in self._read_beyond_canonical.items():
                 a = arrays[name]
-                if (only is None or name in only) and isinstance(a, np.ndarray) and a.size:
+                if (only is None or name in only) and isinstance(a, np.ndarray) and a.size \
+                        and not is_exactly_symmetric(a, groups):
                     arrays[name] = np.ascontiguousarray(a[symmetrize_index(a.shape, groups)])
         return arrays, dims
 
@@ -238,7 +241,9 @@ class Kernel:
         ``True`` within a relative tolerance for floats (``systec_ref.storage.faces.SYMMETRY_RTOL``,
         1e-12; the canonical entries are then used), ``"exact"`` bitwise, a number as the tolerance,
         ``False`` not at all (the optimized stages then read only the canonical triangle of what
-        they are given; the naive nest and the definition read every entry).  ``out=`` is an array
+        they are given; the naive nest and the definition read every entry — except for an input the
+        final stage reads beyond its canonical part, ``gemm-form``'s, which every stage then gets
+        canonicalized when it is not exactly symmetric: see :meth:`bind`).  ``out=`` is an array
         the result is written into (and returned).  ``sparse_format`` says how sparse inputs are handed
         to the kernel: ``None``/``"auto"`` chosen from their data (32-bit indices where they fit, dense
         levels where nearly full: :mod:`systec_ref.storage.choose`), a format name (``"csf"``: 64-bit,

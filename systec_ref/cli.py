@@ -406,7 +406,8 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
                         help=f"side of the tiles of a dense strict triangle (pass 'tile'; 0: no tiling; "
                              f"default {api.pipeline.DEFAULT_TILE})")
         sp.add_argument("--no-blas", action="store_true",
-                        help="no BLAS calls: plain C loops (passes 'gemm-form' and 'blas-calls' change nothing)")
+                        help="no BLAS calls: plain C loops (passes 'gemm-form', 'tile' and 'blas-calls' change "
+                             "nothing)")
 
     def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
         sp.add_argument("--sparse-format", default=default, metavar="FORMAT",

@@ -173,7 +173,7 @@ def test_comments_of_specific_passes():
     whole_set = systec_ref.load(helpers.example("mttkrp5"), faces="compact", blas=False)  # gemm-form keeps 4 of 5
     assert "lookup-table" in comments(whole_set.c_source())
     assert "faces: compact" in comments(kernel("mttkrp5", "compact").c_source())
-    assert "scaled by the factors outside the sum over" in comments(kernel("mttkrp3").c_source())
+    assert "of the sum over l, copied (blas-calls)" in comments(kernel("mttkrp3").c_source())
     assert "replicate-output" in comments(kernel("ssyrk").c_source())
     assert "transposed copy of A (concordize)" in comments(kernel("ssyrkt").c_source())
     ssymv = comments(kernel("ssymv").c_source())

@@ -17,6 +17,7 @@ is checked where it matters:
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_passes_support import assert_stages_agree
@@ -60,6 +61,7 @@ def _calls(k: systec_ref.Kernel) -> list[str]:
     return sorted(n.routine for n in nodes(k.final.body) if isinstance(n, BlasCall))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, **SETTINGS)
 @given(text=gemm_shaped(), seed=st.integers(0, 2**16))
 def test_generated_kernels_every_stage_and_c(text, seed):

@@ -245,3 +245,25 @@ def test_gemm_form_costs_no_more_multiplications_than_the_whole_set(name):
         assert got.updates == want.updates
     base = blas.interpret(inputs, stage=blas.baseline[-1].program).counts
     assert got.mults < base.mults / 1.5
+
+
+def test_gemm_form_declines_when_no_matrix_product_results():
+    """TTM with a second summed index outside A's set: the part's strict nest would be one gemv per point, so
+    the pipeline compiles again with gemm-form declining: A keeps its whole set, no loop order for BLAS."""
+    text = ("kernel t\nin A[n, n, n, m] symmetric(0, 1, 2)\nin B[n, r, m]\nout C[r, n, n]\n"
+            "C[i, j, l] += A[k, j, l, q] * B[k, i, q]\n")
+    k = systec_ref.compile(text)
+    assert k.stage("gemm-form").note == "not applied: blas-calls made no matrix product of the part's strict nest"
+    assert k.final.tensor("A").symmetry == ((0, 1, 2),)
+    inputs = k.random_inputs({"n": 5, "r": 2, "m": 3}, seed=0)
+    _agrees_in_c(k, inputs, "declined")
+
+
+def test_factors_on_the_sum_and_the_column_fold_into_the_copy():
+    """TTM times D[k] (on the summed index only): the copy holds B[k,i] * D[k], and each row is one gemm."""
+    text = ("kernel t\nin A[n, n, n] symmetric\nin B[n, r]\nin D[n]\nout C[r, n, n]\n"
+            "C[i, j, l] += A[k, j, l] * B[k, i] * D[k]\n")
+    k = systec_ref.compile(text)
+    assert k.stage("gemm-form").changed and "gemm" in _calls(k)
+    for n in (0, 1, 6):
+        _agrees_in_c(k, k.random_inputs({"n": n, "r": 3}, seed=n), f"D[k] n={n}")

@@ -24,6 +24,13 @@ for its cache itself.  A nest of several matching updates that only reduce into 
 read nothing written is split into one call per update (loop fission), inside its tile loop: the
 tile one call reads is in cache for the next.
 
+A nest of three loops around ``O[r,c] += alpha * X[r,s] * F * G * ...`` (more than two factors, ``s``
+summed) whose factors other than ``X`` use nothing of the nest but ``s`` and ``c`` becomes a copy
+``W[s,c] = F * G * ...`` (a nest of its own, counted as copies, into a temporary) and one ``gemm`` of
+``X`` with ``W`` (:func:`_scaled`; MTTKRP after ``gemm-form``).  The multiplications are reordered,
+``X * (F * G)`` for ``(X * F) * G``: like the sum BLAS reassociates, this can differ in the last bits,
+and at the ends of the float range (an overflow of ``F * G`` that ``X`` would have prevented).
+
 Before (SSYRK, a tile row after ``tile``)::
 
     for i in _iT..min(_iT+64,n):
@@ -394,18 +401,18 @@ class _Made:
 
 
 def _scaled(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> Block | None:
-    """A nest of three loops around ``O[..] += alpha * X * Y * F * ...`` where ``X``, ``Y`` make a matrix
-    product over the summed variable ``s`` and the other factors ``F`` use no variable of the nest but
-    ``Y``'s other one, ``c`` (MTTKRP's ``B[k,j]`` under ``for l: for i: for j``): the sum over ``s`` of
-    ``X * Y * F`` is ``F`` times that of ``X * Y``, so ``Y`` scaled by ``F`` is copied, ``W[s,c] = Y * F``
-    (a nest of its own: counted, run by the interpreter), and the product with ``X`` is one ``gemm``."""
+    """A nest of three loops around ``O[r,c] += alpha * X * F * ...`` where ``X`` is indexed by the row ``r``
+    and the summed variable ``s`` and every other factor ``F`` by nothing of the nest but ``s`` and the
+    column ``c`` (MTTKRP's ``B[l,j] * B[k,j]`` under ``for l: for i: for j``, ``l`` summed, ``k`` outside):
+    their product is copied, ``W[s,c] = F * ...`` (a nest of its own: counted, run by the interpreter), and
+    the product of ``X`` with it is one ``gemm``."""
     if len(loops) != 3 or len(stmts) != 1:
         return None
     st = stmts[0]
     if not (isinstance(st, Assign) and st.op == "+" and isinstance(st.target, Elem)):
         return None
     got = _factors(st.value)
-    if got is None or len(got[1]) < 3:
+    if got is None or len(got[1]) < 2:
         return None
     alpha, reads = got
     vs = [lp.var for lp in loops]
@@ -413,33 +420,45 @@ def _scaled(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> Bl
     if len(summed) != 1 or any(r.tensor == st.target.tensor or not _dense(p, r.tensor) for r in reads):
         return None
     (s_,) = summed
-    using = [r for r in reads if uses_index(r.idx, {s_})]
-    if len(using) != 2:
-        return None
-    rest = [r for r in reads if not uses_index(r.idx, {s_})]
-    r = _Nest(loops)
-    for y in using:
-        x = using[0] if y is using[1] else using[1]
-        cols = [v for v in vs if v != s_ and _where(y.idx, v) is not None]
-        if len(cols) != 1 or any(uses_index(f.idx, set(vs) - set(cols)) for f in rest):
+    for n, x in enumerate(reads):
+        rows = [v for v in vs if v != s_ and _where(x.idx, v) is not None]
+        if len(rows) != 1 or _where(x.idx, s_) is None:
+            continue
+        (row,) = rows
+        cols = [v for v in vs if v not in (s_, row)]
+        others = reads[:n] + reads[n + 1:]
+        if len(cols) != 1 or any(uses_index(f.idx, {row}) for f in others) \
+                or not any(uses_index(f.idx, {s_, cols[0]}) for f in others):
             continue
         (c,) = cols
-        qs, qc = _plain(y.idx, s_), _plain(y.idx, c)
-        if qs is None or qc is None:
+        dims = {lp.var: lp for lp in loops}
+        out_dims = p.tensor(st.target.tensor).dims
+        qc = _plain(st.target.idx, c)
+        sizes = [_size_of(p, s_, others + [x]), out_dims[qc] if qc is not None else None]
+        if None in sizes:
             continue
-        yt = p.tensor(y.tensor)
-        w = TensorInfo(made.name(y.tensor), "temp", (yt.dims[qs], yt.dims[qc]), dtype="float64", init=None)
+        w = TensorInfo(made.name(others[0].tensor), "temp", tuple(sizes), dtype="float64", init=None)
         wp = dataclasses.replace(p, tensors=(*p.tensors, *made.copies, w))
         product = Assign(st.target, "+", Mul((Const(alpha), x, Read(w.name, (Idx(s_), Idx(c))))))
         call = match(wp, loops, product, Block((_rebuild(loops, Block((product,))),)))
         if call is None:
             continue
-        copy = Loop(s_, r.lo[s_], r.hi[s_], Block((Loop(c, r.lo[c], r.hi[c], Block((
-            Assign(Elem(w.name, (Idx(s_), Idx(c))), "=", Mul((y, *rest))),))),)))
+        value = others[0] if len(others) == 1 else Mul(tuple(others))
+        copy = Loop(s_, dims[s_].lo, dims[s_].hi, Block((Loop(c, dims[c].lo, dims[c].hi, Block((
+            Assign(Elem(w.name, (Idx(s_), Idx(c))), "=", value),))),)))
         made.copies.append(w)
         made.calls[call.routine] += 1
-        return Block((Block((copy,), f"{y.tensor} scaled by the factors outside the sum over {s_} "
+        return Block((Block((copy,), f"the factors other than {x.tensor} of the sum over {s_}, copied "
                                      f"(blas-calls)"), call))
+    return None
+
+
+def _size_of(p: Program, var: str, reads: list[Read]) -> str | int | None:
+    """The extent of the mode some read subscripts plainly with ``var`` (the size of a copy's mode)."""
+    for x in reads:
+        q = _plain(x.idx, var)
+        if q is not None:
+            return p.tensor(x.tensor).dims[q]
     return None
 
 

@@ -33,7 +33,9 @@ within the set are reordered to the new loop order (the input is symmetric there
 the innermost walks the last mode), its symmetry is declared on the kept part only (still true of the
 data) and the loops are reordered: the kept part outermost, then the others as ``lower`` had them.
 Not applied when BLAS calls are off (``blas=False``), to a kernel with an ``order`` line (the user's
-order is kept), or to anything else.
+order is kept), or to anything else.  And the pipeline keeps the trade only if ``blas-calls`` then
+makes at least one call: otherwise it compiles again with this pass declining (its note says so), so
+that a kernel whose part's nests are no matrix products keeps the whole set and ``lower``'s order.
 
 Before (``examples/ttm.ein``; ``lower`` chose ``k i j l``)::
 
@@ -66,8 +68,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..ir.index import rename_indices
-from ..ir.nodes import Assign, Block, Const, Elem, Idx, Loop, Mul, Program, Read, Value
-from ..term import nodes, postwalk
+from ..ir.nodes import Assign, BlasCall, Block, Const, Elem, Idx, Loop, Mul, Program, Read, Value
+from ..term import Node, nodes, postwalk
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
 NAME = "gemm-form"
@@ -209,3 +211,32 @@ def _map_reads(v: Value, tensor: str, fn: Callable[[Read], Read]) -> Value:
 
 
 PASS = Pass(NAME, run, symmetry=True, requires=(), provides=())
+
+
+def traded(naive: Program, formed: Program) -> tuple[str, tuple[int, ...]] | None:
+    """The input whose symmetry this pass cut to a part (``formed``: its output, ``naive``: its input), with
+    the part's modes; None if it changed nothing."""
+    for t in formed.tensors:
+        if t.symmetry and t.symmetry != naive.tensor(t.name).symmetry:
+            return t.name, t.symmetry[0]
+    return None
+
+
+def made_products(final: Program, tensor: str, modes: tuple[int, ...]) -> bool:
+    """Is every read of ``tensor`` at distinct indices in ``modes`` (the part's strict nest, where the work
+    is) inside a BLAS matrix product (not a ``gemv``) in ``final``?  The pipeline keeps this pass's trade
+    only then."""
+    def strict_reads(node: Node) -> bool:
+        if isinstance(node, BlasCall) and node.routine != "gemv":
+            return False  # its nest is the call's meaning: a matrix product runs it (a gemv per point does not pay)
+        if isinstance(node, Read) and node.tensor == tensor:
+            subs = [node.idx[q] for q in modes]
+            return all(isinstance(x, Idx) for x in subs) and len({x.name for x in subs}) == len(subs)
+        return any(strict_reads(c) for c in node.children())
+    return not strict_reads(final.body)
+
+
+def declining(why: str) -> Pass:
+    """This pass, changing nothing and saying ``why``: what the pipeline runs instead when the trade bought no
+    BLAS call (``compile_stages``)."""
+    return dataclasses.replace(PASS, run=lambda p, options=DEFAULT_OPTIONS: (p, f"not applied: {why}"))

@@ -44,8 +44,8 @@ class Options:
     * ``sparse_format`` names how ``sparse-iterate`` expects sparse inputs to be stored (default:
       CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor;
     * ``tile``: the side of the tiles ``tile`` cuts a dense strict triangle into (0: no tiling);
-    * ``blas=False``: no BLAS calls (``gemm-form`` and ``blas-calls`` change nothing): plain C loops only,
-      no need for scipy's BLAS at run time.
+    * ``blas=False``: no BLAS calls (``gemm-form``, ``tile`` and ``blas-calls`` change nothing): plain C
+      loops only, no need for scipy's BLAS at run time.
     """
 
     symmetry: bool = True
@@ -57,7 +57,8 @@ class Options:
     tensor_formats: tuple[tuple[str, str], ...] = ()
     #: the side of a tile of a dense strict triangle (``tile``); 0 turns tiling off
     tile: int = DEFAULT_TILE
-    #: dense nests that are BLAS operations become calls (``blas-calls``), prepared by ``gemm-form``
+    #: dense nests that are BLAS operations become calls (``blas-calls``), prepared by ``gemm-form`` and
+    #: ``tile``; False: none of the three changes anything
     blas: bool = True
 
     def __post_init__(self) -> None:

@@ -78,4 +78,14 @@ def resume(stages: list[Stage], options: Options) -> list[Stage]:
 def compile_stages(k: Kernel, options: Options = DEFAULT_OPTIONS) -> list[Stage]:
     naive = lower_pass.lower(k)
     first = Stage(lower_pass.NAME, naive, True, f"naive loop nest, loop order {naive.facts.loop_order}")
-    return run_pipeline(first, PASSES if options.symmetry else NON_SYMMETRY, options)
+    passes = PASSES if options.symmetry else NON_SYMMETRY
+    stages = run_pipeline(first, passes, options)
+    # gemm-form trades the whole symmetric set for a part of it because the part's nests are matrix
+    # products; if blas-calls made no call of them, the trade bought nothing (and left a loop order chosen
+    # for BLAS): compile again with the pass declining, so the whole set is used
+    formed = next((s for s in stages if s.name == gemm_form.NAME), None)
+    traded = gemm_form.traded(naive, formed.program) if formed is not None and formed.changed else None
+    if traded is not None and not gemm_form.made_products(stages[-1].program, *traded):
+        declined = gemm_form.declining("blas-calls made no matrix product of the part's strict nest")
+        stages = run_pipeline(first, [declined if p.name == gemm_form.NAME else p for p in passes], options)
+    return stages

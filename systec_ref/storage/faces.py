@@ -182,6 +182,12 @@ def _exactly_symmetric(arr: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> 
     return None
 
 
+def is_exactly_symmetric(arr: np.ndarray, groups: tuple[tuple[int, ...], ...]) -> bool:
+    """Is ``arr`` bitwise symmetric in ``groups`` (NaN equal to NaN)?  One comparison per adjacent
+    transposition, no index arrays."""
+    return _exactly_symmetric(arr, tuple(tuple(g) for g in groups)) is None
+
+
 def check_symmetry(name: str, arr: np.ndarray, groups: tuple[tuple[int, ...], ...],
                    check: object = True) -> bool:
     """Raise :class:`InputError` naming the largest asymmetry, if there is any beyond the tolerance.
