@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir.edit import replace_body
+from ..ir.edit import replace_body, unwrap
 from ..ir.index import rename_indices
 from ..ir.names import namer
 from ..ir.nodes import Assign, Block, DimSize, Elem, IConst, Let, Local, Loop, Program, Read, SparseLevel, Stmt
@@ -113,14 +113,8 @@ def _merge(first: SparseLevel | Loop, second: SparseLevel | Loop, fresh) -> Spar
 def _level(s: Stmt) -> tuple[SparseLevel | Loop, tuple[str, ...]] | None:
     """The sparse level or dense loop ``s`` is, looking through blocks of one statement (a face's nest comes
     in a block that names the face), with those blocks' comments."""
-    match s:
-        case SparseLevel() | Loop():
-            return s, ()
-        case Block(body=(inner,)):
-            got = _level(inner)
-            return None if got is None else (got[0], (s.comment, *got[1]) if s.comment else got[1])
-        case _:
-            return None
+    inner, comments = unwrap(s)
+    return (inner, comments) if isinstance(inner, (SparseLevel, Loop)) else None
 
 
 def _fuse_block(p: Program, b: Block, fresh, stats: list[int]) -> Block:

@@ -49,8 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir.edit import replace_body
-from ..ir.nodes import Assign, Block, Elem, Idx, Program, Read, SparseLevel, Stmt
+from ..ir.edit import replace_body, unwrap
+from ..ir.nodes import Assign, Block, Elem, Idx, Program, Read, SparseLevel
 from ..storage.faces import face_modes
 from ..term import nodes
 from .fuse_faces import dense_extent
@@ -61,13 +61,8 @@ from .manager import DEFAULT_OPTIONS, Options, Pass
 def _the_loop(body: Block) -> tuple[SparseLevel, list[str]] | None:
     """The one top-level statement of the program, a sparse level (through blocks of one statement), with
     the comments of those blocks."""
-    comments: list[str] = []
-    s: Stmt = body
-    while isinstance(s, Block) and len(s.body) == 1:
-        if s.comment:
-            comments.append(s.comment)
-        s = s.body[0]
-    return (s, comments) if isinstance(s, SparseLevel) else None
+    s, comments = unwrap(body)
+    return (s, list(comments)) if isinstance(s, SparseLevel) else None
 
 
 def _strict_next(p: Program, outer: SparseLevel, inner: SparseLevel) -> bool:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir.edit import replace_body
+from ..ir.edit import replace_body, unwrap
 from ..ir.index import rename_indices, uses_index
 from ..ir.names import used_names
 from ..ir.nodes import Block, IConst, Idx, IMin, IPlus, Loop, Program, Stmt
@@ -58,16 +58,6 @@ from .fuse_faces import fusable, reductions
 from .manager import DEFAULT_OPTIONS, Options, Pass
 
 
-def _unwrap(s: Stmt) -> tuple[Stmt, tuple[str, ...]]:
-    """``s`` seen through blocks of one statement, with those blocks' comments."""
-    comments: list[str] = []
-    while isinstance(s, Block) and len(s.body) == 1:
-        if s.comment:
-            comments.append(s.comment)
-        s = s.body[0]
-    return s, tuple(comments)
-
-
 def _triangle(s: Stmt) -> tuple[Loop, Loop] | None:
     """``s`` as the strict triangle ``for i in 0..H: for j in i+1..H`` (dense, step 1, H free of both) of a
     symmetric *pair*, with a loop inside (a reduction per point: work that grows faster than the data, which
@@ -76,10 +66,10 @@ def _triangle(s: Stmt) -> tuple[Loop, Loop] | None:
     each tile).  A triangle of straight-line updates (SSYMV, SYPRD) reads each element once: memory-bound,
     it runs fastest as the row sweeps ``unroll-and-jam`` makes, and is left alone.  So is a triangle whose
     tiles ``blas-calls`` would not turn into calls (tiled loop nests measured no faster: MTTKRP's faces)."""
-    outer, _ = _unwrap(s)
+    outer, _ = unwrap(s)
     if not isinstance(outer, Loop) or outer.step != 1 or outer.lo != IConst(0):
         return None
-    inner, _ = _unwrap(outer.body)
+    inner, _ = unwrap(outer.body)
     if not isinstance(inner, Loop) or inner.step != 1 or inner.lo != IPlus(Idx(outer.var), 1) or inner.hi != outer.hi:
         return None
     if uses_index(outer.hi, {outer.var, inner.var}) or reductions(inner.body) is None \
@@ -96,7 +86,7 @@ def _moves(body: Stmt, names: set[str]) -> bool:
 def _face(s: Stmt, outer: Loop) -> Loop | None:
     """``s`` as the diagonal of the triangle: a nest over ``outer``'s range (``for i in 0..H``) whose loops
     inside do not move with ``i``, else None."""
-    loop, _ = _unwrap(s)
+    loop, _ = unwrap(s)
     if not isinstance(loop, Loop) or (loop.lo, loop.hi, loop.step) != (outer.lo, outer.hi, 1) \
             or _moves(loop.body, {loop.var}):
         return None
@@ -147,7 +137,7 @@ def _tile_block(p: Program, b: Block, size: int, fresh, stats: list[int]) -> Blo
             out.append(_inside(p, s, size, fresh, stats))  # measured: tiles that stay loop nests gain nothing
             k += 1
             continue
-        comments = _unwrap(s)[1] + (_unwrap(body[k + 1])[1] if face is not None else ())
+        comments = unwrap(s)[1] + (unwrap(body[k + 1])[1] if face is not None else ())
         out.append(Block((tiled,),
                          "; ".join(dict.fromkeys((*comments, f"tiles of {size} x {size} (tile)")))))
         stats[0] += 1
