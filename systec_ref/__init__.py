@@ -13,6 +13,7 @@ from .einsum import PreparedEinsum, einsum, einsum_kernel, einsum_prepare
 from .emit.cache import CacheWarning
 from .errors import InputError, SourceError, SystecError, ToolError
 from .storage.faces import symmetrize
+from .storage.packed import PackedTensor
 from .tensors import random_inputs as _random_inputs
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
     return _random_inputs(kernel.ast if isinstance(kernel, Kernel) else kernel, sizes, seed, density)
 
 
-__all__ = ["CacheWarning", "InputError", "InterpreterFallbackWarning", "Kernel", "Prepared", "PreparedEinsum",
+__all__ = ["CacheWarning", "InputError", "InterpreterFallbackWarning", "Kernel", "PackedTensor", "Prepared",
+           "PreparedEinsum",
            "Result", "SourceError", "SystecError", "ToolError", "agree", "check", "compile", "einsum", "einsum_kernel",
            "einsum_prepare", "explain_view", "load", "random_inputs", "storage", "symmetrize"]

@@ -27,6 +27,7 @@ from .rewrite.manager import Stage
 from .storage import for_program
 from .storage import formats as storage_formats
 from .storage.faces import is_exactly_symmetric, symmetrize_index
+from .storage.packed import PackedTensor
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -143,6 +144,30 @@ class Kernel:
             variants[tensor_formats] = k
         return variants[tensor_formats]
 
+    def with_packed(self, packed: tuple[str, ...], slabs: bool = True) -> Kernel:
+        """This kernel compiled for the inputs ``packed`` passed packed (:mod:`systec_ref.storage.packed`):
+        every stage reads them through the packed layout, and BLAS never reads them (``blas-calls`` copies
+        the slab a product needs out of the packed array first; ``slabs=False``: no such product, the
+        whole symmetric set is used).  Kept for the next call."""
+        if packed == self.options.packed and slabs == self.options.slabs:
+            return self
+        variants = self.__dict__.setdefault("_variants", {})
+        key = ("packed", packed, slabs)
+        if key not in variants:
+            variants[key] = Kernel(self.ast, dataclasses.replace(self.options, packed=packed, slabs=slabs,
+                                                                 tensor_formats=()))
+        return variants[key]
+
+    def _packed_variant(self, packed: tuple[str, ...], dims: dict[str, int]) -> Kernel:
+        """:meth:`with_packed` with slab copies where they pay at these sizes: a product that reads a slab
+        copied out of packed storage must do enough multiply-adds per copied element
+        (:data:`~systec_ref.rewrite.blas_calls.SLAB_MIN_COLUMNS`), else the whole symmetric set is used."""
+        from .rewrite.blas_calls import SLAB_MIN_COLUMNS, slab_columns
+
+        k = self.with_packed(packed, slabs=True)
+        columns = slab_columns(k.final, dims)
+        return k if columns is None or columns >= SLAB_MIN_COLUMNS else self.with_packed(packed, slabs=False)
+
     def for_data(self, arrays: dict[str, object], stage: str | None = None,
                  sparse_format: str | dict[str, str] | None = None) -> Kernel:
         """The variant of this kernel (:meth:`with_formats`) whose stage ``stage`` (default: the final
@@ -150,6 +175,9 @@ class Kernel:
         storage formats chosen from their data (:func:`systec_ref.storage.choose.choose_format`), or
         given: ``sparse_format`` a format name for every sparse input, or a dict per input (``"auto"``:
         chosen)."""
+        packed = tuple(sorted(n for n, a in arrays.items() if isinstance(a, PackedTensor)))
+        if packed != self.options.packed:
+            return self._packed_variant(packed, self._dims(arrays)).for_data(arrays, stage, sparse_format)
         prog = self._program(stage)[0]
         iterated = [name for name, _ in prog.facts.sparse_storage]
         if isinstance(sparse_format, dict):
@@ -169,6 +197,11 @@ class Kernel:
         for name in want.values():
             storage_formats.get(name)  # an unknown name is refused here
         return self.with_formats(tuple(want.items()))
+
+    def _dims(self, arrays: dict[str, object]) -> dict[str, int]:
+        """The size of each symbolic dimension, from bound inputs."""
+        return {dim: int(arrays[d.name].shape[q]) for d in self.ast.inputs for q, dim in enumerate(d.dims)
+                if isinstance(dim, str) and d.name in arrays}
 
     def stage(self, name: str) -> Stage:
         for s in self.stages:

@@ -27,7 +27,7 @@ from .interp.counts import Counts
 from .ir.printer import print_program
 from .lang.printer import print_kernel
 from .reference import numpy_reference
-from .storage import for_program
+from .storage import PackedTensor, for_program
 
 #: what --size says of the dimensions it does not name (Kernel.default_sizes)
 DEFAULT_SIZE_HELP = "others: the kernel's default, at least 4, chosen so that every loop nest runs"
@@ -125,8 +125,14 @@ def _load(args: argparse.Namespace) -> api.Kernel:
     tile = getattr(args, "tile", api.pipeline.DEFAULT_TILE)
     blas = not getattr(args, "no_blas", False)
     if args.kernel == STDIN:
-        return api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile, blas=blas)
-    return api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile, blas=blas)
+        k = api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile, blas=blas)
+    else:
+        k = api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile, blas=blas)
+    packed = getattr(args, "packed", None)
+    if packed:
+        k = k.with_packed(tuple(sorted({name.strip() for name in packed.split(",") if name.strip()})))
+        _ = k.naive  # a name that is not a dense symmetric input is refused here, by name
+    return k
 
 
 def _finite(x: float) -> float | None:
@@ -153,7 +159,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
-    kernel = kernel.for_data(arrays, None, args.sparse_format)
+    symmetry = {d.name: d.symmetry for d in kernel.ast.inputs}
+    held = {n: PackedTensor.from_dense(a, symmetry[n], check=False) if n in kernel.options.packed else a
+            for n, a in arrays.items()}  # --packed: the kernel is handed those inputs packed
+    kernel = kernel.for_data(held, None, args.sparse_format)
     ref, method = numpy_reference(kernel.ast, arrays, dims)
     dtype = kernel.ast.output.dtype
     runs = [("definition", kernel.definition(arrays, check=False))]
@@ -168,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
              for stage, (_, res) in zip((kernel.stages[0].name, kernel.stages[-1].name), runs[1:])]  # the nests
     if args.backend == "c":
         for label, optimize in (("C, baseline (symmetry passes off)", False), ("C, final stage", True)):
-            got = kernel.run(backend="c", optimize=optimize, check=False, sparse_format=args.sparse_format, **arrays)
+            got = kernel.run(backend="c", optimize=optimize, check=False, sparse_format=args.sparse_format, **held)
             rows.append((label, agree(got, ref, dtype), None))
     ok = all(a.ok for _, a, _ in rows)
     if args.format == "json":
@@ -189,6 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in filter(None, notes):
         out.print(note, markup=False)
     _memory_report(kernel, arrays, out)
+    for p in (a for a in held.values() if isinstance(a, PackedTensor)):
+        out.print("  " + p.report(next(n for n, a in held.items() if a is p)), markup=False)
     out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")
     return 0 if ok else 1
 
@@ -408,6 +419,9 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         sp.add_argument("--no-blas", action="store_true",
                         help="no BLAS calls: plain C loops (passes 'gemm-form', 'tile' and 'blas-calls' change "
                              "nothing)")
+        sp.add_argument("--packed", metavar="NAMES",
+                        help="dense symmetric inputs handed over packed, their canonical entries only "
+                             "(comma-separated, e.g. A): compiled for that (see README, packed inputs)")
 
     def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
         sp.add_argument("--sparse-format", default=default, metavar="FORMAT",

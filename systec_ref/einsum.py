@@ -13,7 +13,9 @@ From the subscripts and operands to a kernel:
   of one tensor, and the modes of one symmetric group (their dimension is declared once);
   indices of equal sizes are not merged otherwise, so a kernel serves every size;
 * **symmetry**: ``symmetric={p: True}`` (every mode of operand ``p``) or ``{p: [(0, 1), (2, 3)]}``
-  (disjoint groups of modes); a :class:`~systec_ref.storage.SparseTensor` brings its own;
+  (disjoint groups of modes); a :class:`~systec_ref.storage.SparseTensor` or a
+  :class:`~systec_ref.storage.PackedTensor` (a dense symmetric operand held as its canonical entries)
+  brings its own;
   the output's symmetry is found by the compiler;
 * **semiring**: ``"+*"`` (default: sum of products), ``"min+"`` (``y[i] min= A[i,j] + x[j]``),
   ``"max+"`` and ``"max*"``;
@@ -40,6 +42,7 @@ import numpy as np
 from .api import Kernel, Prepared, _backend, compile
 from .errors import InputError, SystecError
 from .storage.faces import symmetry_groups
+from .storage.packed import PackedTensor
 from .storage.symmetric import SparseTensor
 
 #: semiring name -> (update operator, combining operator, the value an unstored entry holds)
@@ -180,13 +183,13 @@ def spec_of(subscripts: str, operands: Sequence[object], symmetric: dict | None 
     sparse: list[bool] = []
     for t, p in enumerate(first):
         x, order = operands[p], len(inputs[p])
-        # what the user declares (False: no claim) wins over a SparseTensor's own groups
+        # what the user declares (False: no claim) wins over a SparseTensor's or PackedTensor's own groups
         declared = {_groups(q, order, symmetric[q]) for q, tt in enumerate(tensor_of) if tt == t and q in symmetric}
         declared.discard(())
         if len(declared) > 1:
             raise InputError(f"einsum: operand {p} is passed several times with different symmetry: "
                              f"{' and '.join(map(str, sorted(declared)))}")
-        if not declared and isinstance(x, SparseTensor) and x.symmetry:
+        if not declared and isinstance(x, (SparseTensor, PackedTensor)) and x.symmetry:
             declared.add(tuple(sorted(tuple(sorted(g)) for g in x.symmetry)))
         symmetry.append(declared.pop() if declared else ())
         sparse.append(_is_sparse(x))

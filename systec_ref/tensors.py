@@ -12,6 +12,7 @@ from .dtypes import numpy_type
 from .errors import InputError
 from .lang.ast import Kernel, TensorDecl
 from .storage.faces import check_symmetry, symmetrize_index, symmetry_rtol
+from .storage.packed import PackedTensor
 from .storage.symmetric import SparseTensor, pydata_module
 
 __all__ = ["bind", "check_symmetry", "densify", "random_inputs", "symmetrize_index"]
@@ -40,6 +41,16 @@ def _as_array(d: TensorDecl, value: object, check: bool | str | float) -> np.nda
             raise InputError(f"{d.name}: a pydata sparse array with fill_value {own!r} was given for a tensor "
                              f"declared fill {d.fill!r} (build it with fill_value={d.fill!r})")
         return SparseTensor.from_pydata(value, d.symmetry, check, name=d.name)
+    if isinstance(value, PackedTensor):
+        if d.format == "sparse":
+            raise InputError(f"{d.name}: a PackedTensor was given for a sparse tensor (declare it dense, or pass "
+                             f"SparseTensor.from_dense({d.name}.to_dense(), ...))")
+        declared = {tuple(sorted(g)) for g in d.symmetry}
+        if set(value.symmetry) != declared:
+            want = " ".join(f"symmetric{g}" for g in sorted(declared)) or "no symmetry"
+            raise InputError(f"{d.name}: packed symmetric in {value.symmetry}, but the kernel declares it {want} "
+                             f"(pack it with the declared groups, or pass the full array: {d.name}.to_dense())")
+        return value
     if isinstance(value, SparseTensor):
         if d.format != "sparse":
             raise InputError(f"{d.name}: a SparseTensor was given for a dense tensor "
@@ -116,6 +127,9 @@ def bind(kernel: Kernel, tensors: dict[str, object],
             else:
                 dims.setdefault(dim, int(size))
                 where.setdefault(dim, here)
+        if isinstance(arr, PackedTensor):  # verified symmetric when it was packed (PackedTensor.from_dense)
+            arrays[d.name] = arr.astype(target)
+            continue
         if isinstance(arr, SparseTensor):
             if not _same_fill(arr.fill, d.fill):
                 raise InputError(f"{d.name} holds {arr.fill!r} where it stores nothing, but is declared "
@@ -135,10 +149,10 @@ def densify(arrays: dict[str, np.ndarray | SparseTensor], why: str) -> dict[str,
     """Every input as a dense array (for the interpreter and the definition, which are for small data,
     and for a compiled stage that reads a sparse input element by element).  ``why`` completes the
     sentence "it must be dense because ..." of the error raised when that array cannot be made."""
-    return {n: _dense(n, a, why) if isinstance(a, SparseTensor) else a for n, a in arrays.items()}
+    return {n: _dense(n, a, why) if isinstance(a, (SparseTensor, PackedTensor)) else a for n, a in arrays.items()}
 
 
-def _dense(name: str, t: SparseTensor, why: str) -> np.ndarray:
+def _dense(name: str, t: SparseTensor | PackedTensor, why: str) -> np.ndarray:
     try:
         return t.to_dense()
     except (ValueError, MemoryError) as e:  # numpy: 'array is too big' / cannot allocate

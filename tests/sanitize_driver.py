@@ -10,7 +10,8 @@ For every ``.ein`` file given (and with ``--extra``, a few kernels that exercise
 examples do not), its dense and its sparse variant, and for each the optimized C
 (``Kernel.c_function()``) and the baseline (``Kernel.c_function("baseline")``): run on sizes
 0, 1, 2 and 3 (and a zero-sized rank), with tensors that are empty (density 0: all fill),
-all-diagonal, half full and full, sparse inputs passed both as arrays and as ``SparseTensor``;
+all-diagonal, half full and full, sparse inputs passed both as arrays and as ``SparseTensor``,
+dense symmetric inputs both as arrays and packed (``PackedTensor``);
 compare with ``Kernel.definition``.  ``--faces compact`` compiles with compact faces.  A memory
 error or undefined behaviour aborts the process with the sanitizer's report (exit status 1); a
 wrong result is reported and exits with status 3.  One line per kernel on stdout.
@@ -31,7 +32,7 @@ import helpers  # noqa: E402
 
 import systec_ref  # noqa: E402
 from systec_ref.emit import build  # noqa: E402
-from systec_ref.storage import SparseTensor  # noqa: E402
+from systec_ref.storage import PackedTensor, SparseTensor  # noqa: E402
 from systec_ref.tensors import symmetrize_index  # noqa: E402
 
 #: kernels the examples do not cover: float32, a transposed copy (a temporary the C allocates and
@@ -85,6 +86,8 @@ def edge_inputs(k: systec_ref.Kernel, n: int, r: int, pattern: str, seed: int) -
                 a = a[symmetrize_index(a.shape, d.symmetry)]
             if d.format == "sparse" and seed % 2:  # every other case: compressed, never densified
                 a = SparseTensor.from_dense(a, d.symmetry, d.fill, name=d.name)
+            elif d.symmetry and seed % 2:  # every other case: a dense symmetric input packed
+                a = PackedTensor.from_dense(a, d.symmetry, name=d.name)
         out[d.name] = a
     return out
 
@@ -107,6 +110,9 @@ def run_kernel(label: str, text: str, faces: str = "split") -> int:
             want = k.definition(inputs).value
             for stage, fn in fns.items():
                 arrays, dims = k.bind(inputs)
+                packed = tuple(sorted(n for n, a in arrays.items() if isinstance(a, PackedTensor)))
+                if packed:  # compiled for those inputs packed (read through the packed layout's offsets)
+                    fn = k.with_packed(packed).c_function(None if stage == "optimized" else "baseline")
                 got = k.call(fn, arrays, dims)
                 calls += 1
                 verdict = systec_ref.agree(got, want, dtype)

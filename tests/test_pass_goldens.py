@@ -66,6 +66,7 @@ from systec_ref.ir.printer import print_program
 from systec_ref.ir.verify import verify
 from systec_ref.lang import Kernel, parse
 from systec_ref.rewrite import lower as lower_pass
+from systec_ref.rewrite import pipeline
 from systec_ref.rewrite.manager import DEFAULT_OPTIONS, Options
 from systec_ref.rewrite.pipeline import BY_NAME, PASSES
 from systec_ref.rewrite.replicate_output import mirror_nest
@@ -578,6 +579,16 @@ def lowered(text: str) -> Program:
     return lower_pass.lower(parse(text))
 
 
+def before_pass(text: str, name: str, options: Options) -> Program:
+    """The program ``name`` sees when the kernel ``text`` is compiled with ``options``."""
+    stages = pipeline.compile_stages(parse(text), options)
+    return stages[[s.name for s in stages].index(name) - 1].program
+
+
+#: MTTKRP-3 with A passed packed: after gemm-form, blas-calls copies the slabs of A it multiplies
+PACKED = Options(packed=("A",))
+
+
 SPARSE_SSYRK_EIN = "kernel ssyrk\nin A[n, m] sparse int64\nout C[n, n] int64\nC[i, j] += A[i, k] * A[j, k]\n"
 WIDEST_EIN = ("kernel widest\nin A[n, n] int64\nin B[n, n] int64\nout C[n, n] int64\norder j k i\n"
               "C[i, k] max= A[i, j] * B[j, k]\n")
@@ -711,6 +722,10 @@ CASES: list[Case] = [
     Case("blas-calls", "gemv-transposed", gemv_columns, {"n": 3, "m": 2}),
     Case("blas-calls", "no-unit-stride", gemv_no_unit_stride, {"n": 3, "m": 2}, applies=False),
     Case("blas-calls", "int64", ssyrk_naive, {"n": 3, "m": 2}, applies=False),
+    Case("blas-calls", "packed-slab", lambda: before_pass(MTTKRP3_EIN, "blas-calls", PACKED), {"n": 4, "r": 2},
+         options=PACKED),
+    Case("blas-calls", "packed-no-slabs", lambda: before_pass(MTTKRP3_EIN, "blas-calls", PACKED), {"n": 4, "r": 2},
+         applies=False, options=Options(packed=("A",), slabs=False)),
     # hoist-reads
     Case("hoist-reads", "ssymv-split", ssymv_split, {"n": 3}),
     Case("hoist-reads", "shared-products", mttkrp3_strict, {"n": 5, "r": 2}),

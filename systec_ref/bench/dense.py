@@ -17,7 +17,11 @@ from .. import bundled
 from ..api import Kernel
 from ..api import compile as compile_kernel
 from ..compare import agree
+from ..storage.packed import PackedTensor
 from .timing import measure
+
+#: our kernel reading its symmetric inputs packed (canonical entries only)
+PACKED = "systec_ref (symmetric, packed)"
 
 
 def _khatri_rao(B: np.ndarray, times: int) -> np.ndarray:
@@ -27,20 +31,30 @@ def _khatri_rao(B: np.ndarray, times: int) -> np.ndarray:
     return out
 
 
+def _lapack_packed(A: np.ndarray) -> np.ndarray:
+    """A symmetric matrix in LAPACK's packed lower triangle (column-major ``AP``, ``uplo='L'``): the same
+    array as our packed layout, the upper triangle row by row (:mod:`systec_ref.storage.packed`)."""
+    return PackedTensor.from_dense(A, ((0, 1),), check=False).values
+
+
 def _libs_ssymv(x: dict) -> dict[str, Callable]:
-    from scipy.linalg.blas import dsymv
+    from scipy.linalg.blas import dspmv, dsymv
 
     A, v = x["A"], x["x"]
     F = A.T  # Fortran order without a copy (A is symmetric); given C order, scipy copies A on every call
-    return {"OpenBLAS dsymv": lambda: dsymv(1.0, F, v), "numpy A @ x": lambda: A @ v}
+    ap, n = _lapack_packed(A), len(v)
+    return {"OpenBLAS dsymv": lambda: dsymv(1.0, F, v),
+            "OpenBLAS dspmv (packed)": lambda: dspmv(n, 1.0, ap, v, lower=1), "numpy A @ x": lambda: A @ v}
 
 
 def _libs_syprd(x: dict) -> dict[str, Callable]:
-    from scipy.linalg.blas import dsymv
+    from scipy.linalg.blas import dspmv, dsymv
 
     A, v = x["A"], x["x"]
     F = A.T  # Fortran order, no copy per call (see _libs_ssymv)
-    return {"numpy x @ (A @ x)": lambda: v @ (A @ v), "x @ dsymv(A, x)": lambda: v @ dsymv(1.0, F, v)}
+    ap, n = _lapack_packed(A), len(v)
+    return {"numpy x @ (A @ x)": lambda: v @ (A @ v), "x @ dsymv(A, x)": lambda: v @ dsymv(1.0, F, v),
+            "x @ dspmv(packed A, x)": lambda: v @ dspmv(n, 1.0, ap, v, lower=1)}
 
 
 def _libs_ssyrk(x: dict) -> dict[str, Callable]:
@@ -127,10 +141,20 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     out = k.ast.output.name
     fns: dict[str, Callable] = {"systec_ref (symmetric)": opt.prepare(arrays, dims),
                                 "systec_ref (symmetry off)": naive.prepare(arrays, dims)}
+    memory: dict = {}
+    symmetric = [d for d in k.ast.inputs if d.symmetry and d.format == "dense"]
+    if symmetric:  # the same kernel on its symmetric inputs packed: compiled for them (no gemm-form, no BLAS on them)
+        packed = {d.name: PackedTensor.from_dense(arrays[d.name], d.symmetry, check=False) for d in symmetric}
+        held = {**arrays, **packed}
+        fns[PACKED] = k.for_data(held).c_function().prepare(held, dims)
+        memory = {"canonical bytes": sum(p.memory_bytes() for p in packed.values()),
+                  "full storage bytes": sum(p.full_memory_bytes() for p in packed.values()),
+                  "stored canonical": sum(len(p.values) for p in packed.values()),
+                  "stored full": sum(arrays[n].size for n in packed)}
     libs = case.libs(inputs)
     want = fns["systec_ref (symmetry off)"]()[out]
-    got = fns["systec_ref (symmetric)"]()[out]
-    checks = {"systec_ref (symmetric)": bool(agree(got, want, k.ast.output.dtype))}
+    checks = {name: bool(agree(fns[name]()[out], want, k.ast.output.dtype))
+              for name in ("systec_ref (symmetric)", PACKED) if name in fns}
     for name, f in libs.items():
         r = np.asarray(f())
         if "one triangle" in name:
@@ -140,7 +164,7 @@ def run_case(case: Case, quick: bool, repeats: int) -> dict:
     timings = measure(fns, repeats=repeats)
     base = timings["systec_ref (symmetric)"].median
     return {
-        "kernel": case.kernel, "sizes": sizes, "notes": case.notes,
+        "kernel": case.kernel, "sizes": sizes, "notes": case.notes, **({"memory": memory} if memory else {}),
         "results": {name: {**t.as_dict(), "ratio_to_symmetric": t.median / base, "agrees": checks.get(name, True)}
                     for name, t in timings.items()},
     }

@@ -191,7 +191,7 @@ def markdown(doc: dict) -> str:
             r = c["results"]
             sym, off = r["systec_ref (symmetric)"], r["systec_ref (symmetry off)"]
             libs = "; ".join(f"{k} {v['median_s'] * 1e3:.3g} ({v['ratio_to_symmetric']:.2f}x)"
-                             for k, v in r.items() if not k.startswith("systec_ref"))
+                             for k, v in r.items() if k not in ("systec_ref (symmetric)", "systec_ref (symmetry off)"))
             what = c.get("sizes") or c.get("input") or {}
             what = ", ".join(f"{k}={v}" for k, v in sorted(what.items()))
             mem = c.get("memory") or {}

@@ -5,7 +5,8 @@ be allocated), whose parameters are, in order:
 
 * every symbolic dimension, sorted by name (``int64_t n``);
 * the inputs passed dense and the outputs, in declaration order (``const double *restrict A``,
-  ``double *restrict C``); a sparse input that the program reads only through its stored
+  ``double *restrict C``; a packed input, the program's ``packed`` fact, is its flat array of
+  canonical entries, :mod:`systec_ref.storage.packed`); a sparse input that the program reads only through its stored
   entries is not among them;
 * for each (tensor, face) the program iterates, sorted: every array its storage format passes for
   that face (:mod:`systec_ref.storage.formats`; CSF: ``pos`` and ``crd`` per level, then
@@ -53,6 +54,13 @@ class DenseInput:
 
 
 @dataclass(frozen=True)
+class PackedInput:
+    """A symmetric input's canonical entries, packed (:mod:`systec_ref.storage.packed`): one flat array."""
+
+    tensor: str
+
+
+@dataclass(frozen=True)
 class Output:
     """An output's elements, row-major (fresh for every call)."""
 
@@ -75,7 +83,7 @@ class BlasRoutine:
     routine: str
 
 
-Source = Union[Dim, DenseInput, Output, FaceArray, BlasRoutine]
+Source = Union[Dim, DenseInput, PackedInput, Output, FaceArray, BlasRoutine]
 
 #: ctypes of the scalar parameters, by C type
 _SCALARS = {"int64_t": ctypes.c_int64}
@@ -152,7 +160,8 @@ def parameters(p: Program) -> tuple[Param, ...]:
     dense = dense_inputs(p)
     for t in p.tensors:
         if t.role == "in" and t.name in dense:
-            out.append(Param(t.name, value.c_type, value.numpy, True, True, DenseInput(t.name)))
+            source = PackedInput(t.name) if p.facts.packed_groups(t.name) else DenseInput(t.name)
+            out.append(Param(t.name, value.c_type, value.numpy, True, True, source))
         elif t.role == "out":
             out.append(Param(t.name, value.c_type, value.numpy, True, False, Output(t.name)))
     for tensor, face in sparse_faces(p):

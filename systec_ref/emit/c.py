@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 
 from ..dtypes import element, identity
+from ..errors import InternalError
 from ..ir.index import index_names, rename_indices, simplify_index
 from ..ir.nodes import (
     Add,
@@ -68,6 +69,7 @@ from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, FaceFormat
 from ..term import nodes, postwalk, unknown
 from . import abi
+from . import packed as packed_reads
 
 #: the largest size or leading dimension handed to BLAS (its ``int`` is 32 bits); past it a ``BlasCall`` runs
 #: its loop nest (a test lowers it to run that branch on small inputs)
@@ -87,6 +89,8 @@ class _Emitter:
         self.helper_src: list[str] = []
         self.layouts: dict[tuple[str, tuple[int, ...]], FaceFormat] = {}
         self.opaque = False  # some loop bound goes through SX_OPAQUE
+        self.packed = dict(p.facts.packed)
+        self.order = packed_reads.Order()  # what the enclosing loops prove about subscripts (packed reads)
 
     def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:
         """The storage format's description of one face (its levels and arrays)."""
@@ -185,8 +189,34 @@ class _Emitter:
         args = [self.dim(d) for d in self.tensors[t.name].dims]
         return self.helpers[k] + "(" + ", ".join(args + ["{subs}"]) + ")"
 
+    def packed_offset(self, t: TensorInfo, idx, sort) -> str:
+        """The offset of a read of packed ``t``: each group's subscripts put in an order the loops around prove
+        sorted, or sorted at run time where they prove none (also where the read asks for a sort: ``sort``
+        names positions within the groups, which the proof or the run-time sort covers)."""
+        groups = self.packed[t.name]  # the layout's (declared) groups: a pass may have declared fewer
+        if not groups or t.role != "in":
+            raise InternalError(f"{t.name} is packed but is not a symmetric input")
+        subs, to_sort = list(idx), []
+        for g in groups:
+            # the subscripts in an order the loops prove sorted (the same entry: the tensor is symmetric in g)
+            order = self.order.chain([idx[q] for q in g])
+            if order is None:
+                to_sort.append(g)
+                continue
+            for q, at in zip(g, order):
+                subs[q] = idx[g[at]]
+        k = ("packed", t.name, tuple(to_sort))
+        if k not in self.helpers:
+            name = packed_reads.helper_name(t.name, len(self.helpers))
+            self.helpers[k] = name
+            self.helper_src.append(packed_reads.helper(name, t, groups, tuple(to_sort)))
+        args = [self.dim(d) for d in t.dims] + [self.index(i) for i in subs]
+        return f"{self.helpers[k]}({', '.join(args)})"
+
     def elem(self, tensor: str, idx, sort=()) -> str:
         t = self.tensors[tensor]
+        if tensor in self.packed:
+            return f"{tensor}[{self.packed_offset(t, idx, sort)}]"
         subs = [self.index(i) for i in idx]
         if sort:
             return f"{tensor}[" + self.sorted_offset(t, sort).replace("{subs}", ", ".join(subs)) + "]"
@@ -273,11 +303,17 @@ class _Emitter:
                     end = generated("end", v)
                     head = (f"{pad}for (int64_t {v} = {self.index(lo)}, {end} = {OPAQUE}({self.index(hi)}); "
                             f"{v} < {end}; {inc}) {{  /* a reduction: trip count hidden, see _opaque_bound */")
-                return [*ivdep, head, *self.stmt(body, ind + 1), f"{pad}}}"]
-            case SparseLevel():
-                return self.sparse_level(s, ind)
-            case SparseMerge():
-                return self.sparse_merge(s, ind)
+                saved = self.order.save()
+                self.order.enter(s)
+                inner = self.stmt(body, ind + 1)
+                self.order.restore(saved)
+                return [*ivdep, head, *inner, f"{pad}}}"]
+            case SparseLevel(var=v) | SparseMerge(var=v):
+                saved = self.order.save()
+                self.order.forget({v})  # a coordinate, bound anew: nothing known of it
+                out = self.sparse_level(s, ind) if isinstance(s, SparseLevel) else self.sparse_merge(s, ind)
+                self.order.restore(saved)
+                return out
             case If(cond, then, orelse):
                 out = [f"{pad}if ({self.cond(cond)}) {{", *self.stmt(then, ind + 1)]
                 if orelse is not None:
@@ -286,7 +322,11 @@ class _Emitter:
             case Let(name, value):
                 return [f"{pad}{self.ctype} {name} = {self.value(value)};"]
             case Permute(groups, body):
-                return self.permute(groups, body, ind)
+                saved = self.order.save()
+                self.order.forget({v for g in groups for v in g})  # rearranged: their order is not known
+                out = self.permute(groups, body, ind)
+                self.order.restore(saved)
+                return out
             case Assign(target, op, value):
                 return self.assign(target, op, value, ind)
             case BlasCall():
@@ -301,6 +341,8 @@ class _Emitter:
         return " * ".join(self.dim(d) for d in later) if later else "INT64_C(1)"
 
     def address(self, x: Strided) -> str:
+        if x.tensor in self.packed:
+            raise InternalError(f"a BLAS call reads {x.tensor}, which is passed packed (blas-calls must not)")
         return f"{x.tensor} + ({self.offset(self.tensors[x.tensor], [self.index(b) for b in x.base])})"
 
     def column_major(self, x: Strided) -> tuple[str, str]:

@@ -35,9 +35,10 @@ from ..ir.nodes import Let, Local, Program
 from ..lang.names import c_conflict, function_name
 from ..storage import formats
 from ..storage.formats import Array
+from ..storage.packed import PackedTensor
 from ..term import nodes, unknown
 from . import abi
-from .abi import BlasRoutine, DenseInput, Dim, FaceArray, Output
+from .abi import BlasRoutine, DenseInput, Dim, FaceArray, Output, PackedInput
 from .build import load
 from .c import emit_c
 
@@ -145,6 +146,17 @@ class CFunction:
                                          f"{a.dtype} {a.shape} ({'C' if a.flags.c_contiguous else 'not C'}-contiguous)")
                     keep.append(a)
                     args[n] = a.ctypes.data
+                case PackedInput(tensor):
+                    a, shape = arrays.get(tensor), shape_of(tensor)
+                    if not isinstance(a, PackedTensor):
+                        raise InputError(f"kernel {p.name} was compiled for {tensor} packed: pass a PackedTensor")
+                    groups = p.facts.packed_groups(tensor)
+                    if a.dtype != dtype or a.shape != shape or set(a.symmetry) != set(groups):
+                        raise InputError(f"{tensor}: expected a {dtype} PackedTensor of shape {shape} symmetric in "
+                                         f"{groups}, got {a.dtype} {a.shape} symmetric in {a.symmetry}")
+                    vals = a.values if len(a.values) else np.zeros(1, dtype=dtype)  # a valid pointer; never read
+                    keep.append(vals)
+                    args[n] = vals.ctypes.data
                 case Output(tensor):
                     outs.append((n, tensor, shape_of(tensor)))
                 case BlasRoutine(routine):

@@ -417,6 +417,14 @@ class Facts:
     #: ``sparse_format`` (index widths and dense levels chosen from their data, see
     #: :mod:`systec_ref.storage.choose`)
     tensor_formats: tuple[tuple[str, str], ...] = ()
+    #: ``lower``, from the compile's ``packed`` option: (tensor, groups) for each dense input handed over as
+    #: its canonical entries only, in the packed layout of its declared groups (the C reads it through the
+    #: layout's offset, :mod:`systec_ref.storage.packed`; a pass may declare less symmetry, the layout stays)
+    packed: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...] = ()
+
+    def packed_groups(self, tensor: str) -> tuple[tuple[int, ...], ...] | None:
+        """The groups of ``tensor``'s packed layout, or None if it is not passed packed."""
+        return dict(self.packed).get(tensor)
 
     def format_of(self, tensor: str) -> str:
         """The name of the storage format that hands ``tensor``'s faces to the kernel."""
@@ -433,7 +441,7 @@ FACT_LABELS = {
     "symmetry": "symmetry",
     "visible_output_symmetry": "visible output symmetry", "output_symmetry": "output symmetry",
     "sparse_storage": "sparse storage", "sparse_format": "sparse format", "sparse_copies": "sparse copies",
-    "tensor_formats": "storage formats",
+    "tensor_formats": "storage formats", "packed": "packed inputs",
 }
 
 

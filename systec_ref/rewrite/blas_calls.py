@@ -31,6 +31,12 @@ summed) whose factors other than ``X`` use nothing of the nest but ``s`` and ``c
 ``X * (F * G)`` for ``(X * F) * G``: like the sum BLAS reassociates, this can differ in the last bits,
 and at the ends of the float range (an overflow of ``F * G`` that ``X`` would have prevented).
 
+A packed input (the ``packed`` fact: its canonical entries only, :mod:`systec_ref.storage.packed`) is
+never handed to BLAS; a nest that matches but for one factor read from it copies that factor's slab
+out first, ``A_S0[l,i] = A[k,l,i]`` over the factor's loop variables (a nest of its own, counted, read
+through the packed offset in C; :func:`_unpacked`), and the call reads the copy: MTTKRP and TTM from
+packed storage keep ``gemm-form``'s products at the price of one gather per element of each slab.
+
 Before (SSYRK, a tile row after ``tile``)::
 
     for i in _iT..min(_iT+64,n):
@@ -61,7 +67,7 @@ import math
 from collections import Counter
 
 from ..ir.edit import replace_body
-from ..ir.index import rename_indices, uses_index
+from ..ir.index import rename_indices, simplify_index, uses_index
 from ..ir.names import namer
 from ..ir.nodes import (
     Add,
@@ -69,7 +75,9 @@ from ..ir.nodes import (
     BlasCall,
     Block,
     Const,
+    DimSize,
     Elem,
+    IConst,
     Idx,
     IMin,
     IndexExpr,
@@ -82,6 +90,8 @@ from ..ir.nodes import (
     Strided,
     TensorInfo,
 )
+from ..ir.order import Order
+from ..term import nodes, postwalk
 from .combinators import plural
 from .fuse_faces import reductions
 from .manager import DEFAULT_OPTIONS, Options, Pass
@@ -157,8 +167,9 @@ class _Nest:
 
 
 def _dense(p: Program, tensor: str) -> bool:
+    """A tensor BLAS can take: dense float64 in full (a packed one holds its canonical entries only)."""
     t = p.tensor(tensor)
-    return t.format != "sparse" and t.dtype == "float64"
+    return t.format != "sparse" and t.dtype == "float64" and p.facts.packed_groups(tensor) is None
 
 
 def _unit(p: Program, x: Strided) -> bool:
@@ -390,9 +401,16 @@ def tile_calls(p: Program, s: Loop) -> list[BlasCall] | None:
 class _Made:
     """What the pass made so far: calls by routine, and the scaled copies (temporaries) it introduced."""
 
-    def __init__(self, p: Program):
+    def __init__(self, p: Program, slabs: bool = True):
+        #: slab copies of packed inputs allowed (the ``slabs`` option)
+        self.allow_slabs = slabs
         self.calls: Counter = Counter()
         self.copies: list[TensorInfo] = []
+        #: the copies among them that are slabs of a packed input (the others: products of factors)
+        self.slabs: set[str] = set()
+        #: the loops around the statement being matched, outermost first (what they say about the order of
+        #: their variables decides how a slab is copied out of packed storage)
+        self.outer: list[Loop] = []
         self.p = p
 
     def name(self, tensor: str) -> str:
@@ -453,6 +471,139 @@ def _scaled(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> Bl
     return None
 
 
+def _unpacked(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> Block | None:
+    """A nest that would be a product but for one factor read from a packed input (its canonical entries
+    only, no matrix to hand BLAS): that factor's slab is copied out, ``X_S0[l,i] = A[i,k,l]`` (a nest of
+    its own over the factor's loop variables: counted, run by the interpreter, read through the packed
+    offset in C), and the product is a call on the copy."""
+    if len(stmts) != 1 or not isinstance(stmts[0], Assign) or not p.facts.packed or not made.allow_slabs:
+        return None
+    st = stmts[0]
+    vs = [lp.var for lp in loops]
+    packed = [r for r in nodes(st.value) if isinstance(r, Read) and p.facts.packed_groups(r.tensor) is not None]
+    if len(packed) != 1 or packed[0].sort:
+        return None
+    (x,) = packed
+    modes = [(q, e.name) for q, e in enumerate(x.idx) if isinstance(e, Idx) and e.name in vs]
+    if not 1 <= len(modes) <= 2 or len({v for _, v in modes}) != len(modes) \
+            or any(_where(x.idx, v) is False for _, v in modes):
+        return None
+    dims = p.tensor(x.tensor).dims
+    copy = TensorInfo(made.name(x.tensor), "temp", tuple(dims[q] for q, _ in modes), dtype="float64", init=None)
+    read = Read(copy.name, tuple(Idx(v) for _, v in modes))
+    new = dataclasses.replace(st, value=postwalk(lambda e: read if e == x else None)(st.value))
+    wp = dataclasses.replace(p, tensors=(*p.tensors, copy))
+    calls = _calls(wp, loops, [new], lambda s: _rebuild(loops, Block((s,))))
+    made.copies.append(copy)
+    body: Stmt | None = Block(tuple(calls)) if calls is not None else None
+    if body is not None:
+        made.calls.update(c.routine for c in calls)
+    else:
+        body = _scaled(wp, loops, [new], made)
+    if body is None:
+        made.copies.pop()
+        return None
+    made.slabs.add(copy.name)
+    by_var = {lp.var: lp for lp in loops}
+    copy_loops = [by_var[v] for v in vs if v in {w for _, w in modes}]
+    nest = _slab_copy(p, made.outer, copy_loops, Elem(copy.name, read.idx), x)
+    return Block((Block((nest,), f"the slab of {x.tensor} the product reads, copied out of its packed storage "
+                                 f"(blas-calls)"), body))
+
+
+def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x: Read) -> Stmt:
+    """The nest ``loops`` around ``target = x`` (``x`` a read of a packed input), its innermost loop split so
+    that the loops around each piece order every subscript of the read's group: when that loop's variable
+    ``f`` runs over a whole mode and is the one subscript of its group the loops around it do not order,
+    and they order the others (``k <= l``), ``for f in 0..n`` becomes ``for f in 0..k``, ``for f in k..l``
+    and ``for f in l..n``.  In C each piece then reads the packed array at subscripts put in sorted order
+    once, when the code is written (``f <= k <= l``, ``k <= f <= l``, ``k <= l <= f``), not sorted per read
+    (``emit/packed.py``); the pieces are arranged so their inner loops walk adjacent entries
+    (:func:`_piece`).  Otherwise (nothing to split) the nest is as given."""
+    def nest(inner: Stmt, lps: list[Loop]) -> Stmt:
+        for lp in reversed(lps):
+            inner = Loop(lp.var, lp.lo, lp.hi, Block((inner,)))
+        return inner
+
+    assign = Assign(target, "=", x)
+    last = loops[-1]
+    f = last.var
+    groups = p.facts.packed_groups(x.tensor) or ()
+    group = next((g for g in groups if any(x.idx[q] == Idx(f) for q in g)), None)
+    dim = p.tensor(x.tensor).dims[group[0]] if group else None
+    if group is None or last.lo != IConst(0) or last.hi != (DimSize(dim) if isinstance(dim, str) else IConst(dim)) \
+            or sum(x.idx[q] == Idx(f) for q in group) != 1:
+        return nest(assign, loops)
+    order = Order()
+    for lp in [*outer, *loops[:-1]]:
+        order.enter(lp)
+    others = [x.idx[q] for q in group if x.idx[q] != Idx(f)]
+    at = order.chain(others)
+    if at is None or any(uses_index(others[a], {f}) for a in at):
+        return nest(assign, loops)
+    bounds = [last.lo, *(others[a] for a in at), last.hi]
+    pieces = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if lo != hi]  # (``k..k``: two of the group are one)
+    if len(loops) != 2:
+        return nest(Block(tuple(Loop(f, lo, hi, Block((assign,))) for lo, hi in pieces)), loops[:-1])
+    around = Order()
+    for lp in outer:
+        around.enter(lp)
+    return Block(tuple(_piece(loops[0], f, lo, hi, assign, around) for lo, hi in pieces))
+
+
+def _piece(c: Loop, f: str, lo: IndexExpr, hi: IndexExpr, assign: Assign, around: Order) -> Loop:
+    """One piece of a slab copy, ``for c in c.lo..c.hi: for f in lo..hi: assign``, with ``f`` outside where
+    the piece allows it: the read's last sorted subscript is then the inner loop's variable, and the packed
+    entries it reads lie next to each other (``A[i,k,l]`` for ``i < k``: ``for i: for l``).  A piece whose
+    ``f`` range does not involve ``c`` is a rectangle (swapped as it is); one below ``c`` (``hi == c``) is
+    the triangle ``for f in lo..c.hi: for c in f+1..c.hi`` when ``c.lo <= lo + 1`` (then ``f + 1`` is
+    ``c``'s larger lower bound); any other stays as it is."""
+    inner = Block((assign,))
+    uses_c = uses_index((lo, hi), {c.var})
+    if not uses_c:
+        return Loop(f, lo, hi, Block((Loop(c.var, c.lo, c.hi, inner),)))
+    if hi == Idx(c.var) and not uses_index(lo, {c.var}) and around.in_order(c.lo, IPlus(lo, 1)):
+        return Loop(f, lo, c.hi, Block((Loop(c.var, IPlus(Idx(f), 1), c.hi, inner),)))
+    return Loop(c.var, c.lo, c.hi, Block((Loop(f, lo, hi, inner),)))
+
+
+#: a slab copy pays from this many multiply-adds of the product per copied element (the product's
+#: dimension the slab does not span: MTTKRP's and TTM's rank ``r``).  Each copied element costs a gather
+#: (1-7 ns measured: more where the slab's rows are short) and then takes part in that many multiply-adds
+#: at GEMM speed, where the whole symmetric set's nests are several times slower per multiply-add.  Measured
+#: (single thread, medians of 7 interleaved runs; packed with slabs / packed with the whole set / full):
+#: N = 16, MTTKRP-5 n=40: 63 / 29 / 35 ms (slabs lose); N = 32, MTTKRP-4 n=100: 107 / 124 / 86 ms and TTM
+#: n=200: 20 / 57 / 19 ms; N = 64, MTTKRP-3 n=300: 86 / 321 / 71 ms.  The threshold lies between 16 and 32
+SLAB_MIN_COLUMNS = 24
+
+
+def slab_columns(final: Program, dims: dict[str, int]) -> int | None:
+    """The fewest multiply-adds per copied element among the products that read a slab of a packed input
+    (the extent of the product's dimension the slab does not span); None if none reads a slab, 0 if an
+    extent is not known from ``dims`` alone."""
+    slabs = {n.target.tensor for n in nodes(final.body) if isinstance(n, Assign) and isinstance(n.target, Elem)
+             and any(isinstance(r, Read) and final.facts.packed_groups(r.tensor) is not None for r in nodes(n.value))
+             and final.tensor(n.target.tensor).role == "temp"}
+
+    def size(e: IndexExpr) -> int:
+        match simplify_index(e):
+            case IConst(v):
+                return v
+            case DimSize(name):
+                return dims.get(name, 0)
+            case _:
+                return 0
+    found: list[int] = []
+    for call in nodes(final.body):
+        if isinstance(call, BlasCall) and call.routine == "gemm":
+            a, b = call.args
+            if a.tensor in slabs:
+                found.append(size(call.out.extent(1)))  # a is M x K: each element meets N columns
+            if b.tensor in slabs:
+                found.append(size(call.out.extent(0)))  # b is K x N: each element meets M rows
+    return min(found) if found else None
+
+
 def _size_of(p: Program, var: str, reads: list[Read]) -> str | int | None:
     """The extent of the mode some read subscripts plainly with ``var`` (the size of a copy's mode)."""
     for x in reads:
@@ -498,11 +649,17 @@ def _stmt(p: Program, s: Stmt, made: _Made) -> Stmt:
         scaled = _scaled(p, loops, stmts, made)
         if scaled is not None:
             return _keep_comments(s, scaled)
+        unpacked = _unpacked(p, loops, stmts, made)
+        if unpacked is not None:
+            return _keep_comments(s, unpacked)
     match s:
         case Block():
             return _block(p, s, made)
         case Loop():
-            return dataclasses.replace(s, body=_block(p, s.body, made))
+            made.outer.append(s)
+            body = _block(p, s.body, made)
+            made.outer.pop()
+            return dataclasses.replace(s, body=body)
         case _:
             return s
 
@@ -528,14 +685,17 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
         return p, "not applied: BLAS calls are off (blas=False)"
     if p.dtype != "float64":
         return p, f"not applied: {p.dtype} elements (BLAS calls are float64)"
-    made = _Made(p)
+    made = _Made(p, options.slabs)
     body = _block(p, p.body, made)
     if not made.calls:
         return p, "not applied: no dense nest is a matrix product, a matrix-vector product or a rank-k update"
     what = ", ".join(f"{n} d{r}" for r, n in sorted(made.calls.items()))
     note = f"{plural(sum(made.calls.values()), 'nest')} as BLAS calls ({what})"
-    if made.copies:
-        note += f"; {plural(len(made.copies), 'scaled copy', 'scaled copies')} of an operand"
+    scaled = len(made.copies) - len(made.slabs)
+    if scaled:
+        note += f"; {plural(scaled, 'scaled copy', 'scaled copies')} of an operand"
+    if made.slabs:
+        note += f"; {plural(len(made.slabs), 'slab')} of a packed input copied out"
     new = replace_body(dataclasses.replace(p, tensors=(*p.tensors, *made.copies)), body)
     return new, note
 

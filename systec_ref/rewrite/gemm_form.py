@@ -225,10 +225,15 @@ def traded(naive: Program, formed: Program) -> tuple[str, tuple[int, ...]] | Non
 def made_products(final: Program, tensor: str, modes: tuple[int, ...]) -> bool:
     """Is every read of ``tensor`` at distinct indices in ``modes`` (the part's strict nest, where the work
     is) inside a BLAS matrix product (not a ``gemv``) in ``final``?  The pipeline keeps this pass's trade
-    only then."""
+    only then.  (A packed input's slab copied out for a product counts as read by it.)"""
+    products = [n for n in nodes(final.body) if isinstance(n, BlasCall) and n.routine != "gemv"]
+    feeds = {x.tensor for call in products for x in call.args}
+
     def strict_reads(node: Node) -> bool:
         if isinstance(node, BlasCall) and node.routine != "gemv":
             return False  # its nest is the call's meaning: a matrix product runs it (a gemv per point does not pay)
+        if isinstance(node, Assign) and isinstance(node.target, Elem) and node.target.tensor in feeds:
+            return False  # a copy that a product reads
         if isinstance(node, Read) and node.tensor == tensor:
             subs = [node.idx[q] for q in modes]
             return all(isinstance(x, Idx) for x in subs) and len({x.name for x in subs}) == len(subs)

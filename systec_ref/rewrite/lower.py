@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 
 from ..dtypes import identity
+from ..errors import SystecError
 from ..ir.nodes import (
     Add,
     Assign,
@@ -167,7 +168,14 @@ def dim_expr(dim: str | int):
     return DimSize(dim) if isinstance(dim, str) else IConst(dim)
 
 
-def lower(k: A.Kernel) -> Program:
+def lower(k: A.Kernel, packed: tuple[str, ...] = ()) -> Program:
+    """The naive nest of ``k``; ``packed``: the dense symmetric inputs handed over packed (the compile's
+    ``packed`` option, recorded as the program's ``packed`` fact)."""
+    symmetric = {d.name for d in k.inputs if d.symmetry and d.format == "dense"}
+    stray = sorted(set(packed) - symmetric)
+    if stray:
+        raise SystecError(f"kernel {k.name}: '{stray[0]}' cannot be passed packed (only a dense input declared "
+                          f"symmetric can: {', '.join(sorted(symmetric)) or 'none here'})")
     red = k.assignment.reduction
     tensors = []
     for d in k.decls:
@@ -181,4 +189,6 @@ def lower(k: A.Kernel) -> Program:
     for var in reversed(order):
         body = Block((Loop(var, IConst(0), dim_expr(dims[var]), body),))
     return Program(k.name, tuple(tensors), body, red, Facts(loop_order=" ".join(order),
-                                                                  loop_order_given=bool(k.order)))
+                                                                  loop_order_given=bool(k.order),
+                                                                  packed=tuple((d.name, d.symmetry) for d in k.inputs
+                                                                               if d.name in packed)))

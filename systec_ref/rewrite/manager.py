@@ -45,7 +45,8 @@ class Options:
       CSF by face, see :mod:`systec_ref.storage.csf`), ``tensor_formats`` per tensor;
     * ``tile``: the side of the tiles ``tile`` cuts a dense strict triangle into (0: no tiling);
     * ``blas=False``: no BLAS calls (``gemm-form``, ``tile`` and ``blas-calls`` change nothing): plain C
-      loops only, no need for scipy's BLAS at run time.
+      loops only, no need for scipy's BLAS at run time;
+    * ``packed``: the dense inputs handed over packed (recorded as the program's ``packed`` fact).
     """
 
     symmetry: bool = True
@@ -60,14 +61,24 @@ class Options:
     #: dense nests that are BLAS operations become calls (``blas-calls``), prepared by ``gemm-form`` and
     #: ``tile``; False: none of the three changes anything
     blas: bool = True
+    #: dense inputs passed packed (canonical entries only, :mod:`systec_ref.storage.packed`): recorded by
+    #: ``lower`` as the ``packed`` fact; BLAS never reads them (``blas-calls`` copies a slab out first)
+    packed: tuple[str, ...] = ()
+    #: ``blas-calls`` may copy a slab of a packed input out for a matrix product (False: it makes no such
+    #: product, and ``gemm-form``'s trade is undone: the whole set is used); see ``Kernel.for_data``
+    slabs: bool = True
 
     def __post_init__(self) -> None:
         if self.faces not in FACES:
             raise SystecError(f"faces must be one of {', '.join(FACES)}, not {self.faces!r}")
         if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 0:
             raise SystecError(f"tile must be a whole number >= 0 (0: no tiling), not {self.tile!r}")
+        if not isinstance(self.slabs, bool):
+            raise SystecError(f"slabs must be True or False, not {self.slabs!r}")
         if not isinstance(self.blas, bool):
             raise SystecError(f"blas must be True or False, not {self.blas!r}")
+        if not isinstance(self.packed, tuple) or not all(isinstance(t, str) for t in self.packed):
+            raise SystecError(f"packed must be a tuple of tensor names, not {self.packed!r}")
         formats.get(self.sparse_format)  # an unknown format is refused here, by name
         for _, name in self.tensor_formats:
             formats.get(name)

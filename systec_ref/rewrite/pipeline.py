@@ -76,7 +76,7 @@ def resume(stages: list[Stage], options: Options) -> list[Stage]:
 
 
 def compile_stages(k: Kernel, options: Options = DEFAULT_OPTIONS) -> list[Stage]:
-    naive = lower_pass.lower(k)
+    naive = lower_pass.lower(k, options.packed)
     first = Stage(lower_pass.NAME, naive, True, f"naive loop nest, loop order {naive.facts.loop_order}")
     passes = PASSES if options.symmetry else NON_SYMMETRY
     stages = run_pipeline(first, passes, options)

@@ -1,13 +1,15 @@
 """Sparse storage: canonical-only storage of symmetric tensors split by face (each face a CSF:
 compressed levels, CSR for order 2), and the storage formats that say how a kernel is handed a
-face (:mod:`.formats`; today's is CSF with 64-bit positions and coordinates, :mod:`.csf`)."""
+face (:mod:`.formats`; today's is CSF with 64-bit positions and coordinates, :mod:`.csf`); and packed
+storage of dense symmetric tensors, their canonical entries in one flat array (:mod:`.packed`)."""
 
 from . import formats
 from .csf import CSF, CSF_FORMAT, CSFFormat
 from .faces import face_of
+from .packed import PackedTensor
 from .symmetric import SparseTensor
 
-__all__ = ["CSF", "CSF_FORMAT", "CSFFormat", "SparseTensor", "face_of", "for_program", "formats"]
+__all__ = ["CSF", "CSF_FORMAT", "CSFFormat", "PackedTensor", "SparseTensor", "face_of", "for_program", "formats"]
 
 
 def for_program(program, arrays: dict) -> dict[str, SparseTensor]:
