@@ -148,10 +148,20 @@ def _print_json(doc: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
+def _held(kernel: api.Kernel, arrays: dict) -> dict:
+    """``arrays`` as the kernel is handed them: the inputs of ``--packed`` (the kernel's ``packed`` option)
+    packed."""
+    symmetry = {d.name: d.symmetry for d in kernel.ast.inputs}
+    return {n: PackedTensor.from_dense(a, symmetry[n], check=False) if n in kernel.options.packed else a
+            for n, a in arrays.items()}
+
+
 def _formatted(kernel: api.Kernel, inputs: dict, args: argparse.Namespace) -> api.Kernel:
-    """The kernel compiled for the storage formats of ``--sparse-format`` (``auto``: chosen from ``inputs``)."""
+    """The kernel compiled for the storage formats of ``--sparse-format`` (``auto``: chosen from ``inputs``)
+    and for the inputs of ``--packed`` packed."""
     arrays, _ = kernel.bind(inputs, check=False)
-    return kernel.for_data(arrays, "baseline" if getattr(args, "naive", False) else None, args.sparse_format)
+    return kernel.for_data(_held(kernel, arrays), "baseline" if getattr(args, "naive", False) else None,
+                           args.sparse_format)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -159,9 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
-    symmetry = {d.name: d.symmetry for d in kernel.ast.inputs}
-    held = {n: PackedTensor.from_dense(a, symmetry[n], check=False) if n in kernel.options.packed else a
-            for n, a in arrays.items()}  # --packed: the kernel is handed those inputs packed
+    held = _held(kernel, arrays)  # --packed: the kernel is handed those inputs packed
     kernel = kernel.for_data(held, None, args.sparse_format)
     ref, method = numpy_reference(kernel.ast, arrays, dims)
     dtype = kernel.ast.output.dtype

@@ -83,6 +83,29 @@ def test_layout_round_trip_offsets_and_memory(shape, groups):
         assert p[pt] == a[pt]  # any arrangement reads its canonical entry
 
 
+@settings(max_examples=40, deadline=None, database=None)
+@given(data=st.data())
+def test_layout_of_random_shapes_and_groups(data):
+    """Any disjoint groups of any modes: packing and unpacking are inverse, and every point (any
+    arrangement) reads its canonical entry through the offset."""
+    order = data.draw(st.integers(2, 5))
+    modes = data.draw(st.permutations(range(order)))
+    cut = data.draw(st.integers(2, order))
+    groups = [tuple(sorted(modes[:cut]))]
+    if order - cut >= 2 and data.draw(st.booleans()):
+        groups.append(tuple(sorted(modes[cut:])))
+    n = data.draw(st.integers(0, 4))
+    shape = tuple(n if any(m in g for g in groups) else data.draw(st.integers(1, 3)) for m in range(order))
+    a = systec_ref.symmetrize(np.random.default_rng(order).standard_normal(shape), groups)
+    p = PackedTensor.from_dense(a, groups, check="exact")
+    assert np.array_equal(p.to_dense(), a) and len(p.values) == packed_size(shape, p.symmetry)
+    assert sorted(offset(pt, shape, p.symmetry) for pt in itertools.product(*map(range, shape))
+                  if all(list(pt[m] for m in g) == sorted(pt[m] for m in g) for g in p.symmetry)) \
+        == list(range(len(p.values)))
+    for pt in itertools.product(*map(range, shape)):
+        assert p[pt] == a[pt]
+
+
 def test_a_matrix_is_the_upper_triangle_row_by_row():
     a = systec_ref.symmetrize(np.arange(16.0).reshape(4, 4), ((0, 1),))
     p = PackedTensor.from_dense(a, ((0, 1),))
@@ -230,6 +253,12 @@ def test_order_proves_from_loop_bounds():
     assert not o.in_order(IPlus(Idx("j"), 5), Idx("l")) and not o.in_order(Idx("j"), Idx("i"))
     o.forget({"j"})
     assert not o.in_order(Idx("i"), Idx("l"))  # j rearranged: the chain through it is gone
+    assert o.chain([Idx("l"), Idx("i"), Idx("j")]) is None  # j forgotten: l and i are not ordered
+    o3 = Order()
+    o3.enter(_loop("k", IConst(0), Idx("n")))
+    o3.enter(_loop("l", IPlus(Idx("k"), 1), Idx("n")))
+    o3.enter(_loop("i", IConst(0), Idx("k")))
+    assert o3.chain([Idx("k"), Idx("l"), Idx("i")]) == [2, 0, 1]  # i < k < l
     o2 = Order()
     o2.enter(_loop("i", IConst(0), Idx("n")))
     o2.enter(_loop("j", IConst(0), IPlus(Idx("i"), 1)))  # j < i + 1: j <= i
@@ -311,6 +340,9 @@ def test_command_line_packed_option():
     proc = cli("emit", "ssymv", "--packed", "A")
     assert_clean(proc)
     assert "sx_pk_A_" in proc.stdout
+    proc = cli("explain", "mttkrp3", "--packed", "A", "--after", "blas-calls")
+    assert_clean(proc)
+    assert "slab of a packed input copied out" in proc.stdout and "agrees with the previous stage" in proc.stdout
     proc = cli("run", "mttkrp3", "--packed", "B")
     assert_clean(proc, 2)
     assert proc.stderr.strip().count("\n") == 0 and "'B' cannot be passed packed" in proc.stderr
