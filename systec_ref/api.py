@@ -264,7 +264,7 @@ class Kernel:
 
     def run(self, *, backend: str | None = None, optimize: bool = True, check: bool | str | float = True,
             out: np.ndarray | None = None, sparse_format: str | dict[str, str] | None = None,
-            **tensors: object) -> np.ndarray:
+            packed_output: bool = False, **tensors: object) -> np.ndarray | PackedTensor:
         """Compute the kernel's output; a scalar output comes back as a 0-d array.
 
         ``backend=None`` (the default) runs the compiled C where a C compiler is found, else the
@@ -280,18 +280,36 @@ class Kernel:
         the result is written into (and returned).  ``sparse_format`` says how sparse inputs are handed
         to the kernel: ``None``/``"auto"`` chosen from their data (32-bit indices where they fit, dense
         levels where nearly full: :mod:`systec_ref.storage.choose`), a format name (``"csf"``: 64-bit,
-        compressed), or a dict per input.
+        compressed), or a dict per input.  ``packed_output=True`` returns a symmetric output as a
+        :class:`~systec_ref.storage.packed.PackedTensor` of the symmetry the compiler found in it (its
+        canonical entries; the call itself still computes the whole output first, so it needs that memory
+        while it runs).
         """
         backend = _backend(backend)
+        if packed_output:
+            groups = self.output_symmetry()
+            if out is not None:
+                raise InputError(f"kernel {self.name}: out= and packed_output=True exclude each other")
         arrays, dims = self.bind(tensors, check)
         if backend == "c":
             stage = None if optimize else "baseline"
             fn = self.for_data(arrays, stage, sparse_format).c_function(stage)
-            return self.call(fn, arrays, dims, out)
+            value = self.call(fn, arrays, dims, out)
+        else:
+            prog = self.for_data(arrays, None, sparse_format).final if optimize else self.naive
+            value = self.interpret(arrays, prog, check=False).value
+            value = value if out is None else _into(out, value, f"kernel {self.name}")
+        # the compiler computed the canonical triangle and mirrored it: the output is exactly symmetric
+        return PackedTensor.from_dense(value, groups, check=False) if packed_output else value
 
-        prog = self.for_data(arrays, None, sparse_format).final if optimize else self.naive
-        value = self.interpret(arrays, prog, check=False).value
-        return value if out is None else _into(out, value, f"kernel {self.name}")
+    def output_symmetry(self) -> tuple[tuple[int, ...], ...]:
+        """The groups of output modes the compiler found symmetric (``replicate-output``: it computes their
+        canonical triangle and mirrors it); raises :class:`InputError` when there are none."""
+        groups = self.final.facts.output_symmetry
+        if not groups:
+            raise InputError(f"kernel {self.name}: its output has no symmetry the compiler found, so it cannot be "
+                             f"returned packed")
+        return groups
 
     def prepare(self, *, backend: str | None = None, check: bool | str | float = True,
                 sparse_format: str | dict[str, str] | None = None, **tensors: object) -> Prepared:

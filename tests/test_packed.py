@@ -346,3 +346,24 @@ def test_command_line_packed_option():
     proc = cli("run", "mttkrp3", "--packed", "B")
     assert_clean(proc, 2)
     assert proc.stderr.strip().count("\n") == 0 and "'B' cannot be passed packed" in proc.stderr
+
+
+@pytest.mark.parametrize("name,sizes", [("ssyrk", {"n": 7, "m": 3}), ("ttm", {"n": 6, "r": 3}),
+                                        ("syr2k", {"n": 5, "m": 2})])
+def test_symmetric_outputs_returned_packed(name, sizes):
+    k = systec_ref.load(name)
+    inputs = k.random_inputs(sizes, seed=5)
+    want = k.definition(inputs).value
+    for backend in ("c", "interp"):
+        p = k.run(backend=backend, packed_output=True, **inputs)
+        assert isinstance(p, PackedTensor) and p.symmetry == k.output_symmetry()
+        assert systec_ref.agree(p.to_dense(), want, "float64")
+
+
+def test_packed_output_of_an_output_without_symmetry_is_refused():
+    k = systec_ref.load("ssymv")
+    with pytest.raises(InputError, match="its output has no symmetry the compiler found"):
+        k.run(packed_output=True, **k.random_inputs({"n": 3}))
+    k = systec_ref.load("ssyrk")
+    with pytest.raises(InputError, match="exclude each other"):
+        k.run(packed_output=True, out=np.zeros((3, 3)), **k.random_inputs({"n": 3, "m": 2}))
