@@ -489,6 +489,14 @@ def _unpacked(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> 
             or any(_where(x.idx, v) is False for _, v in modes):
         return None
     dims = p.tensor(x.tensor).dims
+    by_var = {lp.var: lp for lp in loops}
+    copy_loops = [by_var[v] for v in vs if v in {w for _, w in modes}]
+    if len(modes) == 2 and _pieces(p, made.outer, copy_loops, x) is not None:
+        # most pieces of the copy run with the free variable outside (see _piece): made the copy's first mode,
+        # they write its rows one after the other (measured: MTTKRP-4 n=100 r=32 from packed 80-83 ms against
+        # 88-95 with the copy in the read's order, MTTKRP-3 n=300 r=64 61-63 against 67-70; TTM the same)
+        f = copy_loops[-1].var
+        modes = sorted(modes, key=lambda m: m[1] != f)
     copy = TensorInfo(made.name(x.tensor), "temp", tuple(dims[q] for q, _ in modes), dtype="float64", init=None)
     read = Read(copy.name, tuple(Idx(v) for _, v in modes))
     new = dataclasses.replace(st, value=postwalk(lambda e: read if e == x else None)(st.value))
@@ -504,8 +512,6 @@ def _unpacked(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> 
         made.copies.pop()
         return None
     made.slabs.add(copy.name)
-    by_var = {lp.var: lp for lp in loops}
-    copy_loops = [by_var[v] for v in vs if v in {w for _, w in modes}]
     nest = _slab_copy(p, made.outer, copy_loops, Elem(copy.name, read.idx), x)
     return Block((Block((nest,), f"the slab of {x.tensor} the product reads, copied out of its packed storage "
                                  f"(blas-calls)"), body))
@@ -526,6 +532,22 @@ def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x
         return inner
 
     assign = Assign(target, "=", x)
+    f = loops[-1].var
+    pieces = _pieces(p, outer, loops, x)
+    if pieces is None:
+        return nest(assign, loops)
+    if len(loops) != 2:
+        return nest(Block(tuple(Loop(f, lo, hi, Block((assign,))) for lo, hi in pieces)), loops[:-1])
+    around = Order()
+    for lp in outer:
+        around.enter(lp)
+    return Block(tuple(_piece(loops[0], f, lo, hi, assign, around) for lo, hi in pieces))
+
+
+def _pieces(p: Program, outer: list[Loop], loops: list[Loop], x: Read) -> list[tuple[IndexExpr, IndexExpr]] | None:
+    """The ranges ``[lo, hi)`` the innermost of ``loops`` (variable ``f``, over a whole mode) is split into so
+    that the loops order every subscript of ``x``'s group around each (see :func:`_slab_copy`); None when
+    ``f`` is not such a loop or the loops do not order the group's other subscripts."""
     last = loops[-1]
     f = last.var
     groups = p.facts.packed_groups(x.tensor) or ()
@@ -533,22 +555,16 @@ def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x
     dim = p.tensor(x.tensor).dims[group[0]] if group else None
     if group is None or last.lo != IConst(0) or last.hi != (DimSize(dim) if isinstance(dim, str) else IConst(dim)) \
             or sum(x.idx[q] == Idx(f) for q in group) != 1:
-        return nest(assign, loops)
+        return None
     order = Order()
     for lp in [*outer, *loops[:-1]]:
         order.enter(lp)
     others = [x.idx[q] for q in group if x.idx[q] != Idx(f)]
     at = order.chain(others)
     if at is None or any(uses_index(others[a], {f}) for a in at):
-        return nest(assign, loops)
+        return None
     bounds = [last.lo, *(others[a] for a in at), last.hi]
-    pieces = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if lo != hi]  # (``k..k``: two of the group are one)
-    if len(loops) != 2:
-        return nest(Block(tuple(Loop(f, lo, hi, Block((assign,))) for lo, hi in pieces)), loops[:-1])
-    around = Order()
-    for lp in outer:
-        around.enter(lp)
-    return Block(tuple(_piece(loops[0], f, lo, hi, assign, around) for lo, hi in pieces))
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if lo != hi]  # (``k..k``: two of the group are one)
 
 
 def _piece(c: Loop, f: str, lo: IndexExpr, hi: IndexExpr, assign: Assign, around: Order) -> Loop:
@@ -572,8 +588,9 @@ def _piece(c: Loop, f: str, lo: IndexExpr, hi: IndexExpr, assign: Assign, around
 #: (1-7 ns measured: more where the slab's rows are short) and then takes part in that many multiply-adds
 #: at GEMM speed, where the whole symmetric set's nests are several times slower per multiply-add.  Measured
 #: (single thread, medians of 7 interleaved runs; packed with slabs / packed with the whole set / full):
-#: N = 16, MTTKRP-5 n=40: 63 / 29 / 35 ms (slabs lose); N = 32, MTTKRP-4 n=100: 107 / 124 / 86 ms and TTM
-#: n=200: 20 / 57 / 19 ms; N = 64, MTTKRP-3 n=300: 86 / 321 / 71 ms.  The threshold lies between 16 and 32
+#: N = 16, MTTKRP-5 n=40: 48 / 25 / 31 ms (slabs lose); N = 32, MTTKRP-4 n=100: 78 / 84 / 66 ms and TTM
+#: n=200: 20 / 57 / 19 ms; N = 64, MTTKRP-3 n=300: 86 / 321 / 71 ms (before the copies were laid out free
+#: variable first, which took 10-15% off them).  The threshold lies between 16 and 32
 SLAB_MIN_COLUMNS = 24
 
 
