@@ -149,6 +149,9 @@ class Kernel:
         every stage reads them through the packed layout, and BLAS never reads them (``blas-calls`` copies
         the slab a product needs out of the packed array first; ``slabs=False``: no such product, the
         whole symmetric set is used).  Kept for the next call."""
+        if isinstance(packed, str) or not all(isinstance(t, str) for t in packed):
+            raise SystecError(f"packed must be a tuple of input names, not {packed!r}")
+        packed = tuple(packed)
         if packed == self.options.packed and slabs == self.options.slabs:
             return self
         variants = self.__dict__.setdefault("_variants", {})
@@ -305,7 +308,10 @@ class Kernel:
     def output_symmetry(self) -> tuple[tuple[int, ...], ...]:
         """The groups of output modes the compiler found symmetric (``replicate-output``: it computes their
         canonical triangle and mirrors it); raises :class:`InputError` when there are none."""
-        groups = self.final.facts.output_symmetry
+        # found by replicate-output, a symmetry pass: a compile with them off asks the symmetric compile
+        final = self.final if self.options.symmetry else \
+            Kernel(self.ast, dataclasses.replace(self.options, symmetry=True)).final
+        groups = final.facts.output_symmetry
         if not groups:
             raise InputError(f"kernel {self.name}: its output has no symmetry the compiler found, so it cannot be "
                              f"returned packed")

@@ -128,11 +128,16 @@ def _load(args: argparse.Namespace) -> api.Kernel:
         k = api.compile(_read_stdin(), "<stdin>", symmetry=symmetry, faces=faces, tile=tile, blas=blas)
     else:
         k = api.load(args.kernel, symmetry=symmetry, faces=faces, tile=tile, blas=blas)
-    packed = getattr(args, "packed", None)
+    packed = _packed_names(args)
     if packed:
-        k = k.with_packed(tuple(sorted({name.strip() for name in packed.split(",") if name.strip()})))
-        _ = k.naive  # a name that is not a dense symmetric input is refused here, by name
+        _ = k.with_packed(packed).naive  # a name that is not a dense symmetric input is refused here, by name
     return k
+
+
+def _packed_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The inputs of ``--packed``, sorted."""
+    given = getattr(args, "packed", None) or ""
+    return tuple(sorted({name.strip() for name in given.split(",") if name.strip()}))
 
 
 def _finite(x: float) -> float | None:
@@ -148,19 +153,18 @@ def _print_json(doc: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
-def _held(kernel: api.Kernel, arrays: dict) -> dict:
-    """``arrays`` as the kernel is handed them: the inputs of ``--packed`` (the kernel's ``packed`` option)
-    packed."""
-    symmetry = {d.name: d.symmetry for d in kernel.ast.inputs}
-    return {n: PackedTensor.from_dense(a, symmetry[n], check=False) if n in kernel.options.packed else a
-            for n, a in arrays.items()}
+def _held(kernel: api.Kernel, arrays: dict, args: argparse.Namespace) -> dict:
+    """``arrays`` as the kernel is handed them: the inputs of ``--packed`` packed (``Kernel.for_data`` then
+    compiles for them, choosing slab copies by the sizes as ``run`` does)."""
+    symmetry, packed = {d.name: d.symmetry for d in kernel.ast.inputs}, _packed_names(args)
+    return {n: PackedTensor.from_dense(a, symmetry[n], check=False) if n in packed else a for n, a in arrays.items()}
 
 
 def _formatted(kernel: api.Kernel, inputs: dict, args: argparse.Namespace) -> api.Kernel:
     """The kernel compiled for the storage formats of ``--sparse-format`` (``auto``: chosen from ``inputs``)
     and for the inputs of ``--packed`` packed."""
     arrays, _ = kernel.bind(inputs, check=False)
-    return kernel.for_data(_held(kernel, arrays), "baseline" if getattr(args, "naive", False) else None,
+    return kernel.for_data(_held(kernel, arrays, args), "baseline" if getattr(args, "naive", False) else None,
                            args.sparse_format)
 
 
@@ -169,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sizes = _sizes_for(kernel, parse_sizes(args.size))
     inputs = kernel.random_inputs(sizes, seed=args.seed, density=args.density)
     arrays, dims = kernel.bind(inputs)
-    held = _held(kernel, arrays)  # --packed: the kernel is handed those inputs packed
+    held = _held(kernel, arrays, args)  # --packed: the kernel is handed those inputs packed
     kernel = kernel.for_data(held, None, args.sparse_format)
     ref, method = numpy_reference(kernel.ast, arrays, dims)
     dtype = kernel.ast.output.dtype
@@ -262,6 +266,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     kernel = _load(args)
+    if _packed_names(args):  # no sizes here: slab copies wherever gemm-form's products need them
+        kernel = kernel.with_packed(_packed_names(args))
     if args.sparse_format != "auto":  # (no inputs here to choose from: auto is the 64-bit default)
         kernel = kernel.with_formats(tuple((t.name, args.sparse_format) for t in kernel.ast.inputs
                                            if t.format == "sparse"))
@@ -429,7 +435,8 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
                              "nothing)")
         sp.add_argument("--packed", metavar="NAMES",
                         help="dense symmetric inputs handed over packed, their canonical entries only "
-                             "(comma-separated, e.g. A): compiled for that (see README, packed inputs)")
+                             "(comma-separated, e.g. A): compiled for that, slab copies chosen by the sizes "
+                             "(emit: wherever a product needs one); see README, packed inputs")
 
     def sparse_format(sp: argparse.ArgumentParser, default: str) -> None:
         sp.add_argument("--sparse-format", default=default, metavar="FORMAT",

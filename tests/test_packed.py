@@ -301,6 +301,12 @@ def test_errors_are_one_line_and_say_what():
         PackedTensor.from_dense(np.zeros((2, 3)), ((0, 1),))
     with pytest.raises(InputError, match="expected 15 values"):
         PackedTensor((5, 5), ((0, 1),), np.zeros(14))
+    with pytest.raises(InputError, match="different sizes"):
+        PackedTensor((3, 4), ((0, 1),), np.zeros(6))
+    assert PackedTensor((3, 3), ((1, 0),), np.zeros(6)).symmetry == ((0, 1),)  # groups normalized
+    assert PackedTensor.from_dense(inputs["A"], True).symmetry == ((0, 1),)  # True: every mode
+    with pytest.raises(systec_ref.SystecError, match="packed must be a tuple of input names"):
+        k.with_packed("A")
     k3 = systec_ref.compile("kernel p\nin A[n, n, n] symmetric(0,1)\nin x[n]\nout y[n]\ny[i] += A[i, j, k] * x[k]\n")
     a3 = systec_ref.symmetrize(np.random.default_rng(0).standard_normal((4, 4, 4)), ((0, 1, 2),))
     with pytest.raises(InputError, match=r"packed symmetric in \(\(0, 1, 2\),\), but the kernel declares it "
@@ -340,9 +346,12 @@ def test_command_line_packed_option():
     proc = cli("emit", "ssymv", "--packed", "A")
     assert_clean(proc)
     assert "sx_pk_A_" in proc.stdout
-    proc = cli("explain", "mttkrp3", "--packed", "A", "--after", "blas-calls")
+    proc = cli("explain", "mttkrp3", "--packed", "A", "--after", "blas-calls", "--size", "n=7,r=32")
     assert_clean(proc)
     assert "slab of a packed input copied out" in proc.stdout and "agrees with the previous stage" in proc.stdout
+    proc = cli("explain", "mttkrp3", "--packed", "A", "--after", "blas-calls", "--size", "n=7,r=3")
+    assert_clean(proc)  # few columns: chosen as run chooses, the whole symmetric set
+    assert "slab" not in proc.stdout
     proc = cli("run", "mttkrp3", "--packed", "B")
     assert_clean(proc, 2)
     assert proc.stderr.strip().count("\n") == 0 and "'B' cannot be passed packed" in proc.stderr
@@ -358,6 +367,14 @@ def test_symmetric_outputs_returned_packed(name, sizes):
         p = k.run(backend=backend, packed_output=True, **inputs)
         assert isinstance(p, PackedTensor) and p.symmetry == k.output_symmetry()
         assert systec_ref.agree(p.to_dense(), want, "float64")
+
+
+def test_packed_output_of_a_symmetry_off_compile():
+    """The output's symmetry is found by a symmetry pass; a compile with them off asks the symmetric one."""
+    k = systec_ref.load("ssyrk", symmetry=False)
+    inputs = k.random_inputs({"n": 6, "m": 2}, seed=1)
+    p = k.run(packed_output=True, **inputs)
+    assert p.symmetry == ((0, 1),) and systec_ref.agree(p.to_dense(), k.definition(inputs).value, "float64")
 
 
 def test_packed_output_of_an_output_without_symmetry_is_refused():

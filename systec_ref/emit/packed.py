@@ -11,9 +11,11 @@ symmetric there); sorting costs a few compares and branches per read, so it is d
 The proof is :class:`systec_ref.ir.order.Order`'s, from the loops around the read (the emitter keeps
 one as it walks the program).  Inside a ``Permute`` the rearranged variables lose their constraints,
 and a variable bound again (a sparse level's coordinate) starts afresh.  The symmetric passes read
-only canonical entries (a tested invariant: ``tests/test_passes_random.py``), and their loops say
-so: e.g. SSYMV's ``for j in i+1..n: ... A[i,j]`` or the unrolled ``A[i+3,j]`` in ``for j in i+4..n``
-need no sort, while the naive nest's ``A[i,j]`` over the full square sorts.
+only canonical entries of the symmetry a stage declares (a tested invariant:
+``tests/test_passes_random.py``), and their loops say so: e.g. SSYMV's ``for j in i+1..n: ... A[i,j]``
+or the unrolled ``A[i+3,j]`` in ``for j in i+4..n`` need no sort.  The naive nest's ``A[i,j]`` over the
+full square sorts, and so do the few face reads ``A[k,k,i]`` (``i`` free) of a kernel whose ``gemm-form``
+kept only part of the symmetry: the packed layout is the declared groups'.
 """
 
 from __future__ import annotations

@@ -126,6 +126,11 @@ class PackedTensor:
     values: np.ndarray
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        groups = symmetry_groups(self.symmetry, self.shape)  # (equal extents within a group, disjoint, ...)
+        object.__setattr__(self, "symmetry", tuple(sorted(tuple(sorted(g)) for g in groups)))
+        if not self.symmetry:
+            raise InputError(f"packed storage needs symmetry (groups of modes), got {self.symmetry!r}")
         object.__setattr__(self, "values", np.ascontiguousarray(self.values))
         want = packed_size(self.shape, self.symmetry)
         if self.values.ndim != 1 or len(self.values) != want:
@@ -135,11 +140,14 @@ class PackedTensor:
     @classmethod
     def from_dense(cls, arr: object, symmetry: object, check: bool | str | float = True,
                    name: str = "tensor") -> PackedTensor:
-        """Pack ``arr``, verified symmetric in ``symmetry`` (``check`` as for kernel inputs: True within the
-        float tolerance, ``"exact"`` bitwise, False not at all: the canonical entries are taken as they are)."""
+        """Pack ``arr``, verified symmetric in ``symmetry`` (groups of modes, or True: every mode) (``check`` as
+        for kernel inputs: True within the float tolerance, ``"exact"`` bitwise, False not at all: the
+        canonical entries are taken as they are)."""
         a = np.asarray(arr)
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise InputError(f"{name}: elements of type {a.dtype} are not numbers")
+        if symmetry is True:  # every mode, as einsum's symmetric={p: True}
+            symmetry = (tuple(range(a.ndim)),)
         groups = symmetry_groups(symmetry, a.shape)
         if not groups:
             raise InputError(f"{name}: packed storage needs symmetry (groups of modes), got {symmetry!r}")
