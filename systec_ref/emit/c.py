@@ -168,19 +168,7 @@ class _Emitter:
         if k not in self.helpers:
             name = generated("off", t.name, len(self.helpers))
             self.helpers[k] = name
-            dims = [f"int64_t d{q}" for q in range(t.order)]
-            subs = [f"int64_t s{q}" for q in range(t.order)]
-            lines = [f"static inline int64_t {name}({', '.join(dims + subs)}) {{",
-                     f"    int64_t v[{t.order}] = {{{', '.join(f's{q}' for q in range(t.order))}}};"]
-            for g in sort:
-                # insertion sort of the group's positions: groups are tiny
-                pos = ", ".join(map(str, g))
-                lines += [f"    {{ const int p[{len(g)}] = {{{pos}}};",
-                          f"      for (int a = 1; a < {len(g)}; ++a) {{",
-                          "        int64_t x = v[p[a]]; int b = a - 1;",
-                          "        while (b >= 0 && v[p[b]] > x) { v[p[b + 1]] = v[p[b]]; --b; }",
-                          "        v[p[b + 1]] = x;",
-                          "      } }"]
+            lines = packed_reads.sorted_subscripts(name, t.order, sort)
             off = "v[0]"
             for q in range(1, t.order):
                 off = f"({off}) * d{q} + v[{q}]"

@@ -25,7 +25,7 @@ from ..ir.order import Order
 from ..lang.names import generated
 from ..storage.packed import units
 
-__all__ = ["Order", "helper", "helper_name"]
+__all__ = ["Order", "helper", "helper_name", "sorted_subscripts"]
 
 
 def _simplex(length: int, x: str) -> str:
@@ -40,14 +40,13 @@ def _simplex(length: int, x: str) -> str:
     return f"(({product}) / {fact})"
 
 
-def helper(name: str, t: TensorInfo, groups: tuple[tuple[int, ...], ...],
-           sort: tuple[tuple[int, ...], ...]) -> str:
-    """A C function ``name(d0.., s0..)``: the offset in ``t``'s packed array (symmetric in ``groups``) of
-    the entry at subscripts ``s``, sorting those of each group in ``sort`` first."""
-    k = t.order
-    params = [f"int64_t d{q}" for q in range(k)] + [f"int64_t s{q}" for q in range(k)]
+def sorted_subscripts(name: str, order: int, sort: tuple[tuple[int, ...], ...]) -> list[str]:
+    """The head of an offset function ``name(d0.., s0..)`` (extents, then subscripts) that copies the
+    subscripts into ``v`` and sorts those at the positions of each group in ``sort``: shared by the
+    offset functions of packed inputs (:func:`helper`) and of sorted reads of full arrays (``emit/c.py``)."""
+    params = [f"int64_t d{q}" for q in range(order)] + [f"int64_t s{q}" for q in range(order)]
     lines = [f"static inline int64_t {name}({', '.join(params)}) {{",
-             f"    int64_t v[{k}] = {{{', '.join(f's{q}' for q in range(k))}}};"]
+             f"    int64_t v[{order}] = {{{', '.join(f's{q}' for q in range(order))}}};"]
     for g in sort:
         # insertion sort of the group's positions: groups are tiny
         lines += [f"    {{ const int p[{len(g)}] = {{{', '.join(map(str, g))}}};",
@@ -56,7 +55,15 @@ def helper(name: str, t: TensorInfo, groups: tuple[tuple[int, ...], ...],
                   "        while (b >= 0 && v[p[b]] > x) { v[p[b + 1]] = v[p[b]]; --b; }",
                   "        v[p[b + 1]] = x;",
                   "      } }"]
-    lines.append("    int64_t off = 0;")
+    return lines
+
+
+def helper(name: str, t: TensorInfo, groups: tuple[tuple[int, ...], ...],
+           sort: tuple[tuple[int, ...], ...]) -> str:
+    """A C function ``name(d0.., s0..)``: the offset in ``t``'s packed array (symmetric in ``groups``) of
+    the entry at subscripts ``s``, sorting those of each group in ``sort`` first."""
+    k = t.order
+    lines = [*sorted_subscripts(name, k, sort), "    int64_t off = 0;"]
     for u in units(k, groups):
         n = f"d{u[0]}"
         if len(u) == 1:

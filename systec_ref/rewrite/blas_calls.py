@@ -491,7 +491,8 @@ def _unpacked(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> 
     dims = p.tensor(x.tensor).dims
     by_var = {lp.var: lp for lp in loops}
     copy_loops = [by_var[v] for v in vs if v in {w for _, w in modes}]
-    if len(modes) == 2 and _pieces(p, made.outer, copy_loops, x) is not None:
+    pieces = _pieces(p, made.outer, copy_loops, x)
+    if len(modes) == 2 and pieces is not None:
         # most pieces of the copy run with the free variable outside (see _piece): made the copy's first mode,
         # they write its rows one after the other (measured: MTTKRP-4 n=100 r=32 from packed 80-83 ms against
         # 88-95 with the copy in the read's order, MTTKRP-3 n=300 r=64 61-63 against 67-70; TTM the same)
@@ -512,12 +513,13 @@ def _unpacked(p: Program, loops: list[Loop], stmts: list[Stmt], made: _Made) -> 
         made.copies.pop()
         return None
     made.slabs.add(copy.name)
-    nest = _slab_copy(p, made.outer, copy_loops, Elem(copy.name, read.idx), x)
+    nest = _slab_copy(made.outer, copy_loops, pieces, Elem(copy.name, read.idx), x)
     return Block((Block((nest,), f"the slab of {x.tensor} the product reads, copied out of its packed storage "
                                  f"(blas-calls)"), body))
 
 
-def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x: Read) -> Stmt:
+def _slab_copy(outer: list[Loop], loops: list[Loop], pieces: list[tuple[IndexExpr, IndexExpr]] | None,
+               target: Elem, x: Read) -> Stmt:
     """The nest ``loops`` around ``target = x`` (``x`` a read of a packed input), its innermost loop split so
     that the loops around each piece order every subscript of the read's group: when that loop's variable
     ``f`` runs over a whole mode and is the one subscript of its group the loops around it do not order,
@@ -525,7 +527,8 @@ def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x
     and ``for f in l..n``.  In C each piece then reads the packed array at subscripts put in sorted order
     once, when the code is written (``f <= k <= l``, ``k <= f <= l``, ``k <= l <= f``), not sorted per read
     (``emit/packed.py``); the pieces are arranged so their inner loops walk adjacent entries
-    (:func:`_piece`).  Otherwise (nothing to split) the nest is as given."""
+    (:func:`_piece`).  ``pieces``: those ranges, from :func:`_pieces` (None: nothing to split, the nest is as
+    given)."""
     def nest(inner: Stmt, lps: list[Loop]) -> Stmt:
         for lp in reversed(lps):
             inner = Loop(lp.var, lp.lo, lp.hi, Block((inner,)))
@@ -533,7 +536,6 @@ def _slab_copy(p: Program, outer: list[Loop], loops: list[Loop], target: Elem, x
 
     assign = Assign(target, "=", x)
     f = loops[-1].var
-    pieces = _pieces(p, outer, loops, x)
     if pieces is None:
         return nest(assign, loops)
     if len(loops) != 2:
