@@ -14,6 +14,7 @@ from .emit.cache import CacheWarning
 from .errors import InputError, SourceError, SystecError, ToolError
 from .storage.faces import symmetrize
 from .storage.packed import PackedTensor
+from .storage.symmetric import SparseTensor
 from .tensors import random_inputs as _random_inputs
 
 __version__ = "0.1.0"
@@ -34,5 +35,6 @@ def random_inputs(kernel: Kernel, sizes: dict[str, int] | None = None, seed: int
 
 __all__ = ["CacheWarning", "InputError", "InterpreterFallbackWarning", "Kernel", "PackedTensor", "Prepared",
            "PreparedEinsum",
-           "Result", "SourceError", "SystecError", "ToolError", "agree", "check", "compile", "einsum", "einsum_kernel",
+           "Result", "SourceError", "SparseTensor", "SystecError", "ToolError", "agree", "check", "compile", "einsum",
+           "einsum_kernel",
            "einsum_prepare", "explain_view", "load", "random_inputs", "storage", "symmetrize"]

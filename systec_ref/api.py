@@ -28,6 +28,7 @@ from .storage import for_program
 from .storage import formats as storage_formats
 from .storage.faces import is_exactly_symmetric, symmetrize_index
 from .storage.packed import PackedTensor
+from .storage.symmetric import SparseTensor
 from .tensors import bind, densify, random_inputs
 
 BACKENDS = ("interp", "c")
@@ -289,6 +290,10 @@ class Kernel:
         while it runs).
         """
         backend = _backend(backend)
+        sparse_out = self.ast.output.format == "sparse"
+        if sparse_out and (out is not None or packed_output):
+            raise InputError(f"kernel {self.name}: its output {self.ast.output.name} is sparse, returned as a "
+                             f"SparseTensor: {'out=' if out is not None else 'packed_output=True'} does not apply")
         if packed_output:
             groups = self.output_symmetry()
             if out is not None:
@@ -301,6 +306,8 @@ class Kernel:
         else:
             prog = self.for_data(arrays, None, sparse_format).final if optimize else self.naive
             value = self.interpret(arrays, prog, check=False).value
+            if sparse_out:
+                return sparse_value(prog, value)
             value = value if out is None else _into(out, value, f"kernel {self.name}")
         # the compiler computed the canonical triangle and mirrored it: the output is exactly symmetric
         return PackedTensor.from_dense(value, groups, check=False) if packed_output else value
@@ -398,6 +405,13 @@ class Kernel:
         return {d: given.get(d, max(n, tiled.get(d, 0))) for d in dims}
 
 
+def sparse_value(prog: Program, value: np.ndarray) -> SparseTensor:
+    """A sparse output as the C returns it, from the interpreter's array (which holds its value at every
+    element): stored canonical-only in the output symmetry ``prog`` found."""
+    out = prog.output
+    return SparseTensor.from_dense(value, prog.facts.output_symmetry, fill=out.fill, check=False, name=out.name)
+
+
 class Prepared:
     """A kernel with its inputs validated and packed once (:meth:`Kernel.prepare`).
 
@@ -425,6 +439,11 @@ class Prepared:
 
         def interp(out: np.ndarray | None = None) -> np.ndarray:
             value = k.interpret(arrays, k.final, check=False).value
+            if k.ast.output.format == "sparse":
+                if out is not None:
+                    raise InputError(f"kernel {k.name}: its output is sparse, returned as a SparseTensor: out= "
+                                     f"does not apply")
+                return sparse_value(k.final, value)
             return value if out is None else _into(out, value, f"kernel {k.name}")
         return interp
 

@@ -28,7 +28,9 @@ class Agreement:
 
 
 def agree(got: np.ndarray, want: np.ndarray, dtype: str) -> Agreement:
-    got, want = np.asarray(got), np.asarray(want)
+    """Does ``got`` agree with ``want``?  Either may be a stored tensor (a ``SparseTensor`` or
+    ``PackedTensor``): its value is the dense array it stands for."""
+    got, want = _dense(got), _dense(want)
     if got.shape != want.shape:
         return Agreement(False, float("inf"), f"shape {got.shape} != {want.shape}")
     if element(dtype).is_int:
@@ -55,3 +57,8 @@ def agree(got: np.ndarray, want: np.ndarray, dtype: str) -> Agreement:
         return Agreement(True, max_err)
     where = np.unravel_index(int(np.argmax(bad)), w.shape) if w.shape else ()
     return Agreement(False, max_err, f"at {tuple(map(int, where))}: {g[where].item()!r} != {w[where].item()!r}")
+
+
+def _dense(x: object) -> np.ndarray:
+    to_dense = getattr(x, "to_dense", None)
+    return np.asarray(to_dense() if callable(to_dense) else x)

@@ -298,3 +298,21 @@ def fuzz_inputs(k: systec_ref.Kernel | KernelAST, spec: InputSpec) -> dict[str, 
                 arr = arr[symmetrize_index(arr.shape, d.symmetry)]
         out[d.name] = np.asarray(arr, order="C")
     return out
+
+
+def with_sparse_output(text: str) -> str:
+    """``text`` with its output declared sparse (the fill its reduction starts at), if it has modes."""
+    from systec_ref.dtypes import identity
+
+    k = parse(text)
+    out = k.output
+    if not out.dims:
+        return text
+    start = identity(k.assignment.reduction, out.dtype)
+    fill = "" if start == 0 else f" fill {'inf' if start == math.inf else '-inf' if start == -math.inf else start}"
+    lines = text.split("\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("out "))
+    lines[at] += f" sparse{fill}"
+    text = "\n".join(lines)
+    parse(text)
+    return text

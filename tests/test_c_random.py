@@ -13,7 +13,7 @@ import helpers
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from strategies import kernels
+from strategies import kernels, with_sparse_output
 
 import systec_ref
 
@@ -33,6 +33,27 @@ def test_random_kernel_in_c_agrees_with_definition(text, faces, seed, density, t
     got = k.run(backend="c", **inputs)
     a = systec_ref.agree(got, want, k.ast.output.dtype)
     assert a.ok, f"C (final stage {k.stages[-1].name}, faces={faces}) disagrees with the definition: {a.detail}"
+
+
+@settings(max_examples=15, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=kernels().map(with_sparse_output), seed=st.integers(0, 2**16), density=st.sampled_from([1.0, 0.5, 0.0]),
+       n=st.sampled_from([3, 5]))
+def test_random_kernel_with_a_sparse_output(text, seed, density, n):
+    """The same kernels returning their output sparse: C, the interpreter's final stage and the definition
+    agree, and C and the interpreter store the same canonical entries."""
+    note(text)
+    k = systec_ref.compile(text, "<random>.ein")
+    inputs = systec_ref.random_inputs(k, helpers.sizes_for(k, n, 2), seed, density)
+    want = k.definition(inputs).value
+    got = k.run(backend="c", **inputs)
+    interp = k.run(backend="interp", **inputs)
+    if k.ast.output.dims:
+        assert isinstance(got, systec_ref.SparseTensor) and got.symmetry == k.final.facts.output_symmetry
+        assert got.stored == interp.stored
+    for value, where in ((got, "C"), (interp, "interpreter")):
+        a = systec_ref.agree(value, want, k.ast.output.dtype)
+        assert a.ok, f"{where} (final stage {k.stages[-1].name}) disagrees with the definition: {a.detail}"
 
 
 # -- regressions found by the sample above -------------------------------------------

@@ -1,11 +1,13 @@
 """The calling convention of a generated kernel, described once.
 
 One C function per kernel (``int systec_<kernel>(...)``, 0 on success, 1 if a temporary could not
-be allocated), whose parameters are, in order:
+be allocated; a kernel with a sparse output also 2 and 3, see :mod:`systec_ref.emit.sparse_out`, and
+exports ``sx_free_<kernel>``), whose parameters are, in order:
 
 * every symbolic dimension, sorted by name (``int64_t n``);
 * the inputs passed dense and the outputs, in declaration order (``const double *restrict A``,
-  ``double *restrict C``; a packed input, the program's ``packed`` fact, is its flat array of
+  ``double *restrict C``; a sparse output is a record the kernel fills, ``int64_t *restrict C``,
+  :mod:`systec_ref.emit.sparse_out`; a packed input, the program's ``packed`` fact, is its flat array of
   canonical entries, :mod:`systec_ref.storage.packed`); a sparse input that the program reads only through its stored
   entries is not among them;
 * for each (tensor, face) the program iterates, sorted: every array its storage format passes for
@@ -68,6 +70,14 @@ class Output:
 
 
 @dataclass(frozen=True)
+class SparseOutput:
+    """A sparse output's record: the kernel fills it with the address of the block holding the output's
+    stored faces and where each array lies in it (:mod:`systec_ref.emit.sparse_out`)."""
+
+    tensor: str
+
+
+@dataclass(frozen=True)
 class FaceArray:
     """One array of one stored face of a sparse input, as its storage format hands it over."""
 
@@ -83,7 +93,7 @@ class BlasRoutine:
     routine: str
 
 
-Source = Union[Dim, DenseInput, PackedInput, Output, FaceArray, BlasRoutine]
+Source = Union[Dim, DenseInput, PackedInput, Output, SparseOutput, FaceArray, BlasRoutine]
 
 #: ctypes of the scalar parameters, by C type
 _SCALARS = {"int64_t": ctypes.c_int64}
@@ -162,6 +172,8 @@ def parameters(p: Program) -> tuple[Param, ...]:
         if t.role == "in" and t.name in dense:
             source = PackedInput(t.name) if p.facts.packed_groups(t.name) else DenseInput(t.name)
             out.append(Param(t.name, value.c_type, value.numpy, True, True, source))
+        elif t.role == "out" and t.format == "sparse":
+            out.append(Param(t.name, "int64_t", np.int64, True, False, SparseOutput(t.name)))
         elif t.role == "out":
             out.append(Param(t.name, value.c_type, value.numpy, True, False, Output(t.name)))
     for tensor, face in sparse_faces(p):

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 
 from ..dtypes import element, identity
-from ..errors import InternalError
+from ..errors import InternalError, MiscompileError
 from ..ir.index import index_names, rename_indices, simplify_index
 from ..ir.nodes import (
     Add,
@@ -68,7 +68,7 @@ from ..lang.names import IVDEP, OPAQUE, face_array, generated
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, FaceFormat
 from ..term import nodes, postwalk, unknown
-from . import abi
+from . import abi, sparse_out
 from . import packed as packed_reads
 
 #: the largest size or leading dimension handed to BLAS (its ``int`` is 32 bits); past it a ``BlasCall`` runs
@@ -91,6 +91,7 @@ class _Emitter:
         self.opaque = False  # some loop bound goes through SX_OPAQUE
         self.packed = dict(p.facts.packed)
         self.order = packed_reads.Order()  # what the enclosing loops prove about subscripts (packed reads)
+        self.sparse_out = sparse_out.sparse_output(p)  # its updates go through sparse_out's put
 
     def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:
         """The storage format's description of one face (its levels and arrays)."""
@@ -283,7 +284,7 @@ class _Emitter:
                     out += self.stmt(x, ind)
                 return out
             case Loop(v, lo, hi, body, step):
-                ivdep = [f"{pad}{IVDEP}"] if _independent(s) else []
+                ivdep = [f"{pad}{IVDEP}"] if _independent(s) and not self.puts(s) else []
                 inc = f"++{v}" if step == 1 else f"{v} += {step}"
                 head = f"{pad}for (int64_t {v} = {self.index(lo)}; {v} < {self.index(hi)}; {inc}) {{"
                 if _opaque_bound(s, self.p.dtype):
@@ -416,6 +417,10 @@ class _Emitter:
         match target:
             case Local(name):
                 lhs = name
+            case Elem(tensor, idx) if self.sparse_out is not None and tensor == self.sparse_out.name:
+                if op != self.p.reduction:  # (the IR verifier refuses it first)
+                    raise MiscompileError(f"sparse output {tensor} updated with '{op}', not '{self.p.reduction}'")
+                return [pad + sparse_out.put(self.sparse_out, [self.index(i) for i in idx], self.value(value))]
             case Elem(tensor, idx):
                 lhs = self.elem(tensor, idx)
             case _:
@@ -610,6 +615,11 @@ class _Emitter:
             out += self.stmt(Assign(Local(a), op, Local(twin[a])), ind + 1)
         return out + [f"{pad}}}"]
 
+    def puts(self, s: Stmt) -> bool:
+        """Does ``s`` update the sparse output (a call into its buffer: no loop around it is vectorized)?"""
+        out = self.sparse_out
+        return out is not None and any(isinstance(n, Elem) and n.tensor == out.name for n in nodes(s))
+
     # -- the function ------------------------------------------------------------
     def function(self) -> str:
         p = self.p
@@ -624,6 +634,12 @@ class _Emitter:
         if temps:
             cond = " || ".join(f"!{t.name}" for t in temps)
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
+        out = self.sparse_out
+        if out is not None:
+            groups = p.facts.output_symmetry
+            self.helper_src.append(sparse_out.helper(p, out, groups, self.number(identity(p.reduction, p.dtype))))
+            frees = " ".join(f"free({t.name});" for t in temps)
+            body.append(f"    {sparse_out.init(out, [self.dim(d) for d in out.dims])} {{ {frees} return 1; }}")
         i = generated("i")
         for t in p.tensors:
             if t.role == "in" or t.format == "sparse" or t.init is None:  # None: each element assigned first
@@ -634,6 +650,13 @@ class _Emitter:
         body += self.stmt(p.body, 1)
         for t in temps:
             body.append(f"    free({t.name});")
+        if out is not None:
+            n = sparse_out.names(out)
+            body.append(f"    return {n['finish']}(&{n['acc']}, {out.name});")
+            block = generated("block")
+            return (abi.signature(p, params) + " {\n" + "\n".join(body) + "\n}\n\n"
+                    f"/* frees the block a finished call put its sparse output in */\n"
+                    f"void {sparse_out.free_name(p.name)}(void *{block}) {{ free({block}); }}")
         body.append("    return 0;")
         return abi.signature(p, params) + " {\n" + "\n".join(body) + "\n}"
 

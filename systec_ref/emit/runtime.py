@@ -30,15 +30,15 @@ from collections.abc import Callable
 import numpy as np
 
 from ..dtypes import numpy_type
-from ..errors import InputError, ToolError
+from ..errors import InputError, InternalError, ToolError
 from ..ir.nodes import Let, Local, Program
 from ..lang.names import c_conflict, function_name
 from ..storage import formats
 from ..storage.formats import Array
 from ..storage.packed import PackedTensor
 from ..term import nodes, unknown
-from . import abi
-from .abi import BlasRoutine, DenseInput, Dim, FaceArray, Output, PackedInput
+from . import abi, sparse_out
+from .abi import BlasRoutine, DenseInput, Dim, FaceArray, Output, PackedInput, SparseOutput
 from .build import load
 from .c import emit_c
 
@@ -102,6 +102,11 @@ class CFunction:
         fn.argtypes = abi.argtypes(self.params)
         fn.restype = ctypes.c_int
         self.fn = fn
+        #: a sparse output's record reader frees its block with the library's own ``free``
+        self._free = None
+        if sparse_out.sparse_output(program) is not None:
+            self._free = getattr(lib, sparse_out.free_name(program.name))
+            self._free.argtypes, self._free.restype = [ctypes.c_void_p], None
         self.dims = abi.dim_names(program)
         #: the inputs passed as dense arrays
         self.dense = [q.source.tensor for q in self.params if isinstance(q.source, DenseInput)]
@@ -133,6 +138,7 @@ class CFunction:
         args: list[object] = [None] * len(self.params)  # an output's place is filled per call
         keep: list[np.ndarray] = []
         outs: list[tuple[int, str, tuple[int, ...]]] = []
+        sparse_outs: list[tuple[int, str, tuple[int, ...]]] = []
         for n, source in self._other:
             match source:
                 case Dim(name):
@@ -159,6 +165,8 @@ class CFunction:
                     args[n] = vals.ctypes.data
                 case Output(tensor):
                     outs.append((n, tensor, shape_of(tensor)))
+                case SparseOutput(tensor):
+                    sparse_outs.append((n, tensor, shape_of(tensor)))
                 case BlasRoutine(routine):
                     args[n] = blas_address(routine)
                 case other:
@@ -175,6 +183,7 @@ class CFunction:
                 keep.append(a)
                 args[n] = a.ctypes.data
         fn = self.fn
+        groups = p.facts.output_symmetry
 
         def call(out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
             """Run once; ``out`` may hand over the output arrays to write (the kernel overwrites every
@@ -189,10 +198,24 @@ class CFunction:
             now = list(args)
             for n, name, _ in outs:
                 now[n] = made[name].ctypes.data
+            records = {}
+            for n, name, _ in sparse_outs:
+                if out and name in out:
+                    raise InputError(f"kernel {p.name}: out= cannot take its sparse output {name} (it is returned as "
+                                     f"a SparseTensor)")
+                records[name] = np.zeros(sparse_out.record_length(len(p.tensor(name).dims), groups), dtype=np.int64)
+                now[n] = records[name].ctypes.data
             status = fn(*now)
             _ = keep  # the arrays behind the pointers live as long as this call
-            if status != 0:
+            if status == 1:
                 raise ToolError(f"kernel {p.name}: out of memory for its temporaries")
+            if status == 2:
+                raise ToolError(f"kernel {p.name}: out of memory for the entries of its sparse output")
+            if status != 0:
+                raise InternalError(f"kernel {p.name} wrote a non-canonical entry of its sparse output (status "
+                                    f"{status})")
+            for _, name, shape in sparse_outs:
+                made[name] = sparse_out.read_record(p, p.tensor(name), groups, shape, records[name], self._free)
             return made
         return call
 

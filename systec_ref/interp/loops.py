@@ -52,7 +52,7 @@ from ..ir.nodes import (
 )
 from ..ir.printer import fmt_subscript
 from ..storage import formats
-from ..storage.faces import face_modes
+from ..storage.faces import face_modes, symmetrize_index
 from ..storage.formats import Compressed, Dense
 from ..term import nodes, unknown
 from .counts import Counts
@@ -566,4 +566,8 @@ def run_program(prog: Program, arrays: dict[str, np.ndarray], dims: dict[str, in
         if t.role != "in":
             b = bufs[t.name]
             out[t.name] = np.array(b.data, dtype=np_dtype).reshape(b.shape)
+            if t.role == "out" and t.format == "sparse" and prog.facts.output_symmetry:
+                # stored canonical-only (replicate-output wrote no mirror): its value is the canonical
+                # entries at every permutation of their subscripts
+                out[t.name] = out[t.name][symmetrize_index(b.shape, prog.facts.output_symmetry)]
     return out, counts

@@ -78,6 +78,7 @@ class _Verifier:
     def __init__(self, p: Program):
         self.p = p
         self.tensors = {t.name: t for t in p.tensors}
+        self.reduction = p.reduction
         self.dims = {d for t in p.tensors for d in t.dims if isinstance(d, str)}
         #: the (tensor, face) pairs iterated or read as stored entries: the ones a kernel is handed
         self.faces = {(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))}
@@ -186,6 +187,8 @@ class _Verifier:
                 pass
             case Read(tensor, idx, sort):
                 self.access(tensor, idx, bound, where)
+                if self.tensors[tensor].role == "out" and self.tensors[tensor].format == "sparse":
+                    raise self.fail(f"reads sparse output '{tensor}' (its entries are only accumulated into)", where)
                 for g in sort:
                     if any(not 0 <= m < len(idx) for m in g):
                         raise self.fail(f"sort group {g} outside the modes of {tensor}", where)
@@ -279,6 +282,8 @@ class _Verifier:
                     self.strided(x, bound, s)
                 if self.tensors[out.tensor].role == "in":
                     raise self.fail(f"writes input '{out.tensor}'", s)
+                if self.tensors[out.tensor].format == "sparse":
+                    raise self.fail(f"a BLAS call writes sparse output '{out.tensor}'", s)
                 self.block(nest, bound, set(locals_))
             case Let(name, value):
                 self.value(value, bound, locals_, s)
@@ -297,8 +302,14 @@ class _Verifier:
                         self.access(tensor, idx, bound, s)
                         if self.tensors[tensor].role == "in":
                             raise self.fail(f"writes input '{tensor}'", s)
-                        if self.tensors[tensor].format == "sparse":
+                        t = self.tensors[tensor]
+                        if t.format == "sparse" and t.role != "out":
                             raise self.fail(f"writes '{tensor}', whose stored entries are handed to the kernel", s)
+                        if t.format == "sparse" and op != self.reduction:
+                            # its entries are gathered as updates (emit/sparse_out.py): each one combined
+                            # with the reduction, never overwritten
+                            raise self.fail(f"updates sparse output '{tensor}' with '{op}', not its reduction "
+                                            f"'{self.reduction}'", s)
                     case _:
                         raise unknown(target, "IR verifier (target)")
             case _:

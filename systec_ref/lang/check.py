@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from ..dtypes import INT64_MAX
+from ..dtypes import INT64_MAX, identity
 from ..errors import InternalError
 from ..term import unknown
 from . import unstored
@@ -81,8 +81,8 @@ def check_kernel(k: Kernel, src: Source, name_pos: Pos, order_pos: Pos | None) -
     if out.symmetry:
         raise src.error(f"output '{out.name}' is declared symmetric", out.pos,
                         "no symmetry on outputs: the compiler finds output symmetry itself")
-    if out.format != "dense":
-        raise src.error(f"output '{out.name}' is declared sparse", out.pos, "a dense output")
+    if out.format == "sparse":
+        _check_sparse_output(src, k, out)
     dtypes = {d.dtype for d in k.decls}
     if len(dtypes) > 1:
         other = next(d for d in k.decls if d.dtype != out.dtype)
@@ -202,6 +202,21 @@ def _value_when_unstored(e: Expr, tensor: str | dict[str, float], fill: float = 
             return unstored.add(a, unstored.neg(b) if op == "-" else b)
         case _:
             raise unknown(e, "kernel checker (unstored entries)")
+
+
+def _check_sparse_output(src: Source, k: Kernel, out) -> None:
+    """A sparse output stores the entries the updates reach; the others hold its fill, which must be the
+    reduction's identity (where no update reaches, the output keeps the value it starts at)."""
+    if not out.dims:
+        raise src.error(f"output '{out.name}' is a scalar declared sparse", out.pos, "a dense scalar output")
+    red = k.assignment.reduction
+    start = identity(red, out.dtype)
+    if out.fill != start:
+        want = {"+": "fill 0 (the default)", "min": "'fill inf'", "max": "'fill -inf'"}[red]
+        if red != "+" and out.dtype == "int64":
+            want = f"'fill {start}' (int64 has no infinity)"
+        raise src.error(f"sparse output '{out.name}' under '{k.assignment.op}' holds its fill {out.fill} where no "
+                        f"update reaches, but starts at the identity {start}", out.pos, want)
 
 
 def _check_sparse_fill(src: Source, k: Kernel, d) -> None:

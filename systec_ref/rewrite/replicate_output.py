@@ -9,7 +9,9 @@ block that writes the swapped output element with the same right-hand side
 (or writes an element the swap fixes): then the multiset of all updates is
 invariant under the swap, so the output is symmetric.  Each such pair keeps
 only the write into the canonical triangle (sorted subscripts) — not doubled:
-a final mirror loop copies the canonical triangle onto the rest.
+a final mirror loop copies the canonical triangle onto the rest.  A sparse output gets no
+mirror: it is stored canonical-only (its :class:`~systec_ref.storage.SparseTensor` records the
+groups, and the interpreter gives its value as the canonical entries mirrored).
 
 The mirror visits the whole output: cheap beside dense work, which is larger than the
 output, but not beside a few stored entries of a sparse input.  Where every update of the
@@ -144,6 +146,11 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     body = postwalk(f)(p.body)
     dropped = len(assigns) - len(main_assignments(replace_body(p, body)))
     groups_text = " and ".join("(" + ",".join(map(str, g)) + ")" for g in found)
+    if info.format == "sparse":
+        # stored canonical-only (its storage records the groups): the triangle is the whole output
+        new = replace_body(p, body).with_facts(output_symmetry=tuple(found))
+        return new, (f"{out} symmetric in modes {groups_text}: {dropped} of {len(assigns)} updates dropped; "
+                     f"sparse, so stored canonical-only: no mirror")
     mirror = mirror_nest(info, tuple(found))
     new = replace_body(p, Block(body.body + (mirror,))).with_facts(output_symmetry=tuple(found))
     return new, f"{out} symmetric in modes {groups_text}: {dropped} of {len(assigns)} updates dropped, mirror added"

@@ -1,0 +1,150 @@
+"""Sparse outputs (``out C[n, n] sparse``): returned as a SparseTensor, canonical-only in the output
+symmetry the compiler found; the C gathers updates in a hash table (or, past the dense output's size,
+a dense array) and stores them by face (emit/sparse_out.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import systec_ref
+from systec_ref import InputError, SparseTensor
+
+#: compile into the session's private cache (conftest.py)
+pytestmark = pytest.mark.usefixtures("private_c_cache")
+
+KERNELS = {
+    "ssyrk": "kernel s\nin A[n, m] sparse\nout C[n, n] sparse\nC[i, j] += A[i, k] * A[j, k]\n",
+    # no output symmetry: every entry stored
+    "spgemm": "kernel g\nin A[n, m] sparse\nin B[m, p] sparse\nout C[n, p] sparse\nC[i, j] += A[i, k] * B[k, j]\n",
+    # an order-3 symmetric output: faces strict, (0,1) equal, (1,2) equal, all equal
+    "cube": "kernel c\nin A[n, m] sparse\nout C[n, n, n] sparse\nC[i, j, l] += A[i, k] * A[j, k] * A[l, k]\n",
+    "int": "kernel t\nin A[n, m] sparse int64\nout C[n, n] sparse int64\nC[i, j] += A[i, k] * A[j, k]\n",
+    "minplus": "kernel mp\nin A[n, n] symmetric\nout D[n, n] sparse fill inf\nD[i, j] min= A[i, k] + A[k, j]\n",
+}
+
+
+def _inputs(k, n: int, seed: int, density: float = 0.4) -> dict:
+    sizes = {d: n if d == "n" else max(n - 1, 0) for d in k.default_sizes()}
+    return k.random_inputs(sizes, seed, density)
+
+
+def _faces_equal(a: SparseTensor, b: SparseTensor) -> None:
+    assert a.shape == b.shape and a.symmetry == b.symmetry and a.dtype == b.dtype
+    assert sorted(a.faces) == sorted(b.faces)
+    for key in a.faces:
+        fa, fb = a.faces[key], b.faces[key]
+        for x, y in [*zip(fa.pos, fb.pos), *zip(fa.crd, fb.crd)]:
+            np.testing.assert_array_equal(x, y)
+            assert x.dtype == y.dtype
+        # values: the C may sum in another order (float64 within the suite's 1e-12)
+        assert fa.vals.dtype == fb.vals.dtype
+        assert systec_ref.agree(fa.vals, fb.vals, str(fa.vals.dtype))
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 9])
+def test_c_interpreter_and_definition_agree(name, n):
+    k = systec_ref.compile(KERNELS[name])
+    for seed in range(2):
+        x = _inputs(k, n, seed)
+        want = k.definition(x).value
+        got, interp = k.run(backend="c", **x), k.run(backend="interp", **x)
+        base = k.run(backend="c", optimize=False, **x)
+        for v in (got, interp, base):
+            assert isinstance(v, SparseTensor)
+            assert systec_ref.agree(v, want, k.ast.output.dtype)
+        assert got.symmetry == k.final.facts.output_symmetry and base.symmetry == ()
+        # the C stores exactly what the storage's own conversion stores (faces, levels, index widths)
+        _faces_equal(got, interp)
+        _faces_equal(got, SparseTensor.from_dense(want, got.symmetry, fill=got.fill, check=False))
+
+
+def test_ssyrk_stores_the_canonical_triangle_only():
+    k = systec_ref.load("sparse/ssyrk_sparse")
+    assert k.final.facts.output_symmetry == ((0, 1),)
+    assert "no mirror" in k.stage("replicate-output").note
+    A = sp.random(40, 30, density=0.2, random_state=3, format="csr")
+    C = k.run(A=A)
+    full = (A @ A.T).toarray()
+    assert C.stored == np.count_nonzero(np.triu(full))
+    assert sorted(C.faces) == [(0,), (1,)]  # strict triangle and diagonal
+    np.testing.assert_allclose(C.to_dense(), full, rtol=1e-12)
+    assert np.array_equal(C.to_scipy().toarray(), C.to_dense())
+
+
+def test_more_entries_than_the_dense_output_holds_go_dense():
+    """Past half the first table, a table twice the size would hold more bytes than the whole output as a
+    dense array: the entries move there (the same result)."""
+    k = systec_ref.compile(KERNELS["ssyrk"])
+    A = np.random.default_rng(0).uniform(-1, 1, (200, 3))
+    C = k.run(A=SparseTensor.from_dense(A))
+    assert C.stored == 200 * 201 // 2
+    np.testing.assert_allclose(C.to_dense(), A @ A.T, rtol=1e-12, atol=1e-14)
+
+
+def test_cancellation_to_the_fill_is_not_stored():
+    k = systec_ref.compile("kernel g\nin A[n, m] sparse\nin B[m, p] sparse\nout C[n, p] sparse\n"
+                           "C[i, j] += A[i, k] * B[k, j]\n")
+    A = np.array([[1.0, 1.0]])
+    B = np.array([[1.0], [-1.0]])
+    C = k.run(A=A, B=B)
+    assert C.stored == 0 and C.to_dense().tolist() == [[0.0]]
+
+
+def test_hypersparse_output_beyond_int64_elements():
+    """5e9 x 5e9 outputs: more elements than int64 counts, so never dense; 64-bit coordinates."""
+    n = 5_000_000_000
+    coords = np.array([[0, 0], [n - 1, 0], [n - 1, 1], [7, 1]])
+    A = SparseTensor.from_coo(coords, np.array([2.0, 3.0, 5.0, 7.0]), (n, 2))
+    C = systec_ref.compile(KERNELS["ssyrk"]).run(backend="c", A=A)
+    got = {tuple(int(v) for v in c): float(x) for c, x in zip(*C.coo())}
+    assert got == {(0, 0): 4.0, (0, n - 1): 6.0, (7, 7): 49.0, (7, n - 1): 35.0, (n - 1, n - 1): 34.0}
+    assert C.faces[(0,)].crd[1].dtype == np.int64
+
+
+def test_min_plus_keeps_nan_out_like_the_dense_output():
+    k = systec_ref.compile(KERNELS["minplus"])
+    A = np.array([[0.0, np.nan, 2.0], [np.nan, 1.0, 4.0], [2.0, 4.0, np.inf]])
+    want = k.definition({"A": A}).value
+    for backend in ("c", "interp"):
+        assert systec_ref.agree(k.run(backend=backend, A=A), want, "float64")
+
+
+def test_prepared_calls_return_fresh_tensors():
+    k = systec_ref.load("sparse/ssyrk_sparse")
+    A = sp.random(30, 20, density=0.2, random_state=1, format="csr")
+    p = k.prepare(A=A)
+    first, second = p(), p()
+    assert first is not second and first.stored == second.stored
+    B = sp.random(30, 20, density=0.3, random_state=2, format="csr")
+    np.testing.assert_allclose(p(A=B).to_dense(), (B @ B.T).toarray(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{"out": np.zeros((3, 3))}, {"packed_output": True}])
+def test_out_and_packed_output_do_not_apply(kw):
+    k = systec_ref.load("sparse/ssyrk_sparse")
+    with pytest.raises(InputError, match="its output C is sparse, returned as a SparseTensor"):
+        k.run(A=np.eye(3), **kw)
+    with pytest.raises(InputError, match="sparse"):
+        k.prepare(A=np.eye(3))(out=np.zeros((3, 3)))
+
+
+def test_the_verifier_refuses_a_read_or_an_overwrite_of_a_sparse_output():
+    from systec_ref.ir.edit import replace_body
+    from systec_ref.ir.nodes import Assign, Elem, Read
+    from systec_ref.ir.verify import verify
+    from systec_ref.term import postwalk
+
+    p = systec_ref.load("sparse/ssyrk_sparse").naive
+
+    def overwrite(n):
+        return Assign(n.target, "=", n.value) if isinstance(n, Assign) and isinstance(n.target, Elem) else None
+
+    def read_back(n):
+        if isinstance(n, Assign) and isinstance(n.target, Elem):
+            return Assign(n.target, n.op, Read("C", n.target.idx, ()))
+        return None
+    assert "updates sparse output 'C' with '='" in verify(replace_body(p, postwalk(overwrite)(p.body)))
+    assert "reads sparse output 'C'" in verify(replace_body(p, postwalk(read_back)(p.body)))
