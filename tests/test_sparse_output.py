@@ -148,3 +148,44 @@ def test_the_verifier_refuses_a_read_or_an_overwrite_of_a_sparse_output():
         return None
     assert "updates sparse output 'C' with '='" in verify(replace_body(p, postwalk(overwrite)(p.body)))
     assert "reads sparse output 'C'" in verify(replace_body(p, postwalk(read_back)(p.body)))
+
+
+def test_a_large_buffer_is_compacted_and_hypersparse_rows_are_sorted():
+    """1.5M updates onto 500k entries of a 10^7 x 10^7 output (never dense): the buffer is compacted when
+    it reaches 2^20 entries, and the rows are too many for a row accumulator, so the end sorts."""
+    n, rows = 10_000_000, np.arange(0, 10_000_000, 10_000)
+    vals = np.random.default_rng(5).integers(1, 4, (len(rows), 3))
+    coords = np.array([(r, c) for r in rows for c in range(3)])
+    A = SparseTensor.from_coo(coords, vals.reshape(-1), (n, 3))
+    k = systec_ref.compile(KERNELS["int"])
+    C = k.run(backend="c", A=A)
+    full = vals @ vals.T
+    got_c, got_v = C.coo()
+    want = {(int(rows[a]), int(rows[b])): int(full[a, b]) for a in range(len(rows)) for b in range(a, len(rows))}
+    assert C.stored == len(want)
+    assert dict(zip(map(tuple, got_c.tolist()), got_v.tolist())) == want
+
+
+def test_a_prepared_call_reuses_its_workspace_and_hint():
+    """A prepared kernel's next call starts where the last ended: dense if it went dense (the hint), with
+    the scratch it needed; results are the same as the first call's."""
+    k = systec_ref.compile(KERNELS["ssyrk"])
+    A = np.random.default_rng(1).uniform(-1, 1, (150, 40))
+    A[A < 0.3] = 0
+    p = k.prepare(A=SparseTensor.from_dense(A))
+    first, second, third = p(), p(), p()
+    for got in (first, second, third):
+        _faces_equal(got, first)
+        np.testing.assert_allclose(got.to_dense(), A @ A.T, rtol=1e-12, atol=1e-13)
+
+
+def test_calls_from_several_threads_each_have_their_workspace():
+    from concurrent.futures import ThreadPoolExecutor
+
+    k = systec_ref.load("sparse/ssyrk_sparse")
+    mats = [sp.random(300, 200, density=d, random_state=s, format="csr") for s, d in enumerate((0.01, 0.2, 0.05))]
+    preps = [k.prepare(A=m) for m in mats]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda q: preps[q % 3]().to_dense(), range(24)))
+    for q, got in enumerate(results):
+        np.testing.assert_allclose(got, (mats[q % 3] @ mats[q % 3].T).toarray(), rtol=1e-12)

@@ -893,6 +893,7 @@ def emit_c(p: Program, stage: str = "") -> str:
         "#include <stddef.h>",
         "#include <stdint.h>",
         "#include <stdlib.h>",
+        *(["#include <string.h>"] if e.sparse_out is not None else []),
         "",
         "/* iterations of the marked loops touch disjoint elements (see _independent in emit/c.py) */",
         "#if defined(__clang__)",

@@ -40,6 +40,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import itertools
+import threading
 
 import numpy as np
 
@@ -50,9 +51,10 @@ from ..lang.names import generated
 from ..storage.csf import CSF
 from ..storage.faces import face_modes
 
-#: slots the table starts with (a power of two): 768 KiB for a matrix of float64, so outputs of up to
-#: 16384 entries never grow it (each growth rehashes every entry into fresh memory)
-FIRST_CAPACITY = 32768
+#: entries the buffer starts with (96 KiB for a matrix of float64)
+FIRST_CAPACITY = 4096
+#: a buffer of this many entries is compacted (sorted and combined) before it grows
+COMPACT_FROM = 1 << 20
 
 
 def sparse_output(p: Program) -> TensorInfo | None:
@@ -71,15 +73,17 @@ def faces(order: int, groups: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[i
 
 
 def record_length(order: int, groups: tuple[tuple[int, ...], ...]) -> int:
-    """Slots of the record: the block's address, then per face its count, (pos, pos length, crd, crd length)
-    per level, and the values' address."""
-    return 1 + sum(2 + 4 * len(kept) for _, kept in faces(order, groups))
+    """Slots of the record: the block's address and size, then per face its count, (offset, length, width
+    in bytes) of its pos and crd per level, and the values' offset; last a hint (given: the entries the
+    buffer starts with, -1 to start dense; on return what this call ended with) and the workspace's
+    address and size (given; on return the size the call would have used)."""
+    return 5 + sum(2 + 6 * len(kept) for _, kept in faces(order, groups))
 
 
 def names(t: TensorInfo) -> dict[str, str]:
     """The C names of output ``t``'s accumulator and helpers."""
-    return {w: generated(w, t.name) for w in ("sparse", "acc", "put", "hash", "grow", "sort", "combine", "densify",
-                                              "finish", "init")}
+    return {w: generated(w, t.name) for w in ("sparse", "acc", "put", "rows", "grow", "sort", "combine", "densify",
+                                              "finish", "init", "take", "give", "narrow")}
 
 
 def free_name(kernel: str) -> str:
@@ -94,8 +98,10 @@ def put(t: TensorInfo, subs: list[str], value: str) -> str:
 
 
 def init(t: TensorInfo, dims: list[str]) -> str:
+    """The declaration of the accumulator and the head of the test that it could start (the record is
+    the output's parameter, named as the tensor)."""
     n = names(t)
-    return f"{n['sparse']} {n['acc']}; if ({n['init']}(&{n['acc']}, {', '.join(dims)}))"
+    return f"{n['sparse']} {n['acc']}; if ({n['init']}(&{n['acc']}, {t.name}, {', '.join(dims)}))"
 
 
 def _combine(p: Program, x: str, v: str) -> str:
@@ -108,14 +114,97 @@ def _combine(p: Program, x: str, v: str) -> str:
     return f"{x} = ({v} {cmp} {x}) ? {v} : {x};"
 
 
+def _rows(p: Program, n: dict[str, str], T: str, fill: str) -> str:
+    """C for a matrix: the entries bucketed by row (one counting pass), then each row's reduced in a dense
+    accumulator of one row, its columns sorted (Gustavson's way of finishing a row); -1 when the rows or
+    columns are too many for arrays of their length (a hypersparse mode: the caller sorts instead)."""
+    return f"""
+static int {n['rows']}_order(const void *a, const void *b) {{
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}}
+
+/* the entries reduced row by row into sorted, distinct entries not holding the fill (-1: not tried) */
+static int {n['rows']}({n['sparse']} *o) {{
+    const int64_t len = o->len, rows = o->d[0], cols = o->d[1];
+    if (rows > 8 * len + 65536 || cols > 8 * len + 65536) return -1;
+    int64_t *start = {n['take']}(o, ((size_t)rows + 1) * sizeof(int64_t));
+    int64_t *at = {n['take']}(o, (size_t)rows * sizeof(int64_t) + 1);
+    int64_t *col = {n['take']}(o, (size_t)len * sizeof(int64_t) + 1);
+    int64_t *seen = {n['take']}(o, (size_t)cols * sizeof(int64_t) + 1);
+    int64_t *many_cols = {n['take']}(o, (size_t)(cols < len ? cols : len) * sizeof(int64_t) + 1);
+    {T} *v = {n['take']}(o, (size_t)len * sizeof({T}) + 1);
+    {T} *acc = {n['take']}(o, (size_t)cols * sizeof({T}) + 1);
+    if (!start || !at || !col || !seen || !many_cols || !v || !acc) {{
+        void *all[] = {{start, at, col, seen, many_cols, v, acc}};
+        for (int q = 0; q < 7; ++q) {n['give']}(o, all[q]);
+        return -1;
+    }}
+    /* counted and moved a run of one row at a time: the updates of a row come in runs (a row's stored
+       entry times the rest of its column), and one counter bumped per entry would wait on itself */
+    for (int64_t r = 0; r <= rows; ++r) start[r] = 0;
+    for (int64_t e = 0; e < len;) {{
+        const int64_t r = o->crd[2 * e], first = e;
+        while (++e < len && o->crd[2 * e] == r) {{}}
+        start[r + 1] += e - first;
+    }}
+    for (int64_t r = 0; r < rows; ++r) {{ start[r + 1] += start[r]; at[r] = start[r]; }}
+    for (int64_t e = 0; e < len;) {{
+        const int64_t r = o->crd[2 * e];
+        int64_t to = at[r];
+        do {{ col[to] = o->crd[2 * e + 1]; v[to++] = o->val[e]; }} while (++e < len && o->crd[2 * e] == r);
+        at[r] = to;
+    }}
+    /* seen[j]: the place of column j in this row's list, or -1 */
+    for (int64_t j = 0; j < cols; ++j) seen[j] = -1;
+    int64_t w = 0;
+    for (int64_t r = 0; r < rows; ++r) {{
+        const int64_t first = w;
+        for (int64_t e = start[r]; e < start[r + 1]; ++e) {{
+            const int64_t j = col[e];
+            if (seen[j] < 0) {{ seen[j] = w; o->crd[2 * w + 1] = j; acc[j] = v[e]; ++w; }}
+            else {{ {_combine(p, "acc[j]", "v[e]")} }}
+        }}
+        /* this row's columns (in o->crd's second slots, first..w) sorted: insertion sort when few */
+        const int64_t many = w - first;
+        if (many * 16 > cols) {{  /* a dense row: its columns in order from the marks, no sort */
+            int64_t e = first;
+            for (int64_t j = 0; j < cols; ++j)
+                if (seen[j] >= 0) o->crd[2 * e++ + 1] = j;
+        }} else if (many > 32) {{
+            for (int64_t e = 0; e < many; ++e) many_cols[e] = o->crd[2 * (first + e) + 1];
+            qsort(many_cols, (size_t)many, sizeof(int64_t), {n['rows']}_order);
+            for (int64_t e = 0; e < many; ++e) o->crd[2 * (first + e) + 1] = many_cols[e];
+        }} else {{
+            for (int64_t a = first + 1; a < w; ++a) {{
+                const int64_t x = o->crd[2 * a + 1];
+                int64_t b = a - 1;
+                while (b >= first && o->crd[2 * b + 1] > x) {{ o->crd[2 * (b + 1) + 1] = o->crd[2 * b + 1]; --b; }}
+                o->crd[2 * (b + 1) + 1] = x;
+            }}
+        }}
+        int64_t kept = first;
+        for (int64_t e = first; e < w; ++e) {{
+            const int64_t j = o->crd[2 * e + 1];
+            seen[j] = -1;
+            if (!(acc[j] == {fill})) {{ o->crd[2 * kept] = r; o->crd[2 * kept + 1] = j; o->val[kept++] = acc[j]; }}
+        }}
+        w = kept;
+    }}
+    o->len = w;
+    void *all[] = {{start, at, col, seen, many_cols, v, acc}};
+    for (int q = 0; q < 7; ++q) {n['give']}(o, all[q]);
+    return 0;
+}}
+"""
+
+
 def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill: str) -> str:
     """The C of output ``t``'s accumulator (see the module's docstring); ``fill`` the C literal of its fill."""
     n = names(t)
     k, T = t.order, element(p.dtype).c_type
     row = ", ".join(f"int64_t s{q}" for q in range(k))
     store = " ".join(f"c[{q}] = s{q};" for q in range(k))
-    same = " && ".join(f"c[{q}] == s{q}" for q in range(k))
-    hash_steps = "".join(f"    h = (h ^ (uint64_t)s{q}) * 0x9E3779B97F4A7C15u;\n" for q in range(k))
     offset = "s0"
     for q in range(1, k):
         offset = f"({offset}) * o->d[{q}] + s{q}"
@@ -132,6 +221,7 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
     levels = ", ".join(str(len(kept)) for _, kept in face_list)
     sorted_test = " || ".join(f"c[{a}] > c[{b}]" for g in groups for a, b in zip(g, g[1:])) or "0"
     F = len(face_list)
+    R = record_length(k, groups)
     return f"""/* sparse output {t.name}: updates gathered as entries (see emit/sparse_out.py) */
 typedef struct {{
     int64_t len, cap, failed;
@@ -140,54 +230,85 @@ typedef struct {{
     {T} *dense;     /* once entries would take more memory: every element, row-major */
     int64_t d[{k}];
     int64_t size;   /* elements of the whole output; -1 if that overflows */
+    char *ws;       /* the caller's workspace: taken from front to back, never given back */
+    int64_t ws_size, ws_used, ws_need;
 }} {n['sparse']};
 
-static int {n['init']}({n['sparse']} *o, {", ".join(f"int64_t d{q}" for q in range(k))}) {{
+/* memory from the workspace while it lasts, else from malloc; ws_need counts what all of it would take */
+static void *{n['take']}({n['sparse']} *o, size_t bytes) {{
+    const size_t b = (bytes + 63) / 64 * 64;
+    o->ws_need += (int64_t)b;
+    if (o->ws && (int64_t)b <= o->ws_size - o->ws_used) {{
+        void *p = o->ws + o->ws_used;
+        o->ws_used += (int64_t)b;
+        return p;
+    }}
+    return malloc(bytes ? bytes : 1);
+}}
+
+static void {n['give']}({n['sparse']} *o, void *p) {{
+    if (p && !(o->ws && (char *)p >= o->ws && (char *)p < o->ws + o->ws_size)) free(p);
+}}
+
+static int {n['densify']}({n['sparse']} *o);
+
+static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_t d{q}" for q in range(k))}) {{
     const int64_t d[{k}] = {{{", ".join(f"d{q}" for q in range(k))}}};
-    o->len = 0; o->cap = {FIRST_CAPACITY}; o->failed = 0; o->dense = NULL; o->size = 1;
+    o->ws = (char *)(intptr_t)rec[{R - 2}]; o->ws_size = rec[{R - 1}]; o->ws_used = o->ws_need = 0;
+    o->len = 0; o->failed = 0; o->dense = NULL; o->size = 1;
     for (int q = 0; q < {k}; ++q) {{
         o->d[q] = d[q];
         if (o->size >= 0 && d[q] > 0 && o->size > INT64_MAX / d[q]) o->size = -1;
         else if (o->size >= 0) o->size *= d[q];
     }}
-    o->crd = malloc((size_t)o->cap * {k} * sizeof(int64_t));
-    o->val = malloc((size_t)o->cap * sizeof({T}));
-    if (!o->crd || !o->val) {{ free(o->crd); free(o->val); return 1; }}
-    for (int64_t h = 0; h < o->cap; ++h) o->crd[h * {k}] = -1;  /* empty */
+    /* the hint: the size the last call's buffer ended at, or -1 if it went dense (then so does this one) */
+    const int64_t hint = rec[{R - 3}];
+    o->cap = hint > {FIRST_CAPACITY} ? hint : {FIRST_CAPACITY};
+    if (hint < 0 && o->size >= 0) {{
+        o->crd = NULL; o->val = NULL; o->cap = 0;
+        if ({n['densify']}(o) == 0) return 0;
+        o->cap = {FIRST_CAPACITY};  /* no memory for every element: entries after all */
+    }}
+    o->crd = {n['take']}(o, (size_t)o->cap * {k} * sizeof(int64_t));
+    o->val = {n['take']}(o, (size_t)o->cap * sizeof({T}));
+    if (!o->crd || !o->val) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 1; }}
     return 0;
-}}
-
-static inline uint64_t {n['hash']}({row}) {{
-    uint64_t h = 0x9E3779B97F4A7C15u;
-{hash_steps}    h ^= h >> 30; h *= 0xBF58476D1CE4E5B9u; h ^= h >> 27; h *= 0x94D049BB133111EBu;  /* splitmix64's mix */
-    return h ^ (h >> 31);
 }}
 
 /* sorts the entries by coordinates: LSD radix, 16-bit digits, the last mode first */
 static int {n['sort']}({n['sparse']} *o) {{
     const int64_t len = o->len;
     if (len < 2) return 0;
-    int64_t *c2 = malloc((size_t)len * {k} * sizeof(int64_t));
-    {T} *v2 = malloc((size_t)len * sizeof({T}));
-    int64_t *cnt = malloc(((size_t)65536 + 1) * sizeof(int64_t));
-    if (!c2 || !v2 || !cnt) {{ free(c2); free(v2); free(cnt); return 1; }}
+    int64_t most = 1;
+    for (int q = 0; q < {k}; ++q) most = o->d[q] > most ? o->d[q] : most;
+    int64_t *cnt = {n['take']}(o, ((size_t)(most < 65536 ? most : 65536) + 1) * sizeof(int64_t));
+    int64_t *dst = {n['take']}(o, (size_t)len * {k} * sizeof(int64_t));
+    {T} *vdst = {n['take']}(o, (size_t)len * sizeof({T}));
+    if (!cnt || !dst || !vdst) {{ {n['give']}(o, cnt); {n['give']}(o, dst); {n['give']}(o, vdst); return 1; }}
+    int64_t *src = o->crd;
+    {T} *vsrc = o->val;
     for (int m = {k} - 1; m >= 0; --m) {{
         const int64_t hi = o->d[m] - 1;
         for (int shift = 0; shift < 63 && (hi >> shift) > 0; shift += 16) {{
             const int64_t top = hi >> shift, buckets = top < 65535 ? top + 1 : 65536;
             for (int64_t b = 0; b <= buckets; ++b) cnt[b] = 0;
-            for (int64_t e = 0; e < len; ++e) cnt[((o->crd[e * {k} + m] >> shift) & 65535) + 1]++;
+            for (int64_t e = 0; e < len; ++e) cnt[((src[e * {k} + m] >> shift) & 65535) + 1]++;
             for (int64_t b = 0; b < buckets; ++b) cnt[b + 1] += cnt[b];
             for (int64_t e = 0; e < len; ++e) {{
-                const int64_t to = cnt[(o->crd[e * {k} + m] >> shift) & 65535]++;
-                for (int q = 0; q < {k}; ++q) c2[to * {k} + q] = o->crd[e * {k} + q];
-                v2[to] = o->val[e];
+                const int64_t to = cnt[(src[e * {k} + m] >> shift) & 65535]++;
+                for (int q = 0; q < {k}; ++q) dst[to * {k} + q] = src[e * {k} + q];
+                vdst[to] = vsrc[e];
             }}
-            int64_t *tc = o->crd; o->crd = c2; c2 = tc;
-            {T} *tv = o->val; o->val = v2; v2 = tv;
+            int64_t *tc = src; src = dst; dst = tc;
+            {T} *tv = vsrc; vsrc = vdst; vdst = tv;
         }}
     }}
-    free(c2); free(v2); free(cnt);
+    if (src != o->crd) {{  /* an odd number of passes: the sorted entries are in the scratch arrays */
+        memcpy(o->crd, src, (size_t)len * {k} * sizeof(int64_t));
+        memcpy(o->val, vsrc, (size_t)len * sizeof({T}));
+        dst = src; vdst = vsrc;
+    }}
+    {n['give']}(o, cnt); {n['give']}(o, dst); {n['give']}(o, vdst);
     return 0;
 }}
 
@@ -211,61 +332,59 @@ static void {n['combine']}({n['sparse']} *o) {{
     }}
     o->len = kept;
 }}
-
+{_rows(p, n, T, fill) if k == 2 else ""}
 /* the entries poured into a dense array of every element; later updates go there */
 static int {n['densify']}({n['sparse']} *o) {{
-    {T} *dense = malloc((size_t)o->size * sizeof({T}) + 1);
+    {T} *dense = {n['take']}(o, (size_t)o->size * sizeof({T}) + 1);
     if (!dense) return 1;
     for (int64_t x = 0; x < o->size; ++x) dense[x] = {fill};
-    for (int64_t e = 0; e < o->cap; ++e) {{
+    for (int64_t e = 0; e < o->len; ++e) {{
         const int64_t *c = o->crd + e * {k};
-        if (c[0] < 0) continue;
         int64_t off = c[0];
         for (int q = 1; q < {k}; ++q) off = off * o->d[q] + c[q];
         {_combine(p, "dense[off]", "o->val[e]")}
     }}
-    free(o->crd); free(o->val);
+    {n['give']}(o, o->crd); {n['give']}(o, o->val);
     o->crd = NULL; o->val = NULL; o->len = o->cap = 0; o->dense = dense;
     return 0;
 }}
 
-/* the table is half full: twice the slots, or the dense array where that takes no more memory */
+/* the buffer is full: the dense array if that takes no more memory than twice the buffer; else a large
+   buffer is compacted (sorted and combined) and grows only if still more than half full */
 static void {n['grow']}({n['sparse']} *o) {{
+    if (o->failed) return;
     const int64_t cap = 2 * o->cap;
     if (o->size >= 0 && (double)cap * ({k} * sizeof(int64_t) + sizeof({T})) >= (double)o->size * sizeof({T})
         && {n['densify']}(o) == 0) return;
-    int64_t *crd = malloc((size_t)cap * {k} * sizeof(int64_t));
-    {T} *val = malloc((size_t)cap * sizeof({T}));
-    if (!crd || !val) {{ free(crd); free(val); o->failed = 1; return; }}
-    for (int64_t h = 0; h < cap; ++h) crd[h * {k}] = -1;
-    for (int64_t e = 0; e < o->cap; ++e) {{
-        const int64_t *c = o->crd + e * {k};
-        if (c[0] < 0) continue;
-        uint64_t h = {n['hash']}({", ".join(f"c[{q}]" for q in range(k))}) & (uint64_t)(cap - 1);
-        while (crd[h * {k}] >= 0) h = (h + 1) & (uint64_t)(cap - 1);
-        for (int q = 0; q < {k}; ++q) crd[h * {k} + q] = c[q];
-        val[h] = o->val[e];
+    if (o->cap >= {COMPACT_FROM}) {{
+        if ({n['sort']}(o)) {{ o->failed = 1; return; }}
+        {n['combine']}(o);
+        if (o->len <= o->cap / 2) return;
     }}
-    free(o->crd); free(o->val);
-    o->crd = crd; o->val = val; o->cap = cap;
+    int64_t *c = {n['take']}(o, (size_t)cap * {k} * sizeof(int64_t));
+    {T} *v = {n['take']}(o, (size_t)cap * sizeof({T}));
+    if (!c || !v) {{ {n['give']}(o, c); {n['give']}(o, v); o->failed = 1; return; }}
+    memcpy(c, o->crd, (size_t)o->len * {k} * sizeof(int64_t));
+    memcpy(v, o->val, (size_t)o->len * sizeof({T}));
+    {n['give']}(o, o->crd); {n['give']}(o, o->val);
+    o->crd = c; o->val = v; o->cap = cap;
 }}
 
-/* adds v at (s0, ...): into its entry of the table (open addressing, linear probing), a new one if none */
+/* adds v at (s0, ...): appended as an entry (or into the dense array) */
 static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
-{nan_skip}    if (o->dense) {{ {T} *x = &o->dense[{offset}]; {_combine(p, "*x", "v")} return; }}
+{nan_skip}    if (o->len == o->cap && !o->dense) {n['grow']}(o);
+    if (o->dense) {{ {T} *x = &o->dense[{offset}]; {_combine(p, "*x", "v")} return; }}
     if (o->failed) return;
-    const uint64_t mask = (uint64_t)(o->cap - 1);
-    uint64_t h = {n['hash']}({", ".join(f"s{q}" for q in range(k))}) & mask;
-    for (;; h = (h + 1) & mask) {{
-        int64_t *c = o->crd + h * {k};
-        if (c[0] < 0) {{
-            {store}
-            o->val[h] = v;
-            if (++o->len * 2 > o->cap) {n['grow']}(o);
-            return;
-        }}
-        if ({same}) {{ {_combine(p, "o->val[h]", "v")} return; }}
-    }}
+    int64_t *c = o->crd + o->len * {k};
+    {store}
+    o->val[o->len++] = v;
+}}
+
+/* the array's values as int32 at its front if every one is at most high (4 returned), else 8 */
+static int64_t {n['narrow']}(int64_t *a, int64_t len, int64_t high) {{
+    if (high > INT32_MAX) return 8;
+    for (int64_t e = 0; e < len; ++e) {{ const int32_t x = (int32_t)a[e]; memcpy((char *)a + 4 * e, &x, 4); }}
+    return 4;
 }}
 
 /* the entries sorted, combined, checked canonical, split by face into compressed levels in one block:
@@ -273,14 +392,17 @@ static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
 static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     static const int levels[{F}] = {{{levels}}};
     static const int kept[{F}][{k + 1}] = {{{kept_rows}}};
-    if (o->failed) {{ free(o->crd); free(o->val); free(o->dense); return 2; }}
+    if (o->failed) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense); return 2; }}
+    rec[{R - 3}] = o->dense ? -1 : o->cap;
     if (o->dense) {{
         int64_t count = 0, c[{k}] = {{0}};
         for (int pass = 0; pass < 2; ++pass) {{
             if (pass == 1) {{
-                o->crd = malloc((size_t)count * {k} * sizeof(int64_t) + 1);
-                o->val = malloc((size_t)count * sizeof({T}) + 1);
-                if (!o->crd || !o->val) {{ free(o->crd); free(o->val); free(o->dense); return 2; }}
+                o->crd = {n['take']}(o, (size_t)count * {k} * sizeof(int64_t) + 1);
+                o->val = {n['take']}(o, (size_t)count * sizeof({T}) + 1);
+                if (!o->crd || !o->val) {{
+                    {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense); return 2;
+                }}
                 o->len = 0;
             }}
             for (int q = 0; q < {k}; ++q) c[q] = 0;
@@ -294,32 +416,29 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
                 for (int q = {k} - 1; q >= 0 && ++c[q] == o->d[q]; --q) c[q] = 0;
             }}
         }}
-        free(o->dense); o->dense = NULL;
+        {n['give']}(o, o->dense); o->dense = NULL;
     }} else {{
-        int64_t w = 0;  /* the table's entries moved to its front */
-        for (int64_t e = 0; e < o->cap; ++e) {{
-            if (o->crd[e * {k}] < 0) continue;
-            for (int q = 0; q < {k}; ++q) o->crd[w * {k} + q] = o->crd[e * {k} + q];
-            o->val[w++] = o->val[e];
+        {"if (" + n['rows'] + "(o) < 0)" if k == 2 else "if (1)"} {{  /* (no row accumulator: sort) */
+            if ({n['sort']}(o)) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
+            {n['combine']}(o);
         }}
-        o->len = w;
-        if ({n['sort']}(o)) {{ free(o->crd); free(o->val); return 2; }}
-        {n['combine']}(o);
     }}
     int64_t count[{F}] = {{0}};
     for (int64_t e = 0; e < o->len; ++e) {{
         const int64_t *c = o->crd + e * {k};
-        if ({sorted_test}) {{ free(o->crd); free(o->val); return 3; }}
+        if ({sorted_test}) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 3; }}
         count[{face_of}]++;
     }}
     size_t bytes = 0;
     for (int f = 0; f < {F}; ++f)
         bytes += (size_t)levels[f] * (2 * (size_t)count[f] + 2) * sizeof(int64_t)
                  + ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
-    char *block = malloc(bytes + 8);
-    if (!block) {{ free(o->crd); free(o->val); return 2; }}
+    char *block = {n['take']}(o, bytes + 8), *const base = block;
+    if (!block) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
     rec[0] = (int64_t)(intptr_t)block;
-    int64_t *slot = rec + 1;
+    rec[1] = (int64_t)bytes;
+    rec[{R - 1}] = o->ws_need;
+    int64_t *slot = rec + 2;
     for (int f = 0; f < {F}; ++f) {{
         const int L = levels[f];
         int64_t *pos[{k}] = {{0}}, *crd[{k}] = {{0}}, n[{k}] = {{0}};
@@ -347,49 +466,91 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
         }}
         if (L > 0) pos[0][1] = n[0];
         for (int l = 1; l < L; ++l) pos[l][n[l - 1]] = n[l];
+        /* each index array narrowed to 32 bits in place where its values fit, as the storage keeps them:
+           positions by the face's entries, coordinates by the extent of their mode */
         *slot++ = count[f];
         for (int l = 0; l < L; ++l) {{
-            *slot++ = (int64_t)(intptr_t)pos[l]; *slot++ = l == 0 ? 2 : n[l - 1] + 1;
-            *slot++ = (int64_t)(intptr_t)crd[l]; *slot++ = n[l];
+            const int64_t np = l == 0 ? 2 : n[l - 1] + 1;
+            *slot++ = (int64_t)((char *)pos[l] - base); *slot++ = np;
+            *slot++ = {n['narrow']}(pos[l], np, count[f]);
+            *slot++ = (int64_t)((char *)crd[l] - base); *slot++ = n[l];
+            *slot++ = {n['narrow']}(crd[l], n[l], o->d[kept[f][l]] - 1);
         }}
-        *slot++ = (int64_t)(intptr_t)val;
+        *slot++ = (int64_t)((char *)val - base);
     }}
-    free(o->crd); free(o->val);
+    {n['give']}(o, o->crd); {n['give']}(o, o->val);
     return 0;
 }}"""
 
 
+class Workspace:
+    """The scratch a sparse output's C takes its memory from, kept between the calls of one prepared kernel
+    (one per thread: calls from several threads at once never share it).  Each call says how much it
+    would have used; the next gets that much (and a quarter more), so a kernel called again on data of
+    the same size touches no fresh memory — fresh pages cost a fault each, more than the work of a
+    small output.  It also keeps the hint of the last call: the size its buffer of entries ended at (the
+    next starts there instead of growing to it), or that it went dense (the next starts dense)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> np.ndarray:
+        return getattr(self._local, "array", _NO_WORKSPACE)
+
+    def hint(self) -> int:
+        return getattr(self._local, "hint", 0)
+
+    def ended(self, rec: np.ndarray) -> None:
+        """After a call: keep its hint, and make the workspace as large as it wanted."""
+        self._local.hint = int(rec[-3])
+        need = int(rec[-1])
+        if need > self.get().size:
+            self._local.array = np.empty(need + need // 4 + 4096, dtype=np.uint8)
+
+
+_NO_WORKSPACE = np.zeros(0, dtype=np.uint8)
+
+
+def give_workspace(rec: np.ndarray, scratch: Workspace) -> np.ndarray:
+    """Put the workspace and its hint in the record's last three slots; the workspace array."""
+    ws = scratch.get()
+    rec[-3] = scratch.hint()
+    rec[-2] = ws.ctypes.data if ws.size else 0
+    rec[-1] = ws.size
+    return ws
+
+
 def read_record(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], shape: tuple[int, ...],
-                rec: np.ndarray, free) -> object:
+                rec: np.ndarray, free, ws: np.ndarray) -> object:
     """The :class:`~systec_ref.storage.SparseTensor` a finished kernel's record describes (arrays copied,
-    the block freed)."""
+    the block freed unless it lies in the workspace ``ws``)."""
     from ..storage.symmetric import SparseTensor
 
     dtype = np.dtype(element(p.dtype).numpy)
     out: dict[tuple[int, ...], CSF] = {}
-    at = 1
     slots = rec.tolist()
-    # indices narrowed as every stored array is (storage/csf.py): coordinates by the extent, positions by
-    # the face's entries
-    crd_type = _index_type(max(shape) - 1)
-    try:
-        for key, kept in _faces(t.order, groups):
-            count = slots[at]
-            at += 1
-            if not count:
-                at += 4 * len(kept) + 1
-                continue
-            pos_type = _index_type(count)
-            pos, crd = [], []
-            for _ in kept:
-                pos.append(_copy(slots[at], slots[at + 1], pos_type))
-                crd.append(_copy(slots[at + 2], slots[at + 3], crd_type))
-                at += 4
-            vals = _copy(slots[at], count, dtype, dtype)
-            at += 1
-            out[key] = CSF(tuple(shape[m] for m in kept), tuple(pos), tuple(crd), vals)
+    block, size = slots[0], slots[1]
+    try:  # one copy of the whole block; every array a view of it
+        data = np.frombuffer((ctypes.c_char * size).from_address(block), dtype=np.uint8).copy() if size \
+            else _NO_WORKSPACE
     finally:
-        free(ctypes.c_void_p(slots[0]))
+        start = ws.ctypes.data if ws.size else 0
+        if not start <= block < start + ws.size:
+            free(ctypes.c_void_p(block))
+    at = 2
+    for key, kept in _faces(t.order, groups):
+        count = slots[at]
+        at += 1
+        levels = []
+        for _ in kept:
+            levels.append([_view(data, *slots[at + 3 * q:at + 3 * q + 3]) for q in range(2)])
+            at += 6
+        if count:
+            vals = np.frombuffer(data, dtype=dtype, count=count, offset=slots[at])
+            out[key] = CSF(tuple(shape[m] for m in kept), tuple(lv[0] for lv in levels),
+                           tuple(lv[1] for lv in levels), vals)
+        at += 1
+    at += 3  # the hint's and the workspace's slots
     if at != len(rec):
         raise InternalError(f"sparse output {t.name}: read {at} slots of a record of {len(rec)}")
     fill = identity(p.reduction, p.dtype)
@@ -401,16 +562,6 @@ def _faces(order: int, groups: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[
     return faces(order, groups)
 
 
-def _index_type(high: int) -> np.dtype:
-    return np.dtype(np.int32 if high <= np.iinfo(np.int32).max else np.int64)
-
-
-_INT64 = np.dtype(np.int64)
-
-
-def _copy(address: int, length: int, dtype: np.dtype, stored: np.dtype = _INT64) -> np.ndarray:
-    """``length`` elements of type ``stored`` at ``address``, copied as ``dtype``."""
-    if length == 0:
-        return np.zeros(0, dtype=dtype)
-    buf = (ctypes.c_char * (length * stored.itemsize)).from_address(address)
-    return np.frombuffer(buf, dtype=stored).astype(dtype)
+def _view(data: np.ndarray, offset: int, length: int, width: int) -> np.ndarray:
+    """An index array of the block: ``length`` integers of ``width`` bytes at ``offset``."""
+    return np.frombuffer(data, dtype=np.int32 if width == 4 else np.int64, count=length, offset=offset)
