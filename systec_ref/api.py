@@ -287,7 +287,9 @@ class Kernel:
         compressed), or a dict per input.  ``packed_output=True`` returns a symmetric output as a
         :class:`~systec_ref.storage.packed.PackedTensor` of the symmetry the compiler found in it (its
         canonical entries; the call itself still computes the whole output first, so it needs that memory
-        while it runs).
+        while it runs).  An output declared ``sparse`` comes back as a
+        :class:`~systec_ref.storage.SparseTensor` of the entries the updates reach, canonical-only in the
+        output symmetry the compiler found (``out=`` and ``packed_output`` do not apply).
         """
         backend = _backend(backend)
         sparse_out = self.ast.output.format == "sparse"

@@ -235,6 +235,8 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     if not groups:
         return p, "no mirror (replicate-output did not apply)"
     out = p.output
+    if out.format == "sparse":
+        return p, f"no mirror: sparse {out.name} is stored canonical-only"
     mirror = mirror_nest(out, groups)
     body = p.body.body
     if not body or body[-1] != mirror:
