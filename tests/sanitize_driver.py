@@ -36,7 +36,8 @@ from systec_ref.storage import PackedTensor, SparseTensor  # noqa: E402
 from systec_ref.tensors import symmetrize_index  # noqa: E402
 
 #: kernels the examples do not cover: float32, a transposed copy (a temporary the C allocates and
-#: frees), a sparse input whose other operands do not share its dimension, partial symmetry, a union of three
+#: frees), a sparse input whose other operands do not share its dimension, partial symmetry, a union of three,
+#: sparse outputs
 EXTRA = {
     "single": ("kernel single\nin A[n, n] symmetric float32\nin x[n] float32\nout y[n] float32\n"
                "y[i] += A[i, j] * x[j]\n"),
@@ -47,6 +48,11 @@ EXTRA = {
     # a merge of three sparse inputs by union (an exhausted operand's coordinate reads as INT64_MAX)
     "union3": ("kernel union3\nin A[n, m] sparse\nin B[n, m] sparse\nin D[n, m] sparse\nout C[n, m]\n"
                "C[i, j] += A[i, j] + 2 * B[i, j] - D[i, j]\n"),
+    # sparse outputs: an order-3 symmetric one (the buffer, radix-sorted), a min-plus one (rows finished
+    # from the buffer) and a product with no output symmetry (the loops run twice)
+    "spout3": "kernel spout3\nin A[n, m]\nout C[n, n, n] sparse\nC[i, j, l] += A[i, k] * A[j, k] * A[l, k]\n",
+    "spoutmin": "kernel spoutmin\nin A[n, n] symmetric\nout D[n, n] sparse fill inf\nD[i, j] min= A[i, k] + A[k, j]\n",
+    "spoutgemm": "kernel spoutgemm\nin A[n, m]\nin B[m, n]\nout C[n, n] sparse\nC[i, j] += A[i, k] * B[k, j]\n",
 }
 
 SIZES = [(0, 0), (0, 2), (1, 1), (1, 2), (2, 0), (2, 2), (3, 2)]

@@ -92,6 +92,7 @@ class _Emitter:
         self.packed = dict(p.facts.packed)
         self.order = packed_reads.Order()  # what the enclosing loops prove about subscripts (packed reads)
         self.sparse_out = sparse_out.sparse_output(p)  # its updates go through sparse_out's put
+        self.counting = False  # emitting the first of two runs of the loops (sparse_out.runs_twice)
 
     def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:
         """The storage format's description of one face (its levels and arrays)."""
@@ -309,7 +310,9 @@ class _Emitter:
                     out += [f"{pad}}} else {{", *self.stmt(orelse, ind + 1)]
                 return out + [f"{pad}}}"]
             case Let(name, value):
-                return [f"{pad}{self.ctype} {name} = {self.value(value)};"]
+                # (the first of two runs may not use it: it counts updates, computing no value)
+                unused = f" (void){name};" if self.counting else ""
+                return [f"{pad}{self.ctype} {name} = {self.value(value)};{unused}"]
             case Permute(groups, body):
                 saved = self.order.save()
                 self.order.forget({v for g in groups for v in g})  # rearranged: their order is not known
@@ -420,7 +423,10 @@ class _Emitter:
             case Elem(tensor, idx) if self.sparse_out is not None and tensor == self.sparse_out.name:
                 if op != self.p.reduction:  # (the IR verifier refuses it first)
                     raise MiscompileError(f"sparse output {tensor} updated with '{op}', not '{self.p.reduction}'")
-                return [pad + sparse_out.put(self.sparse_out, [self.index(i) for i in idx], self.value(value))]
+                subs = [self.index(i) for i in idx]
+                if self.counting:  # the first of two runs: the update counted, its value not computed
+                    return [pad + sparse_out.count(self.sparse_out, subs)]
+                return [pad + sparse_out.put(self.sparse_out, subs, self.value(value))]
             case Elem(tensor, idx):
                 lhs = self.elem(tensor, idx)
             case _:
@@ -635,9 +641,11 @@ class _Emitter:
             cond = " || ".join(f"!{t.name}" for t in temps)
             body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
         out = self.sparse_out
+        twice = out is not None and sparse_out.runs_twice(p)
         if out is not None:
             groups = p.facts.output_symmetry
-            self.helper_src.append(sparse_out.helper(p, out, groups, self.number(identity(p.reduction, p.dtype))))
+            self.helper_src.append(sparse_out.helper(p, out, groups, self.number(identity(p.reduction, p.dtype)),
+                                                     twice))
             frees = " ".join(f"free({t.name});" for t in temps)
             body.append(f"    {sparse_out.init(out, [self.dim(d) for d in out.dims])} {{ {frees} return 1; }}")
         i = generated("i")
@@ -647,7 +655,15 @@ class _Emitter:
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    for (size_t {i} = 0; {i} < {size}; ++{i}) {t.name}[{i}] = {self.number(t.init)};"
                         f"  /* {'start at the identity of ' + p.reduction if t.role == 'out' else 'zeroed'} */")
-        body += self.stmt(p.body, 1)
+        if twice:
+            # a first run that counts each row's updates, so the second puts every one in its place at once
+            self.counting = True
+            body += ["    {  /* first run: count the updates of each row of the output */", *self.stmt(p.body, 2),
+                     "    }", f"    {sparse_out.counted(out)}"]
+            self.counting = False
+            body += ["    {  /* second run: the updates */", *self.stmt(p.body, 2), "    }"]
+        else:
+            body += self.stmt(p.body, 1)
         for t in temps:
             body.append(f"    free({t.name});")
         if out is not None:
