@@ -1,4 +1,4 @@
-"""A sparse output in C: updates gathered as entries, then sorted, combined and stored face by face.
+"""A sparse output in C: updates gathered by row or as entries, reduced, and stored face by face.
 
 A kernel whose output is declared ``sparse`` (``out C[n, n] sparse``) returns a
 :class:`~systec_ref.storage.SparseTensor` holding the entries its updates reach, canonical-only in
@@ -6,30 +6,35 @@ the output symmetry the compiler found (``replicate-output`` writes no mirror fo
 only ever *accumulates* into it (``C[i,j] += v``; the IR verifier refuses anything else), so the C
 needs no random access to the output:
 
-* every update goes into a **hash table** of entries (open addressing, linear probing, coordinates
-  mixed by splitmix64's finalizer): added to its entry, or a new one (``sx_put_C``).  The table
-  starts at :data:`FIRST_CAPACITY` slots and doubles when half full;
-* if a doubled table would take more memory than the **whole output** as a dense array, the entries
-  are poured into one and later updates go there (``dense`` mode): memory never exceeds about twice
-  what the entries or the dense output need, whichever is less; an output with more elements than
-  int64 counts is never dense;
-* at the end the entries are moved to the front of the table, sorted (least-significant-digit radix
-  sort, 16-bit digits, the last mode first), combined and those equal to the fill (the reduction's
-  identity) dropped (dense mode: the canonical elements not holding the fill are read out in order);
-  every entry is checked to be canonical (subscripts sorted in each group; a non-canonical write
-  would be a bug of the compiler: status 3), split by face (the equality pattern of each group, as
-  :mod:`systec_ref.storage.symmetric` stores them) and each face's compressed levels
-  (:class:`~systec_ref.storage.csf.CSF`: ``pos``/``crd`` per level, then the values) written into
-  one allocated block.
+* a **matrix under** ``+`` whose loops write nothing else (:func:`runs_twice`): the loops run twice,
+  the first time only counting each row's updates (``sx_count_C``), the second putting each update
+  at its row's next place (``sx_put_C``); then each row is reduced in a dense accumulator of one row,
+  its columns sorted (Gustavson's way of finishing a row, ``sx_reduce_C``);
+* otherwise every update is appended to a buffer of entries (``sx_put_C``), which doubles when full;
+  one of :data:`COMPACT_FROM` entries or more is first compacted (sorted and combined) and grows
+  only if still more than half full.  At the end a matrix's entries are bucketed by row and reduced
+  the same way (``sx_rows_C``); other orders, and matrices with too many rows for arrays of their
+  length (hypersparse), are sorted (least-significant-digit radix sort, 16-bit digits, the last mode
+  first) and combined;
+* whenever the updates would take more memory than the **whole output** as a dense array, they go
+  into one instead (``dense`` mode): memory never exceeds about twice what the updates or the dense
+  output need, whichever is less; an output with more elements than int64 counts is never dense;
+* entries equal to the fill (the reduction's identity) are dropped; every entry is checked to be
+  canonical (subscripts sorted in each group; a non-canonical write would be a bug of the compiler:
+  status 3), split by face (the equality pattern of each group, as :mod:`systec_ref.storage.symmetric`
+  stores them) and each face's compressed levels (:class:`~systec_ref.storage.csf.CSF`: ``pos``/``crd``
+  per level, narrowed to 32 bits where they fit, then the values) written into one block.
 
-A hash table, not a dense row: the loops that produce the updates (SSYRK's ``k i j`` over a column of
-``A`` at a time) reach the rows in no order, so the entries of a row are not finished before the next
-row starts (a row-by-row order, Gustavson's, would need ``A`` read by rows and by columns in one nest).
+Why not one accumulator row from the start: the loops that produce the updates (SSYRK's ``k i j``
+over a column of ``A`` at a time) reach the rows in no order, so the entries of a row are not
+finished before the next row starts (a row-by-row order, Gustavson's, would need ``A`` read by rows
+and by columns in one nest).  Memory comes from a workspace the caller hands over (:class:`Workspace`:
+a prepared kernel keeps it per thread, with a hint of where the last call ended), then from malloc.
 
 The kernel's record argument (``int64_t *C``, :func:`record_length` slots) receives the block's address
-and, per face in :func:`faces` order, its entry count and the address and length of each array;
-:func:`read_record` copies them into numpy arrays (indices narrowed like every stored array) and
-frees the block with the library's ``sx_free_<kernel>``.
+and size and, per face in :func:`faces` order, its entry count and the offset, length and width of
+each array; :func:`read_record` copies the block once into numpy (every array a view of the copy) and
+frees it with the library's ``sx_free_<kernel>`` unless it lies in the workspace.
 
 Statuses: 0 done, 2 out of memory for the output's entries (the kernel's other failure, 1, is its
 temporaries), 3 a non-canonical entry.
