@@ -370,7 +370,7 @@ def _ssyrk_case(matrix: str) -> Case:
     return Case(f"ssyrk/{matrix}", "sparse/ssyrk", make, libs,
                 notes="A[i,k] * A[j,k]: k outermost over A's columns (a stored transposed copy), j walks the "
                       "column from just past i; output symmetry (one triangle, mirrored; with the sparse output, "
-                      "the triangle's entries gathered in a hash table, stored canonical-only)")
+                      "each row's updates counted, placed and reduced, stored canonical-only)")
 
 
 def _eri_case() -> Case:
