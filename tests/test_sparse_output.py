@@ -22,6 +22,8 @@ KERNELS = {
     "cube": "kernel c\nin A[n, m] sparse\nout C[n, n, n] sparse\nC[i, j, l] += A[i, k] * A[j, k] * A[l, k]\n",
     "int": "kernel t\nin A[n, m] sparse int64\nout C[n, n] sparse int64\nC[i, j] += A[i, k] * A[j, k]\n",
     "minplus": "kernel mp\nin A[n, n] symmetric\nout D[n, n] sparse fill inf\nD[i, j] min= A[i, k] + A[k, j]\n",
+    # a vector: the sweep over rows (reverse-sweep) must not assign a sparse output's first update
+    "spmv": "kernel v\nin A[n, n] symmetric sparse\nin x[n]\nout y[n] sparse\ny[i] += A[i, j] * x[j]\n",
 }
 
 
@@ -214,3 +216,14 @@ def test_the_loops_run_twice_only_where_that_is_safe():
     assert not runs_twice(systec_ref.compile(KERNELS["cube"]).final)  # order 3: the buffer
     assert not runs_twice(systec_ref.compile(KERNELS["minplus"]).final)  # a NaN update is dropped
     assert "first run: count" in systec_ref.compile(KERNELS["ssyrk"]).c_source()
+
+
+def test_a_sparse_vector_output_is_only_added_to():
+    """Found by review: with A's rows a dense first level, reverse-sweep assigned each row's first update,
+    which a sparse output refuses (an internal error); it now declines and says why."""
+    k = systec_ref.compile(KERNELS["spmv"])
+    A, x = np.diag([1.0, 2.0]), np.ones(2)
+    for backend in ("c", "interp"):
+        got = k.run(backend=backend, A=A, x=x)
+        assert got.to_dense().tolist() == [1.0, 2.0]
+    assert "sparse output" in k.for_data(k.bind({"A": A, "x": x})[0]).stage("reverse-sweep").note

@@ -90,6 +90,8 @@ def _plan(p: Program) -> tuple[str, SparseLevel, list[str]] | str:
     outs = [t for t in p.tensors if t.role == "out"]
     if len(outs) != 1 or outs[0].order != 1 or p.reduction != "+" or outs[0].init is None:
         return "not a one-mode output reduced with +"
+    if outs[0].format == "sparse":  # its entries are only ever added to: no first update may assign
+        return f"{outs[0].name} is a sparse output"
     y = outs[0].name
     got = _the_loop(p.body)
     if got is None:
