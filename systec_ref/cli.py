@@ -212,7 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _memory_report(kernel, arrays, out)
     if kernel.ast.output.format == "sparse":  # what the final stage returns: the entries its updates reach
         name = kernel.ast.output.name
-        out.print("output: " + api.sparse_value(kernel.final, runs[-1][1].value).report(name), markup=False)
+        # (its first line: how kernels would be handed it as an input does not apply to an output)
+        report = api.sparse_value(kernel.final, runs[-1][1].value).report(name)
+        out.print("output: " + report.split("\n", 1)[0], markup=False)
     for p in (a for a in held.values() if isinstance(a, PackedTensor)):
         out.print("  " + p.report(next(n for n, a in held.items() if a is p)), markup=False)
     out.print(f"{'agree' if ok else 'DISAGREE'}: every program {'matches' if ok else 'does not match'} {method}")

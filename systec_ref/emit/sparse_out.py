@@ -488,7 +488,8 @@ static void {n['grow']}({n['sparse']} *o) {{
 
 /* adds v at (s0, ...): appended as an entry (or into the dense array) */
 static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
-{nan_skip}{counted_put}    if (o->len == o->cap && !o->dense) {n['grow']}(o);
+{nan_skip}{counted_put}    if (v == {fill}) return;  /* adds nothing: the fill is the reduction's identity */
+    if (o->len == o->cap && !o->dense) {n['grow']}(o);
     if (o->dense) {{ {T} *x = &o->dense[{offset}]; {_combine(p, "*x", "v")} return; }}
     if (o->failed) return;
     int64_t *c = o->crd + o->len * {k};
