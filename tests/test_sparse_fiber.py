@@ -124,6 +124,25 @@ def test_ssyrk_reads_each_product_of_stored_entries_once():
     assert systec_ref.agree(res.value, k.definition(inputs).value, "float64")
 
 
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_a_sparse_vector_read_twice_walks_its_dense_level_from_a_position(n, density, c_compiler):
+    """``x[i] * x[j]`` with x sparse: when every coordinate of x is stored its one level is dense (no
+    coordinates), and the second read walks it from the first one's position all the same (the
+    position is the coordinate) — once an internal error."""
+    text = "kernel outer\nin x[n] sparse\nout C[n, n]\nC[i, j] += x[i] * x[j]\n"
+    k = systec_ref.compile(text)
+    inputs = k.random_inputs({"n": n}, seed=n, density=density)
+    assert systec_ref.check(k, inputs).ok
+    want = k.definition(inputs).value
+    assert systec_ref.agree(k.run(**inputs, backend="c"), want, "float64")
+    assert systec_ref.agree(k.run(**inputs, backend="interp"), want, "float64")
+    full = k.random_inputs({"n": 6}, seed=1, density=1.0)
+    starts = [lv.start for lv in _stored_entry_loops(k.final) if lv.var == "j"]
+    assert starts and all(s is not None for s in starts)  # j from i's position: the triangle, not the square
+    assert systec_ref.agree(k.run(**full, backend="c"), k.definition(full).value, "float64")
+
+
 def test_sddmm_iterates_the_canonical_storage_of_s():
     k = systec_ref.compile(EXAMPLES["sddmm"].read_text(encoding="utf-8"))
     p = k.final

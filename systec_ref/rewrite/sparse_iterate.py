@@ -525,10 +525,13 @@ def _sparsify_fiber(root: Loop, p: Program, tensor, layout: dict[str, str], fres
 
 def _check_fiber(fmt: SparseFormat, levels: int) -> None:
     """The last level of a full face of ``levels`` modes keeps each fiber's coordinates increasing with the
-    position (what starting within a fiber relies on)."""
+    position (what starting within a fiber relies on): a compressed level by its contract, a dense one
+    (a vector stored full, ``x[i] * x[j]``) because its position is the coordinate."""
     match fmt.face(levels).levels[-1]:
         case Compressed():
             pass  # sorted coordinates within each fiber: the contract of a compressed level
+        case Dense():
+            pass  # every coordinate, at its own position under the parent: increasing by construction
         case level:
             raise unknown(level, "sparse-iterate (level kind, walked from a position)")
 
