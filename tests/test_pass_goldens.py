@@ -555,6 +555,26 @@ def gram_faces(value=mul, copy: bool = False) -> Program:
                    build, main, permutable=PAIR)
 
 
+def gustavson_faces() -> Program:
+    """Sparse SSYRK after ``split-diagonals`` in loop order ``i k j``: the strict part reads A by rows and the
+    transposed copy by columns from ``j = i+1`` on (k looked up in it); the diagonal reads the copy at
+    ``A_T[k,i]``, which is A[i,k] itself."""
+    c = tensor("C", "out", "n", "n")
+    build = nest("transposed copy of A (concordize)",
+                 loop("_c0", 0, N, loop("_c1", 0, M, Assign(el("A_T", "_c1", "_c0"), "=", rd("A", "_c0", "_c1")))))
+    strict = nest("strict part i < j", loop("i", 0, N, loop("k", 0, M, loop("j", "i+1", N, upd(
+        el("C", "i", "j"), mul(rd("A", "i", "k"), rd("A_T", "k", "j")))))))
+    diagonal = nest("face i == j", loop("i", 0, N, loop("k", 0, M, upd(
+        el("C", "i", "i"), mul(rd("A", "i", "k"), rd("A_T", "k", "i"))))))
+    return program("ssyrk", [tensor("A", "in", "n", "m", sparse=True), c, tensor("A_T", "temp", "m", "n")],
+                   build, strict, diagonal, permutable=PAIR)
+
+
+def gustavson_stored() -> Program:
+    """:func:`gustavson_faces` after ``sparse-iterate``: two sweeps over the same stored rows of A."""
+    return BY_NAME["sparse-iterate"].run(gustavson_faces())[0]
+
+
 def ssymv_swept(fmt: str) -> Program:
     """Sparse SSYMV after ``workspace`` (A in format ``fmt``): what ``reverse-sweep`` sees."""
     prog = ssymv_stored(fmt)
@@ -686,14 +706,16 @@ CASES: list[Case] = [
     Case("sparse-iterate", "merge-intersect",
          lambda: two_sparse(mul(rd("A", "i", "j"), rd("B", "i", "j"), rd("x", "j"))), {"n": 3}),
     Case("sparse-iterate", "merge-union", lambda: two_sparse(add(rd("A", "i", "j"), rd("B", "i", "j"))), {"n": 3}),
-    Case("sparse-iterate", "merge-transposed-read-iterates-one",
+    Case("sparse-iterate", "merge-transposed-read-looked-up",
          lambda: two_sparse(mul(rd("A", "i", "j"), rd("B", "j", "i"))), {"n": 3}),
+    Case("sparse-iterate", "gustavson-lookup-and-low-bound", gustavson_faces, {"n": 4, "m": 3}),
     # fuse-faces
     Case("fuse-faces", "dense-first-levels", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
     Case("fuse-faces", "compressed-first-level", lambda: ssymv_stored("csf[pos=int32,crd=int32,dense=f1]"),
          {"n": 3}, applies=False),
     Case("fuse-faces", "dense-diagonal-joins-rows", ssymv_split, {"n": 3}),
     Case("fuse-faces", "dense-diagonal-with-a-loop", ssyrk_split, {"n": 3, "m": 2}, applies=False),
+    Case("fuse-faces", "same-stored-first-level", gustavson_stored, {"n": 4, "m": 3}),
     # reverse-sweep
     Case("reverse-sweep", "fused-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32,dense=f0+f1]"), {"n": 3}),
     Case("reverse-sweep", "compressed-rows", lambda: ssymv_swept("csf[pos=int32,crd=int32]"), {"n": 3},

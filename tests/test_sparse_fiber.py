@@ -1,11 +1,14 @@
-"""Two reads of one sparse tensor that walk one fiber, and stored transposed copies.
+"""Two reads of one sparse tensor: walking one fiber, or one looked up at the other's coordinates; stored
+transposed copies.
 
-Sparse SSYRK (``C[i,j] += A[i,k] * A[j,k]``, A sparse and not symmetric) iterates the stored entries of
-A transposed: ``lower`` puts the shared mode ``k`` outermost, ``concordize`` reads the transposed copy
-``A_T``, and ``sparse-iterate`` iterates that copy as stored entries (built outside the kernel: the
-``sparse_copies`` fact), walking each fiber ``k`` twice — ``i``, then ``j`` from ``i``'s position on
-(``SparseLevel.start``).  SDDMM (``C[i,j] += S[i,j] * X[i,k] * X[j,k]``, S sparse symmetric) iterates
-S's canonical storage.  Both examples, every stage, in the interpreter and in C, against the
+Sparse SSYRK (``C[i,j] += A[i,k] * A[j,k]``, A sparse and not symmetric) reads A by rows and by columns:
+``lower`` chooses Gustavson's order ``i k j``, ``concordize`` reads the transposed copy ``A_T[k,j]``,
+``identify-symmetry`` sees through the copy (C is symmetric), and ``sparse-iterate`` iterates A's rows,
+looks each ``k`` up in ``A_T`` (``SparseLocate``) and walks its fiber from ``j >= i+1`` on
+(``SparseLevel.low``, a binary search); the copy is stored outside the kernel (the ``sparse_copies``
+fact).  Given ``order k i j``, each fiber ``k`` of ``A_T`` is walked twice instead — ``i``, then ``j``
+from ``i``'s position on (``SparseLevel.start``).  SDDMM (``C[i,j] += S[i,j] * X[i,k] * X[j,k]``, S
+sparse symmetric) iterates S's canonical storage.  Both examples, every stage, in the interpreter and in C, against the
 definition; then one test per piece: the loop order, the pass (start positions, soundness for either
 read, the split of an outer loop, all-or-nothing copies, the note naming why a tensor stays dense),
 the interpreter, the verifier, the printer, the graph, the C and the storage.
@@ -40,6 +43,7 @@ from systec_ref.ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseVal,
     TensorInfo,
 )
@@ -54,6 +58,8 @@ from systec_ref.term import nodes, postwalk
 pytestmark = pytest.mark.usefixtures("private_c_cache")
 
 EXAMPLES = {name: helpers.EXAMPLES_DIR / "sparse" / f"{name}.ein" for name in ("ssyrk", "sddmm")}
+#: SSYRK with the shared mode outermost: both reads walk one fiber of the transposed copy
+SSYRK_KIJ = "kernel ssyrk_kij\nin A[n, m] sparse\nout C[n, n]\norder k i j\nC[i, j] += A[i, k] * A[j, k]\n"
 # n = 0, 1 and sizes past the largest symmetric set (2) that are not multiples of unroll-and-jam's 4;
 # the second size is m (SSYRK) or r (SDDMM), 0 included
 SIZES = [(0, 2), (1, 1), (5, 3), (7, 2), (5, 0)]
@@ -68,11 +74,12 @@ def _stored_entry_loops(p: Program) -> list[SparseLevel]:
 
 @pytest.mark.parametrize("symmetry", [True, False], ids=["symmetric", "baseline"])
 @pytest.mark.parametrize("dtype", ["float64", "int64"])
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("name", [*sorted(EXAMPLES), "ssyrk-kij"])
 def test_every_stage_agrees_with_definition_in_interpreter_and_c(name, dtype, symmetry):
-    text = variant(EXAMPLES[name].read_text(encoding="utf-8"), dtype)
+    source = SSYRK_KIJ if name == "ssyrk-kij" else EXAMPLES[name].read_text(encoding="utf-8")
+    text = variant(source, dtype)
     assert text is not None
-    k = systec_ref.compile(text, str(EXAMPLES[name]), symmetry=symmetry)
+    k = systec_ref.compile(text, name, symmetry=symmetry)
     stages = [(s.name, s.program) for s in k.stages]
     funcs = Compiled(stages).get()
     out, bad = k.ast.output.name, []
@@ -92,8 +99,35 @@ def test_every_stage_agrees_with_definition_in_interpreter_and_c(name, dtype, sy
 
 
 @pytest.mark.parametrize("symmetry", [True, False], ids=["symmetric", "baseline"])
-def test_ssyrk_iterates_a_stored_transposed_copy_and_passes_nothing_dense(symmetry):
+def test_ssyrk_iterates_rows_and_looks_up_columns_of_the_stored_copy(symmetry):
+    """Gustavson's order: i over A's rows, k over the row, k found in A_T, j over A_T's fiber from i+1."""
     k = systec_ref.compile(EXAMPLES["ssyrk"].read_text(encoding="utf-8"), symmetry=symmetry)
+    p = k.final
+    assert p.facts.loop_order == "i k j"
+    assert p.facts.sparse_copies == (("A_T", "A", (1, 0)),)
+    assert dict(p.facts.sparse_storage) == {"A": "full", "A_T": "full"}
+    assert not [n for n in nodes(p.body) if isinstance(n, Read) and n.tensor in ("A", "A_T")]
+    src = emit_c(p)
+    assert abi.dense_inputs(p) == [] and "*restrict A_T =" not in src  # the copy is not built by the kernel
+    loops = _stored_entry_loops(p)
+    (j,) = [lv for lv in loops if lv.var == "j"]
+    assert (j.tensor, j.level, j.start) == ("A_T", 1, None)
+    # the strict part j > i: from the coordinate i+1 on; the baseline walks the whole fiber
+    assert j.low == (IPlus(Idx("i"), 1) if symmetry else None)
+    # i only grows: in C a cursor per fiber of A_T moves forward instead of a binary search per visit
+    assert (f"sx_cur_{j.pos}[" in src) == symmetry and ("malloc" in src) == symmetry
+    (found,) = [n for n in nodes(p.body) if isinstance(n, SparseLocate)]
+    assert (found.tensor, found.level, found.parent, found.coord) == ("A_T", 0, None, Idx("k"))
+    assert j.parent == Idx(found.pos) and j in nodes(found)
+    note = next(s.note for s in k.stages if s.name == "sparse-iterate")
+    assert "A_T looked up by coordinate" in note and "passed dense" not in note
+    if symmetry:  # the diagonal reads A_T[k,i], the same element as A[i,k]: one read, no lookup
+        assert "C[i,i] += A<full>.vals[_q" in print_program(k.stage("sparse-iterate").program)
+
+
+@pytest.mark.parametrize("symmetry", [True, False], ids=["symmetric", "baseline"])
+def test_ssyrk_kij_iterates_a_stored_transposed_copy_and_passes_nothing_dense(symmetry):
+    k = systec_ref.compile(SSYRK_KIJ, symmetry=symmetry)
     p = k.final
     assert p.facts.loop_order == "k i j"
     assert p.facts.sparse_copies == (("A_T", "A", (1, 0)),)
@@ -113,14 +147,16 @@ def test_ssyrk_iterates_a_stored_transposed_copy_and_passes_nothing_dense(symmet
     assert "A_T: stored transposed copy of A" in note and "passed dense" not in note
 
 
-def test_ssyrk_reads_each_product_of_stored_entries_once():
-    k = systec_ref.compile(EXAMPLES["ssyrk"].read_text(encoding="utf-8"))
+@pytest.mark.parametrize("text", [EXAMPLES["ssyrk"].read_text(encoding="utf-8"), SSYRK_KIJ], ids=["ikj", "kij"])
+def test_ssyrk_reads_each_product_of_stored_entries_once(text):
+    k = systec_ref.compile(text)
     inputs = k.random_inputs({"n": 7, "m": 5}, seed=3, density=0.3)
     A = inputs["A"]
     res = k.interpret(inputs)
     per_k = (A != 0).sum(axis=0)
-    # the strict nest runs once per pair i < j of stored entries of a column, the diagonal once per entry
-    assert res.counts.updates == int((per_k * (per_k - 1) // 2).sum() + per_k.sum())
+    # once per pair i < j of stored entries of a column (the strict nest), once per entry (the diagonal,
+    # in a scalar accumulator per row in order i k j)
+    assert res.counts.updates + res.counts.local_updates == int((per_k * (per_k - 1) // 2).sum() + per_k.sum())
     assert systec_ref.agree(res.value, k.definition(inputs).value, "float64")
 
 
@@ -159,8 +195,9 @@ def test_sddmm_iterates_the_canonical_storage_of_s():
 # -- lower: the loop order -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "order"), [
-    # a sparse tensor read at two places that share k: k outermost, both reads then walk one fiber
-    ("in A[n, m] sparse\nout C[n, n]\nC[i, j] += A[i, k] * A[j, k]", ("k", "i", "j")),
+    # a sparse tensor read at two places that share k: Gustavson's i k j, A's rows iterated, k looked up
+    # in the transposed copy and j walked in its fiber (not i j k: j would sweep every row per i)
+    ("in A[n, m] sparse\nout C[n, n]\nC[i, j] += A[i, k] * A[j, k]", ("i", "k", "j")),
     # dense: unchanged, every read concordant
     ("in A[n, m]\nout C[n, n]\nC[i, j] += A[i, k] * A[j, k]", ("i", "j", "k")),
     # a sum visits every point whatever the order: no reason to transpose
@@ -168,9 +205,9 @@ def test_sddmm_iterates_the_canonical_storage_of_s():
     # A @ A: the reads share no level in any order without two different copies; unchanged
     ("in A[n, n] sparse\nout C[n, n]\nC[i, k] += A[i, j] * A[j, k]", ("i", "j", "k")),
     # min-plus: the fill inf of either read leaves the update a no-op
-    ("in A[n, m] sparse fill inf\nout C[n, n]\nC[i, j] min= A[i, k] + A[j, k]", ("k", "i", "j")),
+    ("in A[n, m] sparse fill inf\nout C[n, n]\nC[i, j] min= A[i, k] + A[j, k]", ("i", "k", "j")),
 ])
-def test_choose_order_puts_a_shared_fiber_outermost_only_when_it_can_be_walked(text, order):
+def test_choose_order_iterates_both_reads_of_a_sparse_tensor(text, order):
     k = parse("kernel k\n" + text + "\n")
     assert choose_order(k) == order
 
@@ -257,7 +294,7 @@ def test_reads_not_sharing_a_level_stay_dense_and_the_note_says_so():
 
 def test_an_outer_loop_over_two_nests_is_split_so_each_iterates():
     """split-diagonals leaves both faces of (i,j) under the k loop: each becomes its own k nest."""
-    k = systec_ref.compile(EXAMPLES["ssyrk"].read_text(encoding="utf-8"))
+    k = systec_ref.compile(SSYRK_KIJ)
     before = next(s.program for s in k.stages if s.name == "lookup-table")
     after = next(s.program for s in k.stages if s.name == "sparse-iterate")
     (nest,) = [s for s in before.body.body if isinstance(s, Loop)]  # (the mirror sits in a block of its own)
@@ -366,7 +403,7 @@ def test_c_starts_the_level_at_the_position():
 
 def test_c_with_two_accumulators_starts_at_the_position_too():
     """A scalar reduction over the walked fiber: the unrolled level with two accumulators."""
-    k = systec_ref.compile("kernel g\nin A[n, m] sparse\nout s\ns += A[i, k] * A[j, k]\n")
+    k = systec_ref.compile("kernel g\nin A[n, m] sparse\nout s\norder k i j\ns += A[i, k] * A[j, k]\n")
     src = emit_c(k.final)
     assert "sx_lo = (_q1 + 1), sx_hi = A_T_full_pos1[_q0 + 1];" in src
     for n, m in ((0, 2), (1, 1), (5, 3), (7, 4)):
@@ -391,9 +428,83 @@ def test_permuted_storage_is_the_transpose_and_is_kept():
 
 
 def test_for_program_builds_the_copy_from_a_dense_or_a_stored_input():
-    k = systec_ref.compile(EXAMPLES["ssyrk"].read_text(encoding="utf-8"))
+    k = systec_ref.compile(SSYRK_KIJ)
     a = _random_sparse(5, 3, 0.5, seed=4)
     for given in (a, SparseTensor.from_dense(a)):
         st = for_program(k.final, {"A": given})
         assert set(st) == {"A_T"}
         assert np.array_equal(st["A_T"].to_dense(), a.T)
+
+
+# -- lookups (SparseLocate) and coordinate lower bounds (SparseLevel.low) ---------------------------
+
+def _pair(lo) -> Program:
+    """s += x[i] * y[j] over j in lo..n, x and y sparse vectors: x iterated, y walked from a coordinate."""
+    stmt = Assign(Elem("s", ()), "+", Mul((Read("x", (Idx("i"),)), Read("y", (Idx("j"),)))))
+    nest = Loop("i", IConst(0), DimSize("n"), Block((Loop("j", lo, DimSize("n"), Block((stmt,))),)))
+    tensors = (TensorInfo("x", "in", ("n",), (), "sparse"), TensorInfo("y", "in", ("n",), (), "sparse"),
+               TensorInfo("s", "out", (), init=0))
+    return Program("pair", tensors, Block((nest,)), "+", Facts(loop_order="i j"))
+
+
+@pytest.mark.parametrize("fmt", ["csf", "csf[pos=int32,crd=int32,dense=full]"], ids=["compressed", "dense-if-full"])
+@pytest.mark.parametrize("lo", [IConst(0), Idx("i"), IPlus(Idx("i"), 1), IPlus(Idx("i"), 3)], ids=str)
+def test_a_second_tensor_is_walked_from_a_coordinate(lo, fmt):
+    """y's loop ``j in lo..n`` under x's stored entries becomes y's level from the first coordinate >= lo
+    (a binary search; on a dense level, lo itself), in the interpreter and in C, on a compressed level and
+    (y full) a dense one; lo past the end visits nothing."""
+    from systec_ref.rewrite.manager import Options
+
+    p = _pair(lo)
+    new, note = sparse_iterate.run(p, Options(tensor_formats=(("x", fmt), ("y", fmt))))
+    assert verify(new) is None
+    (j,) = [lv for lv in _stored_entry_loops(new) if lv.var == "j"]
+    assert j.tensor == "y" and j.start is None
+    if lo != IConst(0):  # (from 0, the two are co-iterated: each loop over its own tensor)
+        assert j.low == lo and "y looked up by coordinate" in note
+    fn = CFunction(new, "sparse-iterate")
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 5, 9):
+        for density in DENSITIES:
+            x = np.where(rng.random(n) < density, rng.integers(1, 5, n), 0).astype(np.float64)
+            y = np.where(rng.random(n) < density, rng.integers(1, 5, n), 0).astype(np.float64)
+            dims = {"n": n}
+            want = run_program(p, {"x": x, "y": y}, dims)[0]["s"]
+            storage = for_program(new, {"x": x, "y": y})
+            got = run_program(new, {"x": x, "y": y}, dims, storage)[0]["s"]
+            assert systec_ref.agree(got, want, "float64"), (n, density)
+            assert systec_ref.agree(fn({"x": x, "y": y}, dims, storage)["s"], want, "float64"), (n, density)
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+def test_a_transposed_read_of_a_second_tensor_is_looked_up_level_by_level(density, c_compiler):
+    """``y[i] += A[i,j] * B[j,i]``: A iterated by rows; B's entry (j, i) found in its stored transposed
+    copy by two lookups (i in its first level, once per row; j in that fiber) — B is not expanded to
+    dense — in every stage and in C."""
+    k = systec_ref.compile("kernel t\nin A[n, n] sparse\nin B[n, n] sparse\nout y[n]\ny[i] += A[i, j] * B[j, i]\n")
+    found = [n for n in nodes(k.final.body) if isinstance(n, SparseLocate)]
+    assert [(f.tensor, f.level, f.coord) for f in found] == [("B_T", 0, Idx("i")), ("B_T", 1, Idx("j"))]
+    assert abi.dense_inputs(k.final) == []
+    for n in (0, 1, 4, 7):
+        inputs = k.random_inputs({"n": n}, seed=n, density=density)
+        assert systec_ref.check(k, inputs).ok
+        want = k.definition(inputs).value
+        for backend in ("c", "interp"):
+            assert systec_ref.agree(k.run(backend=backend, **inputs), want, "float64"), (n, backend)
+
+
+def test_the_verifier_checks_a_lookup():
+    p = sparse_iterate.run(_pair(IPlus(Idx("i"), 1)))[0]
+    located = SparseLocate("_z", "y", (), 1, None, Idx("i"), Block(()))
+    bad = Program(p.name, p.tensors, Block((*p.body.body, located)), p.reduction, p.facts)
+    assert "level 1 of face () of y, which stores 1" in verify(bad)
+    loose = SparseLocate("_z", "y", (), 0, None, Idx("q"), Block(()))
+    assert "q" in verify(Program(p.name, p.tensors, Block((*p.body.body, loose)), p.reduction, p.facts))
+
+
+def test_interpreter_finds_only_stored_coordinates():
+    """A lookup of a coordinate the level does not store skips the body; one outside a dense level is a bug."""
+    p = sparse_iterate.run(_pair(IConst(0)))[0]
+    x, y = np.array([1.0, 0.0, 2.0]), np.array([0.0, 3.0, 0.0])
+    got, counts = run_program(p, {"x": x, "y": y}, {"n": 3}, for_program(p, {"x": x, "y": y}))
+    assert got["s"] == 9.0 and counts.updates == 2  # (i, j) in {0, 2} x {1}

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.usefixtures("private_c_cache")
 
 KERNELS = {
     "ssyrk": "kernel s\nin A[n, m] sparse\nout C[n, n] sparse\nC[i, j] += A[i, k] * A[j, k]\n",
+    # k outermost: the rows come in no order (counted, then put in their places)
+    "ssyrk_kij": "kernel s\nin A[n, m] sparse\nout C[n, n] sparse\norder k i j\nC[i, j] += A[i, k] * A[j, k]\n",
     # no output symmetry: every entry stored
     "spgemm": "kernel g\nin A[n, m] sparse\nin B[m, p] sparse\nout C[n, p] sparse\nC[i, j] += A[i, k] * B[k, j]\n",
     # an order-3 symmetric output: faces strict, (0,1) equal, (1,2) equal, all equal
@@ -79,7 +81,7 @@ def test_ssyrk_stores_the_canonical_triangle_only():
 def test_more_entries_than_the_dense_output_holds_go_dense():
     """60k updates onto 20k entries would take more bytes than the whole output as a dense array: they go
     into one (the same result)."""
-    k = systec_ref.compile(KERNELS["ssyrk"])
+    k = systec_ref.compile(KERNELS["ssyrk_kij"])
     A = np.random.default_rng(0).uniform(-1, 1, (200, 3))
     C = k.run(A=SparseTensor.from_dense(A))
     assert C.stored == 200 * 201 // 2
@@ -212,10 +214,39 @@ def test_the_c_is_warning_free_c99(name, tmp_path, c_compiler):
 def test_the_loops_run_twice_only_where_that_is_safe():
     from systec_ref.emit.sparse_out import runs_twice
 
-    assert runs_twice(systec_ref.compile(KERNELS["ssyrk"]).final)
+    assert runs_twice(systec_ref.compile(KERNELS["ssyrk_kij"]).final)
     assert not runs_twice(systec_ref.compile(KERNELS["cube"]).final)  # order 3: the buffer
     assert not runs_twice(systec_ref.compile(KERNELS["minplus"]).final)  # a NaN update is dropped
-    assert "first run: count" in systec_ref.compile(KERNELS["ssyrk"]).c_source()
+    assert "first run: count" in systec_ref.compile(KERNELS["ssyrk_kij"]).c_source()
+
+
+@pytest.mark.parametrize(("name", "by_rows"), [("ssyrk", True), ("spgemm", True), ("int", True), ("ssyrk_kij", False),
+                                              ("cube", False), ("spmv", False)])
+def test_rows_in_order_are_accumulated_one_at_a_time(name, by_rows):
+    """Gustavson's order (i outermost, every update in row i): each row in one dense accumulator row, finished
+    when the loop moves on; the first run that would count each row's updates is skipped then."""
+    from systec_ref.emit.sparse_out import row_loop
+
+    k = systec_ref.compile(KERNELS[name])
+    assert (row_loop(k.final) is not None) == by_rows
+    src = k.c_source()
+    assert ("sx_row_end_C(&sx_acc_C, i);" in src) == by_rows
+    if by_rows and "first run: count" in src:
+        assert "if (!(sx_by_rows_C(&sx_acc_C))) {  /* first run" in src
+
+
+def test_rows_in_order_wider_than_the_row_arrays_use_the_buffer():
+    """2^20 + 5 columns: no accumulator row (24 bytes a column, set on every call); the updates go to the
+    buffer and its finish instead — the same entries, sorted."""
+    from systec_ref.emit.sparse_out import ROW_COLS_LOG2
+
+    n = (1 << ROW_COLS_LOG2) + 5
+    coords = np.array([[n - 1, 0], [3, 0], [3, 1], [n - 2, 1]])
+    A = SparseTensor.from_coo(coords, np.array([2.0, 3.0, 5.0, 7.0]), (n, 2))
+    for name in ("ssyrk", "ssyrk_kij"):
+        C = systec_ref.compile(KERNELS[name]).run(backend="c", A=A)
+        got = {tuple(int(v) for v in c): float(x) for c, x in zip(*C.coo())}
+        assert got == {(3, 3): 34.0, (3, n - 2): 35.0, (3, n - 1): 6.0, (n - 2, n - 2): 49.0, (n - 1, n - 1): 4.0}
 
 
 def test_a_sparse_vector_output_is_only_added_to():

@@ -326,7 +326,7 @@ CASES = [
 
 
 #: SSYRK inputs: (full size, quick size) of each; the pyamg grids are picked so that n is about
-#: 1500 like the random matrix, because our nest reads A dense (n^2 m / 2 multiply-adds)
+#: 1500 like the random matrix
 SSYRK_INPUTS = {"random-d0.1": (1500, 300), "poisson2d": (38, 12), "elasticity2d": (27, 8)}
 
 
@@ -368,9 +368,10 @@ def _ssyrk_case(matrix: str) -> Case:
                                                       "A A' (CSR) bytes": _bytes_of_scipy(product)}),
                 **_tensora("C(i,j) = A(i,k) * B(j,k)", "dd", {"A": ("ds", A), "B": ("ds", A)})}
     return Case(f"ssyrk/{matrix}", "sparse/ssyrk", make, libs,
-                notes="A[i,k] * A[j,k]: k outermost over A's columns (a stored transposed copy), j walks the "
-                      "column from just past i; output symmetry (one triangle, mirrored; with the sparse output, "
-                      "each row's updates counted, placed and reduced, stored canonical-only)")
+                notes="A[i,k] * A[j,k] in Gustavson's order i k j: A's rows, each k looked up in A's stored "
+                      "transposed copy, j walking that column from i+1 (binary search); output symmetry (one "
+                      "triangle, mirrored; with the sparse output, each row reduced in one dense row when the "
+                      "loop moves on, stored canonical-only)")
 
 
 def _eri_case() -> Case:

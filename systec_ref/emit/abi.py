@@ -34,7 +34,7 @@ from typing import Union
 import numpy as np
 
 from ..dtypes import element
-from ..ir.nodes import BlasCall, MergeOperand, Program, Read, SparseLevel, SparseVal
+from ..ir.nodes import BlasCall, MergeOperand, Program, Read, SparseLevel, SparseLocate, SparseVal
 from ..lang.names import face_array, function_name, generated
 from ..storage import formats
 from ..storage.formats import Array, FaceFormat
@@ -139,7 +139,8 @@ def dense_inputs(p: Program) -> list[str]:
 
 def sparse_faces(p: Program) -> list[tuple[str, tuple[int, ...]]]:
     """The (tensor, face) pairs a program iterates, in the order of their parameters."""
-    return sorted({(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal, MergeOperand))})
+    return sorted({(n.tensor, n.face) for n in nodes(p.body)
+                   if isinstance(n, (SparseLevel, SparseLocate, SparseVal, MergeOperand))})
 
 
 def blas_routines(p: Program) -> list[str]:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from ..dtypes import element, identity
 from ..errors import InternalError, MiscompileError
+from ..ir.edit import unwrap
 from ..ir.index import index_names, rename_indices, simplify_index
 from ..ir.nodes import (
     Add,
@@ -56,6 +57,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     SparseVal,
     Stmt,
@@ -63,7 +65,7 @@ from ..ir.nodes import (
     Strided,
     TensorInfo,
 )
-from ..ir.printer import fmt_blas, fmt_face, fmt_tensor
+from ..ir.printer import fmt_blas, fmt_face, fmt_index, fmt_tensor
 from ..lang.names import IVDEP, OPAQUE, face_array, generated
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, FaceFormat
@@ -93,6 +95,53 @@ class _Emitter:
         self.order = packed_reads.Order()  # what the enclosing loops prove about subscripts (packed reads)
         self.sparse_out = sparse_out.sparse_output(p)  # its updates go through sparse_out's put
         self.counting = False  # emitting the first of two runs of the loops (sparse_out.runs_twice)
+        # the loop whose iterations are the sparse output's rows in order (sparse_out.row_loop): each ends one
+        self.row_loop = sparse_out.row_loop(p) if self.sparse_out is not None else None
+        # stored-entry loops from a coordinate that only grows with the outermost loop: a cursor per fiber
+        self.cursors = self._plan_cursors()
+
+    def _plan_cursors(self) -> dict[int, tuple[Stmt, str, str, str]]:
+        """The compressed second levels walked from a coordinate ``low`` (``SparseLevel.low``) that is the
+        variable of the outermost loop of their nest plus a constant, a loop whose values only grow (a dense loop
+        stepping up, or a stored first level): for each fiber the first position ``>= low`` then only moves
+        forward, so a cursor per fiber, kept while that loop runs, replaces the binary search by a forward
+        scan — every entry of the level skipped at most once per run of the loop (sparse SSYRK's ``j >= i+1``
+        in ``A_T[k,:]``).  By the level's id: (outermost loop, cursor array, fiber count, starts array)."""
+        out: dict[int, tuple[Stmt, str, str, str]] = {}
+        for top in self.p.body.body:
+            outer, _ = unwrap(top)
+            match outer:
+                case Loop(lo=IConst(), step=step) if step >= 1:
+                    pass
+                case SparseLevel(level=0, parent=None, reverse=False, start=None, low=None):
+                    pass
+                case _:
+                    continue
+            if any(isinstance(n, Permute) for n in nodes(outer)):
+                continue
+            for n in nodes(outer):
+                if not (isinstance(n, SparseLevel) and n.level == 1 and n.start is None and not n.reverse):
+                    continue
+                if not (n.low == Idx(outer.var) or (isinstance(n.low, IPlus) and n.low.base == Idx(outer.var))):
+                    continue
+                levels = self.layout(n.tensor, n.face).levels
+                match levels[1], levels[0]:
+                    case Compressed(pos), Dense():
+                        t = self.p.tensor(n.tensor)
+                        fibers = self.dim(t.dims[face_modes(t.order, t.symmetry, n.face)[0]])
+                    case Compressed(pos), Compressed(pos0):
+                        fibers = f"{face_array(n.tensor, n.face, pos0)}[1]"
+                    case _:
+                        continue
+                out[id(n)] = (outer, generated("cur", n.pos), fibers, face_array(n.tensor, n.face, pos))
+        return out
+
+    def cursor_starts(self, s: Stmt, pad: str) -> list[str]:
+        """Before outermost loop ``s``: each of its cursors back at its fibers' first positions."""
+        c = generated("c")
+        return [f"{pad}for (int64_t {c} = 0; {c} < {fibers}; ++{c}) {name}[{c}] = {starts}[{c}];"
+                f"  /* cursors of {name[len(generated('cur', '')):]}'s fibers */"
+                for outer, name, fibers, starts in self.cursors.values() if outer is s]
 
     def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:
         """The storage format's description of one face (its levels and arrays)."""
@@ -297,13 +346,15 @@ class _Emitter:
                 self.order.enter(s)
                 inner = self.stmt(body, ind + 1)
                 self.order.restore(saved)
-                return [*ivdep, head, *inner, f"{pad}}}"]
+                return self.cursor_starts(s, pad) + self.end_row(s, [*ivdep, head, *inner, f"{pad}}}"], pad)
+            case SparseLocate():
+                return self.sparse_locate(s, ind)
             case SparseLevel(var=v) | SparseMerge(var=v):
                 saved = self.order.save()
                 self.order.forget({v})  # a coordinate, bound anew: nothing known of it
                 out = self.sparse_level(s, ind) if isinstance(s, SparseLevel) else self.sparse_merge(s, ind)
                 self.order.restore(saved)
-                return out
+                return self.cursor_starts(s, pad) + self.end_row(s, out, pad)
             case If(cond, then, orelse):
                 out = [f"{pad}if ({self.cond(cond)}) {{", *self.stmt(then, ind + 1)]
                 if orelse is not None:
@@ -507,13 +558,84 @@ class _Emitter:
                         return f"{p} - {base}"
             case other:
                 raise unknown(other, "C emitter (level kind)")
-        split = _split_accumulators(s, self.p.dtype) if not s.reverse else {}
+        search: list[str] = []
+        if s.low is not None:  # coordinates >= low only (see SparseLevel.low)
+            if s.start is not None:
+                raise InternalError(f"C emitter: a stored-entry loop over {s.tensor} with both a start and a low")
+            match self.layout(s.tensor, s.face).levels[s.level]:
+                case Compressed() if id(s) in self.cursors:  # forward from where the last visit stopped
+                    first, cur = generated("lo", s.pos), self.cursors[id(s)][1]
+                    search = [f"{pad}int64_t {first} = {cur}[{q}];",
+                              f"{pad}while ({first} < {hi} && {coords}[{first}] < {self.index(s.low)}) ++{first};",
+                              f"{pad}{cur}[{q}] = {first};"]
+                    lo = first
+                case Compressed():
+                    first = generated("lo", s.pos)
+                    search = [f"{pad}int64_t {first} = {lo};",
+                              *self.lower_bound(first, hi, coords, self.index(s.low), pad)]
+                    lo = first
+                case Dense():
+                    lo = f"{base} + {self.index(s.low)}" if s.parent is not None else self.index(s.low)
+        # (not the sparse output's row loop: two rows per step would share the end of one)
+        split = _split_accumulators(s, self.p.dtype) if not s.reverse and s is not self.row_loop else {}
         if split:
-            return self.split_level(s, lo, hi, coord, split, ind)
-        head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{" if not s.reverse else \
-            f"{pad}for (int64_t {s.pos} = {hi} - 1; {s.pos} >= {lo}; --{s.pos}) {{  /* last to first */"
-        bind = f"{pad}    const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
-        return [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+            body = self.split_level(s, lo, hi, coord, split, ind)
+        else:
+            head = f"{pad}for (int64_t {s.pos} = {lo}; {s.pos} < {hi}; ++{s.pos}) {{" if not s.reverse else \
+                f"{pad}for (int64_t {s.pos} = {hi} - 1; {s.pos} >= {lo}; --{s.pos}) {{  /* last to first */"
+            bind = f"{pad}    const int64_t {s.var} = {coord(s.pos)}; (void){s.var};"
+            body = [head, bind, *self.stmt(s.body, ind + 1), f"{pad}}}"]
+        if not search:
+            return body
+        return [f"{pad}{{  /* {s.var} >= {fmt_index(s.low)}: the first such coordinate by binary search */",
+                *search, *["    " + line for line in body], f"{pad}}}"]
+
+    def end_row(self, s: Stmt, lines: list[str], pad: str) -> list[str]:
+        """``lines`` (the C of loop ``s``) with, if ``s`` is the sparse output's row loop, the end of a row as
+        the last statement of its body."""
+        if s is not self.row_loop or self.counting:  # (a first run only counts)
+            return lines
+        if lines[-1] != f"{pad}}}" or self.sparse_out is None:
+            raise InternalError(f"C emitter: the row loop over {s.var} does not end its body last")  # type: ignore
+        return [*lines[:-1], f"{pad}    {sparse_out.row_end(self.sparse_out, s.var)}", lines[-1]]  # type: ignore
+
+    def lower_bound(self, first: str, end: str, coords: str, key: str, pad: str) -> list[str]:
+        """Lines that move ``first`` (a variable, at a fiber's first position) to the first position before
+        ``end`` whose coordinate is at least ``key``, by binary search of the sorted coordinates.  (Measured
+        on sparse SSYRK: a branch-free search, a conditional move per halving, was slower — each step waits
+        for the load before it, where predicted branches let the next load start.)"""
+        last, mid = generated("hi", first), generated("mid", first)
+        return [f"{pad}for (int64_t {last} = {end}; {first} < {last};) {{",
+                f"{pad}    const int64_t {mid} = {first} + ({last} - {first}) / 2;",
+                f"{pad}    if ({coords}[{mid}] < {key}) {first} = {mid} + 1; else {last} = {mid};",
+                f"{pad}}}"]
+
+    def sparse_locate(self, s: SparseLocate, ind: int) -> list[str]:
+        """Find a coordinate in one level (see :class:`SparseLocate`): computed for a dense level, by binary
+        search for a compressed one; the body runs if it is stored."""
+        pad = "    " * ind
+        q = "0" if s.parent is None else self.index(s.parent)
+        key = self.index(s.coord)
+        what = f"{fmt_index(s.coord)} in {s.tensor}{fmt_face(s.face)}.level{s.level}"
+        match self.layout(s.tensor, s.face).levels[s.level]:
+            case Compressed(pos, crd):
+                starts, coords = face_array(s.tensor, s.face, pos), face_array(s.tensor, s.face, crd)
+                first, end = generated("lo", s.pos), f"{starts}[{q} + 1]"
+                return [f"{pad}{{  /* find {what}: binary search */",
+                        f"{pad}    int64_t {first} = {starts}[{q}];",
+                        *self.lower_bound(first, end, coords, key, pad + "    "),
+                        f"{pad}    if ({first} < {end} && {coords}[{first}] == {key}) {{",
+                        f"{pad}        const int64_t {s.pos} = {first}; (void){s.pos};",
+                        *self.stmt(s.body, ind + 2), f"{pad}    }}", f"{pad}}}"]
+            case Dense():
+                t = self.p.tensor(s.tensor)
+                size = self.dim(t.dims[face_modes(t.order, t.symmetry, s.face)[s.level]])
+                at = key if s.parent is None else f"({q}) * {size} + {key}"
+                return [f"{pad}{{  /* {what}: a dense level, every coordinate stored */",
+                        f"{pad}    const int64_t {s.pos} = {at}; (void){s.pos};",
+                        *self.stmt(s.body, ind + 1), f"{pad}}}"]
+            case other:
+                raise unknown(other, "C emitter (located level kind)")
 
     def merge_arrays(self, s: SparseMerge) -> list[tuple[str, str, str]]:
         """(start, end, coordinates) of each operand of a merge: C expressions of its range under its parent
@@ -637,16 +759,21 @@ class _Emitter:
         for t in temps:
             size = " * ".join(f"(size_t){self.dim(d)}" for d in t.dims) or "1"
             body.append(f"    {self.ctype} *restrict {t.name} = malloc(({size}) * sizeof({self.ctype}) + 1);")
-        if temps:
-            cond = " || ".join(f"!{t.name}" for t in temps)
-            body.append(f"    if ({cond}) {{ {' '.join(f'free({t.name});' for t in temps)} return 1; }}")
+        # the cursors of stored-entry loops from a growing coordinate (_plan_cursors), one per fiber
+        cursors = list(dict.fromkeys((name, fibers) for _, name, fibers, _ in self.cursors.values()))
+        for name, fibers in cursors:
+            body.append(f"    int64_t *restrict {name} = malloc((size_t){fibers} * sizeof(int64_t) + 1);")
+        allocated = [t.name for t in temps] + [name for name, _ in cursors]
+        if allocated:
+            cond = " || ".join(f"!{a}" for a in allocated)
+            body.append(f"    if ({cond}) {{ {' '.join(f'free({a});' for a in allocated)} return 1; }}")
         out = self.sparse_out
         twice = out is not None and sparse_out.runs_twice(p)
         if out is not None:
             groups = p.facts.output_symmetry
             self.helper_src.append(sparse_out.helper(p, out, groups, self.number(identity(p.reduction, p.dtype)),
-                                                     twice))
-            frees = " ".join(f"free({t.name});" for t in temps)
+                                                     twice, self.row_loop is not None))
+            frees = " ".join(f"free({a});" for a in allocated)
             body.append(f"    {sparse_out.init(out, [self.dim(d) for d in out.dims])} {{ {frees} return 1; }}")
         i = generated("i")
         for t in p.tensors:
@@ -658,14 +785,16 @@ class _Emitter:
         if twice:
             # a first run that counts each row's updates, so the second puts every one in its place at once
             self.counting = True
-            body += ["    {  /* first run: count the updates of each row of the output */", *self.stmt(p.body, 2),
-                     "    }", f"    {sparse_out.counted(out)}"]
+            # (not when the rows come in order and are accumulated one at a time: nothing to count for)
+            skip = f"!({sparse_out.by_rows(out)})" if self.row_loop is not None else "1"
+            body += [f"    if ({skip}) {{  /* first run: count the updates of each row of the output */",
+                     *self.stmt(p.body, 2), f"        {sparse_out.counted(out)}", "    }"]
             self.counting = False
             body += ["    {  /* second run: the updates */", *self.stmt(p.body, 2), "    }"]
         else:
             body += self.stmt(p.body, 1)
-        for t in temps:
-            body.append(f"    free({t.name});")
+        for a in allocated:
+            body.append(f"    free({a});")
         if out is not None:
             n = sparse_out.names(out)
             body.append(f"    return {n['finish']}(&{n['acc']}, {out.name});")
@@ -822,6 +951,8 @@ def reassociation_risk(p: Program) -> str | None:
                     found = shared(terms)
                 case If(_, then, orelse):
                     found = walk(then.body, dict(env), {}) or (orelse is not None and walk(orelse.body, dict(env), {}))
+                case SparseLocate(body=body):  # its body runs at most once, like an If's
+                    found = walk(body.body, dict(env), {})
                 case Loop(var, body=body) if _fixed_trips(s) > 1 and not _opaque_bound(s, p.dtype):
                     # the C compiler unrolls a loop of a few fixed trips (a dim like 2, or a triangle peeled by
                     # unroll-and-jam) into straight-line code, then factors: two copies of its body join the

@@ -6,6 +6,12 @@ the output symmetry the compiler found (``replicate-output`` writes no mirror fo
 only ever *accumulates* into it (``C[i,j] += v``; the IR verifier refuses anything else), so the C
 needs no random access to the output:
 
+* a **matrix whose rows come in order** (:func:`row_loop`: one outermost loop binds every update's row,
+  ``for i``, as in sparse SSYRK's loop order ``i k j``) and has at most 2^:data:`ROW_COLS_LOG2`
+  columns: each row's updates accumulate in one dense row (a value and a mark per column — the number
+  of the row that last touched it — and the list of columns touched), and when the loop moves to the
+  next row its columns are sorted (or, for a row with many, collected from the marks in order) and
+  appended as finished entries (``sx_row_end_C``) — Gustavson's way, with no buffer of updates at all;
 * a **matrix under** ``+`` whose loops write nothing else (:func:`runs_twice`): the loops run twice,
   the first time only counting each row's updates (``sx_count_C``), the second putting each update
   at its row's next place (``sx_put_C``); then each row is reduced in a dense accumulator of one row,
@@ -25,10 +31,9 @@ needs no random access to the output:
   stores them) and each face's compressed levels (:class:`~systec_ref.storage.csf.CSF`: ``pos``/``crd``
   per level, narrowed to 32 bits where they fit, then the values) written into one block.
 
-Why not one accumulator row from the start: the loops that produce the updates (SSYRK's ``k i j``
-over a column of ``A`` at a time) reach the rows in no order, so the entries of a row are not
-finished before the next row starts (a row-by-row order, Gustavson's, would need ``A`` read by rows
-and by columns in one nest).  Memory comes from a workspace the caller hands over (:class:`Workspace`:
+Why not always one accumulator row: loops that reach the rows in no order (SSYRK's ``k i j``, over a
+column of ``A`` at a time) have not finished a row before the next one starts.  Memory comes from a
+workspace the caller hands over (:class:`Workspace`:
 a prepared kernel keeps it per thread, with a hint of where the last call ended), then from malloc.
 
 The kernel's record argument (``int64_t *C``, :func:`record_length` slots) receives the block's address
@@ -51,7 +56,8 @@ import numpy as np
 
 from ..dtypes import element, identity
 from ..errors import InternalError
-from ..ir.nodes import Assign, Local, Program, TensorInfo
+from ..ir.edit import unwrap
+from ..ir.nodes import Assign, Elem, Idx, Local, Loop, Permute, Program, SparseLevel, Stmt, TensorInfo
 from ..lang.names import generated
 from ..storage.csf import CSF
 from ..storage.faces import face_modes
@@ -61,6 +67,9 @@ from ..term import nodes
 FIRST_CAPACITY = 4096
 #: a buffer of this many entries is compacted (sorted and combined) before it grows
 COMPACT_FROM = 1 << 20
+#: rows in order are accumulated one at a time in arrays as long as a row (24 bytes per column, marks set
+#: on every call) only up to 2^this columns; wider outputs (hypersparse) use the buffer
+ROW_COLS_LOG2 = 20
 
 
 def sparse_output(p: Program) -> TensorInfo | None:
@@ -90,7 +99,47 @@ def names(t: TensorInfo) -> dict[str, str]:
     """The C names of output ``t``'s accumulator and helpers."""
     return {w: generated(w, t.name) for w in ("sparse", "acc", "put", "rows", "grow", "sort", "combine", "densify",
                                               "finish", "init", "take", "give", "narrow", "reduce", "entries",
-                                              "finish_rows", "count", "counted")}
+                                              "finish_rows", "count", "counted", "row_end", "by_rows")}
+
+
+def row_loop(p: Program) -> Stmt | None:
+    """The loop whose iterations are the rows of the sparse output, one after another, if there is one: a
+    matrix output all of whose updates lie in one top-level loop (dense, or over a stored first level)
+    and have that loop's variable as their row (``C[i,j] += ...`` under ``for i``), with no rearrangement
+    inside (which could move the row).  Its rows then come in increasing order, each finished when the
+    loop moves on."""
+    out = sparse_output(p)
+    if out is None or out.order != 2:
+        return None
+    writes = [s for s in p.body.body if any(isinstance(n, Elem) and n.tensor == out.name for n in nodes(s))]
+    if len(writes) != 1:
+        return None
+    loop, _ = unwrap(writes[0])
+    match loop:
+        case Loop(step=step) if step >= 1:
+            pass
+        case SparseLevel(level=0, parent=None, reverse=False):
+            pass
+        case _:
+            return None
+    if any(isinstance(n, Permute) for n in nodes(loop)):
+        return None
+    updates = [n for n in nodes(loop) if isinstance(n, Assign) and isinstance(n.target, Elem)
+               and n.target.tensor == out.name]
+    return loop if updates and all(u.target.idx[0] == Idx(loop.var) for u in updates) else None
+
+
+def by_rows(t: TensorInfo) -> str:
+    """C: is the call accumulating one row at a time (:func:`row_loop`, and the row arrays were taken)?  Then
+    a first run that counts (:func:`runs_twice`) is skipped."""
+    n = names(t)
+    return f"{n['by_rows']}(&{n['acc']})"
+
+
+def row_end(t: TensorInfo, row: str) -> str:
+    """The statement at the end of each iteration of the :func:`row_loop`: the row's entries are finished."""
+    n = names(t)
+    return f"{n['row_end']}(&{n['acc']}, {row});"
 
 
 def runs_twice(p: Program) -> bool:
@@ -135,6 +184,63 @@ def init(t: TensorInfo, dims: list[str]) -> str:
     the output's parameter, named as the tensor)."""
     n = names(t)
     return f"{n['sparse']} {n['acc']}; if ({n['init']}(&{n['acc']}, {t.name}, {', '.join(dims)}))"
+
+
+def _row_end(p: Program, n: dict[str, str], T: str, fill: str) -> str:
+    """C for rows in order: the end of row ``r`` appends its entries, columns sorted, fill dropped."""
+    return f"""
+static int {n['row_end']}_order(const void *a, const void *b) {{
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}}
+
+/* is the call accumulating one row at a time (the row arrays taken)? */
+static inline int {n['by_rows']}(const {n['sparse']} *o) {{ return o->mark != NULL; }}
+
+/* row r is finished: its columns in order (from the marks if it touched many, else sorted), appended with
+   their values as entries unless they hold the fill */
+static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
+    const int64_t nt = o->nt, cols = o->d[1];
+    if (!o->mark) return;
+    const uint32_t gen = o->gen;
+    /* the next row's number; after 2^32 - 1 rows the marks start over */
+    if (++o->gen == 0) {{ for (int64_t j = 0; j < cols; ++j) o->mark[j] = 0; o->gen = 1; }}
+    o->nt = 0;
+    if (nt == 0 || o->failed) return;
+    int32_t *t = o->touched;
+    if (nt * 16 > cols) {{  /* a dense row: the marks in column order, no sort */
+        int64_t q = 0;
+        for (int64_t j = 0; j < cols; ++j)
+            if (o->mark[j] == gen) t[q++] = (int32_t)j;
+    }} else if (nt > 32) {{
+        qsort(t, (size_t)nt, sizeof(int32_t), {n['row_end']}_order);
+    }} else {{  /* insertion sort: a row has few columns */
+        for (int64_t a = 1; a < nt; ++a) {{
+            const int32_t x = t[a];
+            int64_t b = a - 1;
+            while (b >= 0 && t[b] > x) {{ t[b + 1] = t[b]; --b; }}
+            t[b + 1] = x;
+        }}
+    }}
+    if (o->len + nt > o->cap) {{  /* more room for entries: doubled, at least enough for this row */
+        const int64_t cap = 2 * o->cap > o->len + nt ? 2 * o->cap : o->len + nt;
+        int64_t *c = {n['take']}(o, (size_t)cap * 2 * sizeof(int64_t));
+        {T} *v = {n['take']}(o, (size_t)cap * sizeof({T}));
+        if (!c || !v) {{ {n['give']}(o, c); {n['give']}(o, v); o->failed = 1; return; }}
+        memcpy(c, o->crd, (size_t)o->len * 2 * sizeof(int64_t));
+        memcpy(v, o->val, (size_t)o->len * sizeof({T}));
+        {n['give']}(o, o->crd); {n['give']}(o, o->val);
+        o->crd = c; o->val = v; o->cap = cap;
+    }}
+    int64_t w = o->len;
+    for (int64_t q = 0; q < nt; ++q) {{
+        const int64_t j = t[q];
+        const {T} x = o->racc[j];
+        if (!(x == {fill})) {{ o->crd[2 * w] = r; o->crd[2 * w + 1] = j; o->val[w++] = x; }}
+    }}
+    o->len = w;
+}}
+"""
 
 
 def _combine(p: Program, x: str, v: str) -> str:
@@ -298,9 +404,11 @@ static void {n['counted']}({n['sparse']} *o) {{
 """
 
 
-def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill: str, twice: bool = False) -> str:
+def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill: str, twice: bool = False,
+           in_order: bool = False) -> str:
     """The C of output ``t``'s accumulator (see the module's docstring); ``fill`` the C literal of its fill;
-    ``twice``: the kernel runs its loops twice, counting first (:func:`runs_twice`)."""
+    ``twice``: the kernel runs its loops twice, counting first (:func:`runs_twice`); ``in_order``: its rows
+    come one after another (:func:`row_loop`), each accumulated in one dense row."""
     n = names(t)
     k, T = t.order, element(p.dtype).c_type
     row = ", ".join(f"int64_t s{q}" for q in range(k))
@@ -328,6 +436,27 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
                   f"            for (int64_t r = 0; r <= o->d[0]; ++r) o->rstart[r] = 0;\n"
                   f"    }}\n") if twice else ""
     from_buckets = f"{n['finish_rows']}(o, o->rstart, o->rcol, o->rval, o->counted)" if twice else "1"
+    # rows in order: one dense row (racc, mark: the row that last touched a column, touched: those columns),
+    # if the columns are not too many for arrays of their length (else the buffer, as for any order)
+    row_init = (f"    if (o->d[1] <= ((int64_t)1 << {ROW_COLS_LOG2}) && !o->dense) {{\n"
+                f"        o->mark = {n['take']}(o, (size_t)o->d[1] * sizeof(uint32_t) + 1);\n"
+                f"        o->touched = {n['take']}(o, (size_t)o->d[1] * sizeof(int32_t) + 1);\n"
+                f"        o->racc = {n['take']}(o, (size_t)o->d[1] * sizeof({T}) + 1);\n"
+                f"        if (!o->mark || !o->touched || !o->racc) {{\n"
+                f"            {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);\n"
+                f"            o->mark = NULL; o->touched = NULL; o->racc = NULL;\n"
+                f"        }} else for (int64_t j = 0; j < o->d[1]; ++j) o->mark[j] = 0;\n"
+                f"        o->gen = 1;\n"
+                f"    }}\n") if in_order else ""
+    # (32-bit marks and columns: stores through them cannot change the struct's 64-bit fields, so the
+    # compiler keeps those in registers across updates)
+    row_put = ("    if (o->mark) {  /* rows in order: into the row's accumulator */\n"
+               "        (void)s0;\n"
+               "        if (o->mark[s1] != o->gen) {\n"
+               "            o->mark[s1] = o->gen; o->racc[s1] = v; o->touched[o->nt++] = (int32_t)s1;\n"
+               f"        }} else {{ {_combine(p, 'o->racc[s1]', 'v')} }}\n"
+               "        return;\n"
+               "    }\n") if in_order else ""
     counted_put = ("    if (o->counted) {\n"
                    "        const int64_t at = o->rat[s0]++;\n"
                    "        o->rcol[at] = s1; o->rval[at] = v;\n"
@@ -347,6 +476,12 @@ typedef struct {{
        its row's next place (rat) in rcol/rval; counted: how many (0: not in use) */
     int64_t *rstart, *rat, *rcol, counted;
     {T} *rval;
+    /* rows in order: the current row's values by column, the number of the row that last touched each
+       column (0: none), the columns the current row touched (nt of them) */
+    {T} *racc;
+    uint32_t *mark, gen;  /* gen: the number of the current row in this call, from 1 (0: untouched) */
+    int32_t *touched;
+    int64_t nt;
 }} {n['sparse']};
 
 /* memory from the workspace while it lasts, else from malloc; ws_need counts what all of it would take */
@@ -372,6 +507,7 @@ static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_
     o->ws = (char *)(intptr_t)rec[{R - 2}]; o->ws_size = rec[{R - 1}]; o->ws_used = o->ws_need = 0;
     o->len = 0; o->failed = 0; o->dense = NULL; o->size = 1;
     o->rstart = o->rat = o->rcol = NULL; o->rval = NULL; o->counted = 0;
+    o->mark = NULL; o->touched = NULL; o->racc = NULL; o->nt = 0; o->gen = 0;
     for (int q = 0; q < {k}; ++q) {{
         o->d[q] = d[q];
         if (o->size >= 0 && d[q] > 0 && o->size > INT64_MAX / d[q]) o->size = -1;
@@ -388,7 +524,7 @@ static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_
     o->crd = {n['take']}(o, (size_t)o->cap * {k} * sizeof(int64_t));
     o->val = {n['take']}(o, (size_t)o->cap * sizeof({T}));
     if (!o->crd || !o->val) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 1; }}
-{count_init}    return 0;
+{count_init}{row_init}    return 0;
 }}
 
 /* sorts the entries by coordinates: LSD radix, 16-bit digits, the last mode first */
@@ -488,7 +624,8 @@ static void {n['grow']}({n['sparse']} *o) {{
 
 /* adds v at (s0, ...): appended as an entry (or into the dense array) */
 static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
-{nan_skip}{counted_put}    if (v == {fill}) return;  /* adds nothing: the fill is the reduction's identity */
+{nan_skip}{row_put}{counted_put}    if (v == {fill}) return;  /* adds nothing: the fill is the reduction's identity */
+
     if (o->len == o->cap && !o->dense) {n['grow']}(o);
     if (o->dense) {{ {T} *x = &o->dense[{offset}]; {_combine(p, "*x", "v")} return; }}
     if (o->failed) return;
@@ -497,6 +634,7 @@ static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
     o->val[o->len++] = v;
 }}
 
+{_row_end(p, n, T, fill) if in_order else ""}
 /* the array's values as int32 at its front if every one is at most high (4 returned), else 8 */
 static int64_t {n['narrow']}(int64_t *a, int64_t len, int64_t high) {{
     if (high > INT32_MAX) return 8;
@@ -511,7 +649,9 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     static const int kept[{F}][{k + 1}] = {{{kept_rows}}};
     if (o->failed) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense); return 2; }}
     rec[{R - 3}] = o->dense ? -1 : o->cap;
-    if (o->counted) {{  /* the buckets the second run filled */
+    if (o->mark) {{  /* rows in order: the entries are finished, sorted and distinct */
+        {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);
+    }} else if (o->counted) {{  /* the buckets the second run filled */
         const int bad = {from_buckets};
         {n['give']}(o, o->rstart); {n['give']}(o, o->rat); {n['give']}(o, o->rcol); {n['give']}(o, o->rval);
         if (bad) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
@@ -544,13 +684,15 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
             {n['combine']}(o);
         }}
     }}
-    int64_t count[{F}] = {{0}};
+    /* four counters per face, one per entry mod 4: one counter bumped per entry would wait on itself */
+    int64_t count[{F}] = {{0}}, count4[4][{F}] = {{{{0}}}};
     for (int64_t e = 0; e < o->len; ++e) {{
         const int64_t *c = o->crd + e * {k};
         (void)c;  /* (no symmetry: no test reads it) */
         if ({sorted_test}) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 3; }}
-        count[{face_of}]++;
+        count4[e & 3][{face_of}]++;
     }}
+    for (int f = 0; f < {F}; ++f) count[f] = count4[0][f] + count4[1][f] + count4[2][f] + count4[3][f];
     size_t bytes = 0;
     for (int f = 0; f < {F}; ++f)
         bytes += (size_t)levels[f] * (2 * (size_t)count[f] + 2) * sizeof(int64_t)

@@ -9,6 +9,7 @@ the definition every faster thing is checked against.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 
@@ -45,6 +46,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     SparseVal,
     Stmt,
@@ -333,6 +335,7 @@ class _Compiler:
                 stored = self._face(s.tensor, s.face)[0][s.level]
                 parent = self.index(s.parent) if s.parent is not None else None
                 start = self.index(s.start) if s.start is not None else None
+                low = self.index(s.low) if s.low is not None else None
                 body, var, pvar = self.stmt(s.body), s.var, s.pos
                 if isinstance(stored, int):  # a dense level: every coordinate, at position q*size + i
                     size = stored
@@ -345,6 +348,8 @@ class _Compiler:
                             if not 0 <= first <= size:
                                 raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first + base} "
                                                   f"outside the dense fiber {base}..{base + size}")
+                        if low is not None:  # coordinates from low on: here the coordinate is the offset
+                            first = min(max(first, low(env)), size)
                         for i in (range(size - 1, first - 1, -1) if s.reverse else range(first, size)):
                             env[pvar] = base + i
                             env[var] = i
@@ -363,6 +368,8 @@ class _Compiler:
                         if not pos_arr[q] <= first <= pos_arr[q + 1]:
                             raise InterpError(f"{s.tensor}{s.face} level {s.level}: start position {first} outside "
                                               f"the fiber {pos_arr[q]}..{pos_arr[q + 1]} of parent {q}")
+                    if low is not None:  # the first stored coordinate >= low: a binary search of the sorted fiber
+                        first = bisect.bisect_left(crd, low(env), first, pos_arr[q + 1])
                     for p in (range(pos_arr[q + 1] - 1, first - 1, -1) if s.reverse else range(first, pos_arr[q + 1])):
                         env[pvar] = p
                         env[var] = crd[p]
@@ -371,6 +378,8 @@ class _Compiler:
                 return level
             case SparseMerge():
                 return self._merge(s)
+            case SparseLocate():
+                return self._locate(s)
             case Permute(groups, body_block):
                 body = self.stmt(body_block)
 
@@ -396,6 +405,33 @@ class _Compiler:
                 return self._assign(s)
             case _:
                 raise unknown(s, "interpreter (statement)")
+
+    def _locate(self, s: SparseLocate) -> Callable[[dict], None]:
+        """Find a coordinate in one level (see :class:`SparseLocate`): computed on a dense level, a binary
+        search of the fiber on a compressed one; the body runs once if it is stored.  Not an iteration."""
+        stored = self._face(s.tensor, s.face)[0][s.level]
+        parent = self.index(s.parent) if s.parent is not None else None
+        coord, body, pvar = self.index(s.coord), self.stmt(s.body), s.pos
+        what = f"{s.tensor}{s.face} level {s.level}"
+
+        def locate(env):
+            q = parent(env) if parent is not None else 0
+            i = coord(env)
+            if isinstance(stored, int):  # dense: every coordinate 0..size-1, at q*size + i
+                if not 0 <= i < stored:
+                    raise InterpError(f"{what}: coordinate {i} outside 0..{stored}")
+                env[pvar] = q * stored + i
+            else:
+                pos_arr, crd = stored
+                if not 0 <= q < len(pos_arr) - 1:
+                    raise InterpError(f"{what}: parent position {q} out of range")
+                p = bisect.bisect_left(crd, i, pos_arr[q], pos_arr[q + 1])
+                if p == pos_arr[q + 1] or crd[p] != i:
+                    return  # not stored: the fill, which changes nothing here
+                env[pvar] = p
+            body(env)
+            env.pop(pvar, None)
+        return locate
 
     def _merge(self, s: SparseMerge) -> Callable[[dict], None]:
         """A merge of sorted coordinate lists, the two-pointer way (see :class:`SparseMerge`): each step visits

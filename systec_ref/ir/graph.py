@@ -11,8 +11,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..term import unknown
-from .nodes import Assign, BlasCall, Block, If, Let, Loop, Permute, Program, SparseLevel, SparseMerge, Stmt
-from .printer import fmt_blas, fmt_cond, fmt_face, fmt_index, fmt_merge, fmt_stmt
+from .nodes import (
+    Assign,
+    BlasCall,
+    Block,
+    If,
+    Let,
+    Loop,
+    Permute,
+    Program,
+    SparseLevel,
+    SparseLocate,
+    SparseMerge,
+    Stmt,
+)
+from .printer import fmt_blas, fmt_cond, fmt_face, fmt_index, fmt_locate, fmt_merge, fmt_stmt
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -54,13 +67,17 @@ def to_graph(p: Program) -> nx.DiGraph:
                 if orelse is not None:
                     other = add("else", "else", node, depth + 1)
                     block(orelse, other, depth + 2)
-            case SparseLevel(var, pos, tensor, face, level, _, body, start):
+            case SparseLevel(var, pos, tensor, face, level, _, body, start, _, low):
                 start_at = "" if start is None else f" from {fmt_index(start)}"
+                start_at += "" if low is None else f" where {var} >= {fmt_index(low)}"
                 node = add("loop", f"for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{start_at}", parent,
                            depth)
                 block(body, node, depth + 1)
             case SparseMerge():
                 node = add("loop", fmt_merge(s), parent, depth)
+                block(s.body, node, depth + 1)
+            case SparseLocate():
+                node = add("if", fmt_locate(s), parent, depth)
                 block(s.body, node, depth + 1)
             case Permute(groups, body):
                 text = " x ".join("(" + ",".join(g) + ")" for g in groups)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..term import nodes, postwalk
-from .nodes import Idx, IndexExpr, IPlus, Loop, Permute, SparseLevel, SparseMerge
+from .nodes import Idx, IndexExpr, IPlus, Loop, Permute, SparseLevel, SparseLocate, SparseMerge
 
 
 def rename_indices(node: object, mapping: dict[str, str]) -> object:
@@ -30,6 +30,8 @@ def bound_inside(loop: object) -> set[str]:
             out |= {n.var, n.pos}
         elif isinstance(n, SparseMerge):
             out |= {n.var, *(o.pos for o in n.operands)}
+        elif isinstance(n, SparseLocate):
+            out.add(n.pos)
         elif isinstance(n, Permute):
             out |= {v for g in n.groups for v in g}
     return out

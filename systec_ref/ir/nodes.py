@@ -252,6 +252,12 @@ class SparseLevel(Node):
     tensor that share every level but the last walk one fiber so (``A[k,i] * A[k,j]``, ``i <= j``).
 
     ``reverse``: the positions are visited from the last to the first (``reverse-sweep``).
+
+    ``low``, when set, is a *coordinate* (any index expression of the enclosing loops, ``i`` or
+    ``i + 1``): the level binds only the coordinates ``>= low`` of the fiber, found by a binary
+    search in its sorted coordinates (a dense level starts at ``low`` itself).  A fiber reached by
+    another tensor's coordinate is walked so from the canonical triangle's edge on (``for j in
+    i+1..`` over ``A_T[k,:]`` in sparse SSYRK's loop order ``i k j``).
     """
 
     var: str
@@ -263,6 +269,31 @@ class SparseLevel(Node):
     body: Block
     start: IndexExpr | None = None
     reverse: bool = False
+    low: IndexExpr | None = None
+
+
+@dataclass(frozen=True)
+class SparseLocate(Node):
+    """Find coordinate ``coord`` (bound by enclosing loops) in one level of one face of a sparse tensor.
+
+    Binds ``pos`` to the position of ``coord`` in level ``level`` under parent position ``parent``
+    (None at level 0) and runs ``body`` once, if the tensor stores that coordinate there; if it does
+    not, the body does not run — sound only where the update changes nothing wherever that read
+    holds its fill, as for every iteration of stored entries.  A dense level computes the position
+    (``parent * size + coord``); a compressed level searches its sorted coordinates (binary search).
+    This is co-iteration's lookup alternative: the loop iterates another tensor's stored coordinates
+    and looks each up here, instead of merging two coordinate lists (in sparse SSYRK's loop order
+    ``i k j``, ``k`` runs over ``A[i,:]`` and is located in the transposed copy ``A_T``'s first level,
+    which a merge would walk whole for every ``i``).
+    """
+
+    pos: str
+    tensor: str
+    face: tuple[int, ...]
+    level: int
+    parent: IndexExpr | None
+    coord: IndexExpr
+    body: Block
 
 
 @dataclass(frozen=True)
@@ -355,7 +386,7 @@ class BlasCall(Node):
     nest: Block
 
 
-Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel, SparseMerge, BlasCall]
+Stmt = Union[Assign, Let, Block, Loop, If, Permute, SparseLevel, SparseMerge, SparseLocate, BlasCall]
 
 # -- programs -------------------------------------------------------------------
 

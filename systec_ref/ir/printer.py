@@ -43,6 +43,7 @@ from .nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     SparseVal,
     Stmt,
@@ -146,6 +147,12 @@ def fmt_merge(s: SparseMerge) -> str:
     return f"for {s.var} in {s.mode}({', '.join(fmt_operand(o) for o in s.operands)})"
 
 
+def fmt_locate(s: SparseLocate) -> str:
+    """``if k stored in A_T<full>.level0 as _q2`` (found at its position, or the body is skipped), no colon."""
+    under = "" if s.parent is None else f" under {fmt_index(s.parent)}"
+    return f"if {fmt_index(s.coord)} stored in {s.tensor}{fmt_face(s.face)}.level{s.level}{under} as {s.pos}"
+
+
 def fmt_operand(o: MergeOperand) -> str:
     under = "" if o.parent is None else f" under {fmt_index(o.parent)}"
     return f"{o.tensor}{fmt_face(o.face)}.level{o.level}{under} as {o.pos}"
@@ -219,14 +226,17 @@ def fmt_stmt(s: Stmt, indent: int = 0) -> list[str]:
                     out += [f"{pad}else:", *fmt_block(other, indent + 1)]
                     other = None
             return out
-        case SparseLevel(var, pos, tensor, face, level, parent, body, start, reverse):
+        case SparseLevel(var, pos, tensor, face, level, parent, body, start, reverse, low):
             under = "" if parent is None else f" under {fmt_index(parent)}"
             under += "" if start is None else f" from {fmt_index(start)}"
+            under += "" if low is None else f" where {var} >= {fmt_index(low)}"
             under += " last to first" if reverse else ""
             head = f"{pad}for ({pos}, {var}) in {tensor}{fmt_face(face)}.level{level}{under}:"
             return [head, *fmt_block(body, indent + 1)]
         case SparseMerge():
             return [f"{pad}{fmt_merge(s)}:", *fmt_block(s.body, indent + 1)]
+        case SparseLocate():
+            return [f"{pad}{fmt_locate(s)}:", *fmt_block(s.body, indent + 1)]
         case Permute(groups, body):
             text = " x ".join("(" + ",".join(g) + ")" for g in groups)
             return [f"{pad}for each distinct rearrangement of {text}:", *fmt_block(body, indent + 1)]

@@ -62,6 +62,7 @@ from .nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     SparseVal,
     Stored,
@@ -81,7 +82,8 @@ class _Verifier:
         self.reduction = p.reduction
         self.dims = {d for t in p.tensors for d in t.dims if isinstance(d, str)}
         #: the (tensor, face) pairs iterated or read as stored entries: the ones a kernel is handed
-        self.faces = {(n.tensor, n.face) for n in nodes(p.body) if isinstance(n, (SparseLevel, SparseVal))}
+        self.faces = {(n.tensor, n.face) for n in nodes(p.body)
+                      if isinstance(n, (SparseLevel, SparseLocate, SparseVal))}
         #: the fiber (tensor, face, level, parent) each stored-entry loop's position walks, by position name
         self.fibers: dict[str, tuple] = {}
 
@@ -234,7 +236,7 @@ class _Verifier:
                 if step < 1:
                     raise self.fail(f"loop step {step}", s)
                 self.block(body, self.bind(var, bound, s), locals_)
-            case SparseLevel(var, pos, tensor, face, level, parent, body, start, _):
+            case SparseLevel(var, pos, tensor, face, level, parent, body, start, _, low):
                 stored = self.sparse(tensor, face, s)
                 if level >= stored:
                     raise self.fail(f"level {level} of face {face} of {tensor}, which stores {stored}", s)
@@ -244,8 +246,21 @@ class _Verifier:
                     self.index(parent, bound, s)
                 if start is not None:
                     self.start(start, (tensor, face, level, parent), bound, s)
+                if low is not None:
+                    self.index(low, bound, s)
                 self.fibers[pos] = (tensor, face, level, parent)
                 self.block(body, self.bind(pos, self.bind(var, bound, s), s), locals_)
+            case SparseLocate(pos, tensor, face, level, parent, coord, body):
+                stored = self.sparse(tensor, face, s)
+                if not 0 <= level < stored:
+                    raise self.fail(f"level {level} of face {face} of {tensor}, which stores {stored}", s)
+                if (level == 0) != (parent is None):
+                    raise self.fail(f"level {level} with {'no' if parent is None else 'a'} parent position", s)
+                if parent is not None:
+                    self.index(parent, bound, s)
+                self.index(coord, bound, s)
+                self.fibers[pos] = (tensor, face, level, parent)
+                self.block(body, self.bind(pos, bound, s), locals_)
             case SparseMerge(var, mode, operands, body):
                 if mode not in MERGE_MODES:
                     raise self.fail(f"unknown merge mode '{mode}'", s)

@@ -1,4 +1,4 @@
-"""Pass ``fuse-faces``: nests that iterate the same dense first level run as one loop.
+"""Pass ``fuse-faces``: nests that iterate the same dense first level (or one stored first level) run as one loop.
 
 Precondition: ``sparse-iterate`` (its ``requires``): the nests iterate stored faces, and the storage
 format of each tensor (the program's facts) says which first levels are dense.
@@ -14,7 +14,9 @@ inputs and outputs once per face: SSYMV reads ``x`` and updates ``y`` once for t
 and once more for the diagonal.  Where the faces' first levels are dense (every coordinate
 ``0 .. n-1``: :class:`~systec_ref.storage.formats.Dense`, chosen from the data for nearly full
 faces) the nests run over the same range, and one loop can do the work of both per coordinate: one
-sweep instead of two, and ``hoist-reads`` then shares the reads the bodies have in common.
+sweep instead of two, and ``hoist-reads`` then shares the reads the bodies have in common.  Two
+nests over the very same stored first level (one tensor's, compressed or not) fuse the same way:
+they visit the same coordinates at the same positions in the same order.
 
 Valid because the fused bodies only *reduce* into what they write (``+=``, ``min=``, ``max=``, one
 operator per tensor) and neither reads a tensor either writes: running the second body's iteration
@@ -124,7 +126,9 @@ def _fuse_block(p: Program, b: Block, fresh, stats: list[int]) -> Block:
         prev = _level(out[-1]) if out else None
         this = _level(s)
         extent = _rows(p, this[0]) if prev is not None and this is not None else None
-        if extent is not None and _rows(p, prev[0]) == extent and type(prev[0]) is type(this[0]) and \
+        same = (extent is not None and _rows(p, prev[0]) == extent) or \
+            (prev is not None and this is not None and _same_level(prev[0], this[0]))
+        if same and type(prev[0]) is type(this[0]) and \
                 (isinstance(this[0], SparseLevel) or _straight(this[0])) and \
                 fusable(reductions(prev[0]), reductions(this[0]), prev[0], this[0]):
             merged = _merge(prev[0], this[0], fresh)
@@ -141,6 +145,15 @@ def _rows(p: Program, s: Stmt) -> DimSize | IConst | None:
     if isinstance(s, Loop):
         return s.hi if s.lo == IConst(0) and s.step == 1 and isinstance(s.hi, (DimSize, IConst)) else None
     return dense_extent(p, s)
+
+
+def _same_level(a: Stmt, b: Stmt) -> bool:
+    """Two walks of one stored first level (a compressed one too): the same tensor, face and level 0, whole,
+    in the same direction — the same coordinates at the same positions, in the same order (sparse SSYRK's
+    strict and diagonal nests both over ``A<full>.level0`` in loop order ``i k j``)."""
+    return isinstance(a, SparseLevel) and isinstance(b, SparseLevel) and a.parent is None and b.parent is None \
+        and (a.tensor, a.face, a.level, a.reverse) == (b.tensor, b.face, 0, b.reverse) \
+        and a.start is b.start is a.low is b.low is None
 
 
 def _straight(loop: Loop) -> bool:

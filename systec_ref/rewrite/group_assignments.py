@@ -27,26 +27,35 @@ from ..ir.nodes import Assign, Block, Program, Stmt
 from ..term import nodes, postwalk
 from .combinators import plural, split_coefficient, with_coefficient
 from .manager import DEFAULT_OPTIONS, Options, Pass
+from .symmetry import canonical, transposed_copies, unfold_copies
 
 
-def group_run(run: list[Assign], exact: bool = False) -> list[Assign]:
-    """Merge the updates of ``run``; ``exact``: the values are integers (``0 * X`` is 0)."""
+def group_run(run: list[Assign], exact: bool = False, copies: dict | None = None) -> list[Assign]:
+    """Merge the updates of ``run``; ``exact``: the values are integers (``0 * X`` is 0); ``copies``: the
+    program's transposed copies (:func:`~.symmetry.transposed_copies`), whose reads are compared as the
+    reads of their inputs they stand for (``A[i,k] * A_T[k,j]`` and ``A_T[k,i] * A[j,k]`` are one product
+    when the swap of i and j is a symmetry of the reduction); the first of a group is kept."""
     order: list[tuple] = []
     coef: dict[tuple, object] = {}
+    first: dict[tuple, object] = {}
+
+    def same(x: object) -> object:
+        return canonical(unfold_copies(x, copies)) if copies and x is not None else x
     for a in run:
         if a.op == "+":
             c, x = split_coefficient(a.value)
-            k = (a.target, a.op, x)
         else:
-            c, k = 1, (a.target, a.op, a.value)
+            c, x = 1, a.value
+        k = (a.target, a.op, same(x))
         if k not in coef:
             order.append(k)
+            first[k] = x
             coef[k] = c if a.op == "+" else None
         elif a.op == "+":
             coef[k] = coef[k] + c
     out = []
     for k in order:
-        target, op, x = k
+        target, op, x = k[0], k[1], first[k]
         if op == "+":
             if coef[k] == 0 and (x is None or exact):
                 continue
@@ -56,24 +65,25 @@ def group_run(run: list[Assign], exact: bool = False) -> list[Assign]:
     return out
 
 
-def group_block(b: Block, exact: bool = False) -> Block:
+def group_block(b: Block, exact: bool = False, copies: dict | None = None) -> Block:
     out: list[Stmt] = []
     run: list[Assign] = []
     for s in b.body:
         if isinstance(s, Assign) and s.op != "=":
             run.append(s)
             continue
-        out += group_run(run, exact)
+        out += group_run(run, exact, copies)
         run = []
         out.append(s)
-    out += group_run(run, exact)
+    out += group_run(run, exact, copies)
     return Block(tuple(out), b.comment)
 
 
 def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     before = sum(1 for _ in _assigns(p))
     exact = p.dtype == "int64"
-    body = postwalk(lambda n: group_block(n, exact) if isinstance(n, Block) else None)(p.body)
+    copies = transposed_copies(p)
+    body = postwalk(lambda n: group_block(n, exact, copies) if isinstance(n, Block) else None)(p.body)
     if body == p.body:
         return p, "no identical updates"
     new = replace_body(p, body)

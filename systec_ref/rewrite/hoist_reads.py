@@ -53,6 +53,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     SparseVal,
     Stmt,
@@ -133,6 +134,8 @@ def _licm(b: Block, names: _Names, stats: list[int]) -> Block:
                 out += _hoist_loop(inner, names, stats)
             case If(cond, then, orelse):
                 out.append(If(cond, _licm(then, names, stats), _licm(orelse, names, stats) if orelse else None))
+            case SparseLocate():  # runs its body at most once, like an If: nothing to hoist out of it
+                out.append(dataclasses.replace(s, body=_licm(s.body, names, stats)))
             case Permute(groups, body):
                 out.append(Permute(groups, _licm(body, names, stats)))
             case Block():

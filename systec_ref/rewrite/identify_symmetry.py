@@ -8,7 +8,9 @@ Three sources propose a permutable set P:
 * **input symmetry** — the variables at a symmetric group of a read
   (``A[i,k,l]``, A symmetric -> {i,k,l});
 * **visible output symmetry** — output positions whose swap leaves the
-  right-hand side unchanged up to commutativity (SSYRK: ``A[i,k]*A[j,k]``);
+  right-hand side unchanged up to commutativity (SSYRK: ``A[i,k]*A[j,k]``; a read of
+  ``concordize``'s transposed copy counts as its input read the other way round, so in loop order
+  ``i k j`` SSYRK's ``A[i,k]*A_T[k,j]`` is just as symmetric);
 * **symmetric reductions** — reduced variables whose swap leaves the whole
   statement unchanged once symmetric reads are sorted (the triangle count
   ``A[i,j]*A[j,k]*A[i,k]`` is symmetric in {i,j,k}).
@@ -29,7 +31,7 @@ from ..ir.nodes import Assign, Elem, IConst, Idx, Loop, Program, Read
 from ..term import Node, nodes
 from .combinators import main_assignments
 from .manager import DEFAULT_OPTIONS, Options, Pass
-from .symmetry import canonical, sort_symmetric_reads
+from .symmetry import canonical, sort_symmetric_reads, transposed_copies, unfold_copies
 
 
 def enclosing_loops(body: object, target: object) -> list[Loop]:
@@ -88,25 +90,27 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
 
     target: Elem = a.target
     out_vars = [i.name for i in target.idx if isinstance(i, Idx)]
-    rhs = canonical(a.value)
+    # a transposed copy is its input read the other way round: A[i,k] * A_T[k,j] is symmetric in i, j
+    value = unfold_copies(a.value, transposed_copies(p))
+    rhs = canonical(value)
     visible_edges = set()
     for x in range(len(target.idx)):
         for y in range(x + 1, len(target.idx)):
             u, v = target.idx[x], target.idx[y]
             if not (isinstance(u, Idx) and isinstance(v, Idx)) or u == v:
                 continue
-            if canonical(rename_indices(a.value, {u.name: v.name, v.name: u.name})) == rhs:
+            if canonical(rename_indices(value, {u.name: v.name, v.name: u.name})) == rhs:
                 visible_edges.add((x, y))
     visible = _components(list(range(len(target.idx))), visible_edges)
     for g in visible:
         add({target.idx[q].name for q in g}, 1, f"visible output symmetry of {target.tensor}")
 
     reduced = sorted((v for v in ext if v not in out_vars), key=lambda v: depth[v])
-    norm = canonical(sort_symmetric_reads(a.value, p, by_name=True))
+    norm = canonical(sort_symmetric_reads(value, p, by_name=True))
     red_edges = set()
     for n, u in enumerate(reduced):
         for v in reduced[n + 1:]:
-            swapped = rename_indices(a.value, {u: v, v: u})
+            swapped = rename_indices(value, {u: v, v: u})
             if canonical(sort_symmetric_reads(swapped, p, by_name=True)) == norm:
                 red_edges.add((u, v))
     for g in _components(reduced, red_edges):

@@ -14,8 +14,9 @@ After::
 
 The loop order is the kernel's ``order`` line if it has one; otherwise the one
 that :func:`choose_order` finds most concordant with the inputs' storage (first of all, one in
-which a sparse input read at two places can walk one fiber for both: ``k i j`` for sparse SSYRK's
-``A[i,k] * A[j,k]``).
+which a sparse input read at two places can be iterated by both reads — one walking the other's fiber,
+or looked up at its coordinates — then with the fewest transposed reads and a concordant output:
+``i k j`` for sparse SSYRK's ``A[i,k] * A[j,k]``, Gustavson's row by row order).
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ def _value_when_fill(e: A.Expr, at: A.Access, fill: float, dtype: str) -> unstor
 
 
 def apart_reads(k: A.Kernel, depth: dict[str, int]) -> int:
-    """How many non-symmetric sparse inputs, read at several places, cannot walk one fiber in this loop
-    order: their reads, each with its subscripts in loop order (as ``concordize`` transposes them), must
-    be two that permute the modes alike and agree on every subscript but the last (``A[i,k] * A[j,k]``
-    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``).
+    """How many non-symmetric sparse inputs, read at several places, cannot be iterated by both reads in this
+    loop order: their reads, each with its subscripts in loop order (as ``concordize`` transposes them),
+    must be two that permute the modes alike and agree on every subscript but the last (``A[i,k] * A[j,k]``
+    under ``k i j``: ``A_T[k,i] * A_T[k,j]``, one fiber of ``A_T`` per ``k``; see ``sparse-iterate``), or
+    two of which one is looked up at the other's coordinates (:func:`_looked_up`: ``i k j``).
     A tensor counts only if the update is nothing wherever either read holds the fill (a product of the
     two; a sum visits every point whatever the order)."""
     bad = 0
@@ -113,10 +115,24 @@ def apart_reads(k: A.Kernel, depth: dict[str, int]) -> int:
             continue
         walked = [tuple(sorted(range(len(x)), key=lambda q, x=x: (depth[x[q]], q))) for x in places]
         inner = [tuple(x[q] for q in w) for x, w in zip(places, walked)]
-        if not (len(places) == 2 and walked[0] == walked[1] and inner[0][:-1] == inner[1][:-1]
-                and all(len(set(x)) == len(x) for x in places)):
+        distinct = all(len(set(x)) == len(x) for x in places)
+        one_fiber = walked[0] == walked[1] and inner[0][:-1] == inner[1][:-1]
+        if not (len(places) == 2 and distinct and (one_fiber or _looked_up(inner, depth))):
             bad += 1
     return bad
+
+
+def _looked_up(inner: list[tuple[str, ...]], depth: dict[str, int]) -> bool:
+    """Can one of two reads (subscripts in the order their levels are walked) be found at the other's
+    coordinates: its first level at a subscript the other binds, its other subscripts bound by loops inside
+    all of the other's?  ``A[i,k] * A[j,k]`` in loop order ``i k j``: ``A[i,k]`` is iterated, ``k`` looked up
+    in the transposed copy ``A_T[k,j]`` and ``j`` walked in its fiber (``sparse-iterate``: Gustavson's row by
+    row order); not in ``i j k``, where ``j`` would sweep every row of ``A`` for each ``i``."""
+    for a, b in ((inner[0], inner[1]), (inner[1], inner[0])):
+        deepest = max(depth[v] for v in a)
+        if b[0] in a and all(depth[v] > deepest for v in b if v not in a):
+            return True
+    return False
 
 
 def choose_order(k: A.Kernel) -> tuple[str, ...]:

@@ -93,6 +93,7 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
     SparseMerge,
     Stmt,
     Stored,
@@ -169,6 +170,8 @@ class _Copier:
                 raise _Dense("a nest rearranges its variables at run time")
             case SparseMerge():
                 raise _Dense("a nest co-iterates several sparse tensors (their union or intersection is not counted)")
+            case SparseLocate():
+                raise _Dense("a nest looks up a second sparse tensor (the entries it finds are not counted)")
             case BlasCall():
                 raise _Dense("a BLAS call updates a dense block of it")
         raise unknown(s, "mirror-written (statement)")

@@ -44,10 +44,11 @@ from __future__ import annotations
 from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read, TensorInfo
 from ..term import nodes, postwalk
+from . import symmetry
 from .combinators import main_assignments
 from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
-from .symmetry import permutable_sets, rank_map
+from .symmetry import permutable_sets, rank_map, transposed_copies, unfold_copies
 
 
 def _swap(t: Elem, a: int, b: int) -> Elem:
@@ -77,13 +78,18 @@ def _candidate_groups(p: Program, a0: Assign) -> list[tuple[int, ...]]:
     return [tuple(g) for _, g in sorted(by_set.items()) if len(g) > 1]
 
 
-def _symmetric_in(runs: list[list[Assign]], g: tuple[int, ...]) -> bool:
+def _symmetric_in(runs: list[list[Assign]], g: tuple[int, ...], copies: dict) -> bool:
+    """Does every update of the output have its partner under each swap in ``g`` in its block, with the
+    same value — up to the order of operands, and reading ``concordize``'s transposed copies as their
+    inputs the other way round (``C[i,j] += A[i,k] * A_T[k,j]`` pairs with ``C[j,i] += A[j,k] * A_T[k,i]``)?"""
+    def value(s: Assign) -> object:
+        return symmetry.canonical(unfold_copies(s.value, copies))
     for run in runs:
-        have = {(s.target, s.value) for s in run}
+        have = {(s.target, value(s)) for s in run}
         for s in run:
             for a, b in zip(g, g[1:]):
                 t = _swap(s.target, a, b)
-                if t != s.target and (t, s.value) not in have:
+                if t != s.target and (t, value(s)) not in have:
                     return False
     return True
 
@@ -131,7 +137,8 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     runs = _leaf_runs(p, out)
     if sum(len(r) for r in runs) != len(assigns):
         return p, "not applied: updates of the output outside straight-line blocks"
-    found = [g for g in groups if _symmetric_in(runs, g)]
+    copies = transposed_copies(p)
+    found = [g for g in groups if _symmetric_in(runs, g, copies)]
     if not found:
         return p, "no output symmetry: updates do not pair up under any swap of output subscripts"
     if any(canonical(s.target, found, ranks) is None for s in assigns):

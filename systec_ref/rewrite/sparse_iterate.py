@@ -92,7 +92,6 @@ from ..ir.nodes import (
     Assign,
     Block,
     Const,
-    DimSize,
     Elem,
     IConst,
     Idx,
@@ -108,6 +107,8 @@ from ..ir.nodes import (
     Program,
     Read,
     SparseLevel,
+    SparseLocate,
+    SparseMerge,
     SparseVal,
     TensorInfo,
     Value,
@@ -117,11 +118,12 @@ from ..lang.names import face_arrays
 from ..storage import formats
 from ..storage.faces import face_modes
 from ..storage.formats import Compressed, Dense, SparseFormat
-from ..term import nodes, postwalk, unknown
+from ..term import Node, nodes, postwalk, unknown
 from . import co_iterate
 from .combinators import plural
 from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
+from .symmetry import transposed_copies, unfold_copies
 
 
 def _path(root: Loop, vars_: list[str]) -> list[Loop] | None:
@@ -299,7 +301,7 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     while True:
         sparse = inputs + [dataclasses.replace(p.tensor(c), format="sparse", fill=copies[c][0].fill)
                            for c in sorted(tried)]
-        body, layout, count, merged = _iterate(p, sparse, lambda t: formats.get(options.format_for(t)))
+        body, layout, count, merged, located = _iterate(p, sparse, lambda t: formats.get(options.format_for(t)))
         stuck = {c for c in tried if c in layout and _reads(body, c)}
         if not stuck:
             break
@@ -332,24 +334,32 @@ def run(p: Program, options: Options = DEFAULT_OPTIONS) -> tuple[Program, str]:
     alone = f"{plural(count, 'nest iterates', 'nests iterate')} stored entries" if count else \
         "no other nest iterates stored entries"
     head = f"{merged.note}; " if merged.note else ""
-    return new, f"{head}{alone} ({layouts}){in_format}{built}{dense}"
+    looked = sorted(t for t in located if t in layout and not _reads(body, t))
+    lookup = f"; {', '.join(looked)} looked up by coordinate (a binary search per compressed level) under " \
+             "another tensor's stored entries" if looked else ""
+    return new, f"{head}{alone} ({layouts}){in_format}{built}{lookup}{dense}"
 
 
 #: the storage format of a tensor, by name
 FormatOf = Callable[[str], SparseFormat]
 
 
-def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[str, str], int, co_iterate.Merged]:
+def _iterate(p: Program, sparse: list, fmt_of: FormatOf) \
+        -> tuple[Block, dict[str, str], int, co_iterate.Merged, set[str]]:
     """Every nest over ``sparse`` tensors that can iterate stored entries, rewritten: the new body, the
-    layout of each tensor iterated, how many nests iterate one tensor, and what co-iteration merged."""
+    layout of each tensor iterated, how many nests iterate one tensor, what co-iteration merged, and the
+    tensors looked up by coordinate in a nest iterating another (:func:`_locate`)."""
     fresh = namer(p, "_q")
     layout: dict[str, str] = dict(p.facts.sparse_storage)
     merged = co_iterate.merge_nests(p, fmt_of, _face)  # nests over two or more sparse tensors merge them first
     layout.update(merged.layout)
     count = [0]
+    located: set[str] = set()
+
+    copies = {c: v for c, v in transposed_copies(p).items() if any(t.name == c for t in sparse)}
 
     def nest(s: Loop) -> object:
-        new: object = s
+        new: object = _share_copy_reads(s, copies)
         for t in sparse:
             got = _sparsify(new, p, t, layout, fresh, fmt_of) if isinstance(new, Loop) else None
             if got is None and isinstance(new, Loop):
@@ -357,7 +367,13 @@ def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[st
             if got is not None:
                 new = got
                 count[0] += 1
-        return new
+        if not isinstance(new, Loop):  # one tensor iterated: look the others up at its coordinates
+            for t in sparse:
+                got = _locate(new, t, layout, fresh, fmt_of)
+                if got is not None:
+                    new = got
+                    located.add(t.name)
+        return new if new != _share_copy_reads(s, copies) else s
 
     def f(n):
         if isinstance(n, Block):
@@ -376,7 +392,7 @@ def _iterate(p: Program, sparse: list, fmt_of: FormatOf) -> tuple[Block, dict[st
                 out.append(new)
             return Block(tuple(out), n.comment) if changed else None
         return None
-    return _top_down(merged.body, f), layout, count[0], merged
+    return _top_down(merged.body, f), layout, count[0], merged, located
 
 
 def _fission(loop: Loop) -> list[Loop] | None:
@@ -415,33 +431,11 @@ def _copies(p: Program) -> dict[str, tuple[TensorInfo, tuple[int, ...], object]]
     ``modes[q]`` of the input.  A copy qualifies when one top-level nest of full loops writes every
     element of it once (``A_T[_c1,_c0] = A[_c0,_c1]``) and nothing else writes it."""
     infos = {t.name: t for t in p.tensors}
-    writes: dict[str, int] = {}
-    for n in nodes(p.body):
-        if isinstance(n, Assign) and isinstance(n.target, Elem):
-            writes[n.target.tensor] = writes.get(n.target.tensor, 0) + 1
     used = used_names(p)
     out: dict[str, tuple[TensorInfo, tuple[int, ...], object]] = {}
-    for s in p.body.body:
-        inner = list(nodes(s))
-        if any(not isinstance(n, (Block, Loop, Assign, Elem, Read, Idx, IConst, DimSize)) for n in inner):
-            continue
-        assigns = [n for n in inner if isinstance(n, Assign)]
-        if len(assigns) != 1:
-            continue
-        match assigns[0]:
-            case Assign(Elem(copy, idx), "=", Read(src, sidx, ())) if copy in infos and src in infos:
-                pass
-            case _:
-                continue
+    for copy, (src, modes, s) in transposed_copies(p).items():
         c, t = infos[copy], infos[src]
-        if c.role != "temp" or writes.get(copy) != 1 or t.role != "in" or t.format != "sparse" or t.symmetry:
-            continue
-        if len(idx) != t.order or set(idx) != set(sidx) or len(set(sidx)) != t.order:
-            continue
-        modes = tuple(sidx.index(i) for i in idx)
-        loops = {n.var: n for n in inner if isinstance(n, Loop)}
-        if len(loops) != t.order or any(v.name not in loops or loops[v.name].lo != IConst(0) or loops[v.name].step != 1
-                                        or loops[v.name].hi != dim_expr(t.dims[m]) for m, v in enumerate(sidx)):
+        if t.format != "sparse" or t.symmetry:
             continue
         if c.dims != tuple(t.dims[m] for m in modes) or c.dtype != t.dtype:
             continue
@@ -521,6 +515,144 @@ def _sparsify_fiber(root: Loop, p: Program, tensor, layout: dict[str, str], fres
         return build(lp, body) if lp.var in pos else dataclasses.replace(lp, body=body)
     values = {reads[0]: SparseVal(name, (), Idx(pos[a])), reads[1]: SparseVal(name, (), Idx(pos[b]))}
     return postwalk(lambda x: values.get(x) if isinstance(x, Read) else None)(rebuild(0))
+
+
+def _share_copy_reads(nest: Loop, copies: dict) -> Loop:
+    """A read of a transposed copy that is, element for element, another read of its input in the same
+    update becomes that read (``A_T[k,i]`` next to ``A[i,k]``: sparse SSYRK's diagonal ``C[i,i] +=
+    A[i,k] * A_T[k,i]`` in loop order ``i k j``), so one iteration of the input serves both."""
+    def f(n: object) -> object | None:
+        if not isinstance(n, Assign):
+            return None
+        reads = {r for r in nodes(n.value) if isinstance(r, Read)}
+        swap = {r: unfold_copies(r, copies) for r in reads if r.tensor in copies}
+        swap = {r: u for r, u in swap.items() if u in reads}
+        return dataclasses.replace(n, value=postwalk(lambda x: swap.get(x) if isinstance(x, Read) else None)(n.value)) \
+            if swap else None
+    return postwalk(f)(nest) if copies else nest
+
+
+def _locate(root: object, tensor, layout: dict[str, str], fresh, fmt_of: FormatOf) -> object | None:
+    """Iterate or look up a full-storage sparse tensor inside a nest that iterates another one already:
+    co-iteration's lookup alternative (see :class:`~systec_ref.ir.nodes.SparseLocate`).
+
+    The tensor must be read at one place, every subscript a distinct variable, level by level in loop
+    order.  Level by level: a subscript bound by a dense loop inside everything found so far, over its
+    whole mode from 0 or from a coordinate (``j in i+1..n``), becomes a ``SparseLevel`` of this tensor
+    (from that coordinate on: ``SparseLevel.low``); one bound by an enclosing stored-entry loop (another
+    tensor's coordinate) is looked up (``SparseLocate``) in the body of the deeper of its loop and the
+    level above.  Sound, as any iteration of stored entries, only if the updates under the outermost of
+    them change nothing where the read holds the fill.
+
+    Sparse SSYRK's strict part in loop order ``i k j`` (before, A iterated)::
+
+        for (_q0, i) in A<full>.level0:
+          for (_q1, k) in A<full>.level1 under _q0:
+            for j in i+1..n:
+              C[i,j] += A<full>.vals[_q1] * A_T[k,j]
+
+    After::
+
+        for (_q0, i) in A<full>.level0:
+          for (_q1, k) in A<full>.level1 under _q0:
+            if k stored in A_T<full>.level0 as _q2:
+              for (_q3, j) in A_T<full>.level1 under _q2 where j >= i+1:
+                C[i,j] += A<full>.vals[_q1] * A_T<full>.vals[_q3]
+    """
+    name = tensor.name
+    reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
+    if not reads or tensor.symmetry or any(r != reads[0] for r in reads) or reads[0].sort:
+        return None
+    r = reads[0]
+    if not r.idx or not all(isinstance(i, Idx) for i in r.idx) or len(set(r.idx)) != len(r.idx):
+        return None  # (a scalar has no level to look up: it is read as it is)
+    chain = _binders(root, r)  # the loops around the read, outermost first
+    if chain is None:
+        return None
+    where = {b.var: d for d, b in enumerate(chain) if not isinstance(b, SparseLocate)}
+    subs = [i.name for i in r.idx]
+    if any(v not in where for v in subs):
+        return None
+    fmt = fmt_of(name)
+    _check_levels(fmt, len(subs), ())
+    # plan: per level, (depth of the binder it goes in or replaces, how)
+    plan: list[tuple[int, str]] = []
+    anchor = -1
+    for v in subs:
+        d = where[v]
+        b = chain[d]
+        if d > anchor and isinstance(b, Loop) and b.step == 1 and _full_hi(b, tensor, subs.index(v)) \
+                and _low_ok(b.lo, chain[:d]):
+            plan.append((d, "level"))
+            anchor = d
+        else:
+            anchor = max(anchor, d)
+            plan.append((anchor, "locate"))
+    outer = chain[min(d for d, _ in plan)]
+    if not _skips_unstored(outer, r, tensor.fill):
+        return None
+    if layout.setdefault(name, "full") != "full":
+        return None
+    pos = [fresh() for _ in subs]
+    by_depth: dict[int, list[int]] = {}
+    for level, (d, _) in enumerate(plan):
+        by_depth.setdefault(d, []).append(level)
+
+    def rewrite(node: object, d: int) -> object:
+        """``node`` (the binder at depth ``d`` of the chain) with its body rebuilt from the inside."""
+        inner_body = node.body  # type: ignore[attr-defined]
+        if d + 1 < len(chain):
+            nxt = chain[d + 1]
+            inner_body = Block(tuple(rewrite(x, d + 1) if x is nxt else x for x in inner_body.body),
+                               inner_body.comment)
+        levels = by_depth.get(d, [])
+        # locates in this binder's body, outermost level first; a converted level is the binder itself
+        for level in reversed([lv for lv in levels if plan[lv][1] == "locate"]):
+            parent = Idx(pos[level - 1]) if level else None
+            inner_body = Block((SparseLocate(pos[level], name, (), level, parent, Idx(subs[level]), inner_body),))
+        node = dataclasses.replace(node, body=inner_body)
+        for level in [lv for lv in levels if plan[lv][1] == "level"]:
+            parent = Idx(pos[level - 1]) if level else None
+            low = None if node.lo == IConst(0) else node.lo
+            node = SparseLevel(node.var, pos[level], name, (), level, parent, node.body, low=low)
+        return node
+    top = chain[0]
+    new_top = rewrite(top, 0)
+    new = postwalk(lambda x: new_top if x is top else None)(root) if root is not top else new_top
+    value = SparseVal(name, (), Idx(pos[-1]))
+    return postwalk(lambda x: value if x == r else None)(new)
+
+
+def _binders(root: object, target: Read) -> list | None:
+    """The loops (dense or sparse) and lookups around ``target`` from ``root`` in, outermost first; None if
+    ``target`` sits under a merge or a rearrangement (not rewritten here)."""
+    def go(n: object, path: list) -> list | None:
+        if n == target:
+            return path
+        if isinstance(n, (SparseMerge, Permute)):
+            return None
+        for child in n.children() if isinstance(n, Node) else ():
+            got = go(child, path + [n] if isinstance(n, (Loop, SparseLevel, SparseLocate)) else path)
+            if got is not None:
+                return got
+        return None
+    return go(root, [])
+
+
+def _full_hi(lp: Loop, tensor, mode: int) -> bool:
+    """Does the loop run to the end of the tensor's ``mode``?"""
+    return lp.hi == dim_expr(tensor.dims[mode])
+
+
+def _low_ok(lo: object, outside: list) -> bool:
+    """Is a loop's lower bound 0 or a coordinate of a loop outside it (``i``, ``i + 1``)?"""
+    bound = {b.var for b in outside if not isinstance(b, SparseLocate)}
+    match lo:
+        case IConst(0):
+            return True
+        case Idx(v) | IPlus(Idx(v), _) if v in bound:
+            return True
+    return False
 
 
 def _check_fiber(fmt: SparseFormat, levels: int) -> None:

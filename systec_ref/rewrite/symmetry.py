@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from ..ir.nodes import (
     Add,
     And,
+    Assign,
     Block,
     Cmp,
     Const,
+    DimSize,
+    Elem,
+    IConst,
     Idx,
     If,
+    Loop,
     Mul,
     Neg,
     Or,
@@ -27,8 +32,9 @@ from ..ir.nodes import (
     Read,
     Value,
 )
-from ..term import postwalk
+from ..term import nodes, postwalk
 from .combinators import key
+from .lower import dim_expr
 
 LT, EQ = "<", "=="
 
@@ -250,3 +256,55 @@ def branch_patterns(cond: object) -> list[Pattern] | None:
 def chain_branches(s: object) -> list[tuple[list[Pattern], Block]] | None:
     """Like :func:`if_chain`, for branches that may cover several patterns."""
     return _walk_chain(s, branch_patterns)
+
+
+def transposed_copies(p: Program) -> dict[str, tuple[str, tuple[int, ...], object]]:
+    """The transposed copies of inputs that the program builds (``concordize``'s): copy -> (the input,
+    modes, the top-level statement that builds it), mode ``q`` of the copy being mode ``modes[q]`` of
+    the input.  A copy qualifies when one top-level nest of loops writes it from one read of an input
+    with every subscript a distinct loop variable over the whole of its mode (``A_T[_c1,_c0] =
+    A[_c0,_c1]``: every element of the copy written once) and nothing else writes it."""
+    infos = {t.name: t for t in p.tensors}
+    writes: dict[str, int] = {}
+    for n in nodes(p.body):
+        if isinstance(n, Assign) and isinstance(n.target, Elem):
+            writes[n.target.tensor] = writes.get(n.target.tensor, 0) + 1
+    out: dict[str, tuple[str, tuple[int, ...], object]] = {}
+    for s in p.body.body:
+        inner = list(nodes(s))
+        if any(not isinstance(n, (Block, Loop, Assign, Elem, Read, Idx, IConst, DimSize)) for n in inner):
+            continue
+        assigns = [n for n in inner if isinstance(n, Assign)]
+        if len(assigns) != 1:
+            continue
+        match assigns[0]:
+            case Assign(Elem(copy, idx), "=", Read(src, sidx, ())) if copy in infos and src in infos:
+                pass
+            case _:
+                continue
+        c, t = infos[copy], infos[src]
+        if c.role != "temp" or writes.get(copy) != 1 or t.role != "in":
+            continue
+        if len(idx) != t.order or set(idx) != set(sidx) or len(set(sidx)) != t.order \
+                or not all(isinstance(i, Idx) for i in sidx):
+            continue
+        loops = {n.var: n for n in inner if isinstance(n, Loop)}
+        if len(loops) != t.order or any(v.name not in loops or loops[v.name].lo != IConst(0) or loops[v.name].step != 1
+                                        or loops[v.name].hi != dim_expr(t.dims[m]) for m, v in enumerate(sidx)):
+            continue
+        out[copy] = (src, tuple(sidx.index(i) for i in idx), s)
+    return out
+
+
+def unfold_copies(e: object, copies: dict[str, tuple[str, tuple[int, ...], object]]) -> object:
+    """``e`` with each read of a transposed copy replaced by the read of its input it stands for
+    (``A_T[k,j]`` -> ``A[j,k]``): two reads of one input then compare equal whatever their orientation."""
+    def f(n: object) -> object | None:
+        if isinstance(n, Read) and n.tensor in copies and not n.sort:
+            src, modes, _ = copies[n.tensor]
+            idx = [None] * len(modes)
+            for q, m in enumerate(modes):
+                idx[m] = n.idx[q]
+            return Read(src, tuple(idx))
+        return None
+    return postwalk(f)(e)
