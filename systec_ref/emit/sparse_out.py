@@ -87,6 +87,7 @@ def faces(order: int, groups: tuple[tuple[int, ...], ...]) -> list[tuple[tuple[i
     return [(tuple(k), tuple(face_modes(order, groups, tuple(k)))) for k in keys]
 
 
+@functools.cache  # (asked on every call of a prepared kernel)
 def record_length(order: int, groups: tuple[tuple[int, ...], ...]) -> int:
     """Slots of the record: the block's address and size, then per face its count, (offset, length, width
     in bytes) of its pos and crd per level, and the values' offset; last a hint (given: the entries the
