@@ -29,17 +29,18 @@ needs no random access to the output:
   canonical (subscripts sorted in each group; a non-canonical write would be a bug of the compiler:
   status 3), split by face (the equality pattern of each group, as :mod:`systec_ref.storage.symmetric`
   stores them) and each face's compressed levels (:class:`~systec_ref.storage.csf.CSF`: ``pos``/``crd``
-  per level, narrowed to 32 bits where they fit, then the values) written into one block.
+  per level, narrowed to 32 bits where they fit, then the values) written into one block, which the
+  returned tensor's arrays are views of (no copy; freed when the last of them is gone).
 
 Why not always one accumulator row: loops that reach the rows in no order (SSYRK's ``k i j``, over a
-column of ``A`` at a time) have not finished a row before the next one starts.  Memory comes from a
-workspace the caller hands over (:class:`Workspace`:
-a prepared kernel keeps it per thread, with a hint of where the last call ended), then from malloc.
+column of ``A`` at a time) have not finished a row before the next one starts.  Scratch memory comes
+from a workspace the caller hands over (:class:`Workspace`: a prepared kernel keeps it per thread, with
+a hint of where the last call ended), then from malloc; the block of the result always from malloc.
 
 The kernel's record argument (``int64_t *C``, :func:`record_length` slots) receives the block's address
 and size and, per face in :func:`faces` order, its entry count and the offset, length and width of
-each array; :func:`read_record` copies the block once into numpy (every array a view of the copy) and
-frees it with the library's ``sx_free_<kernel>`` unless it lies in the workspace.
+each array; :func:`read_record` makes every array a view of the block (no copy), freed with the
+library's ``sx_free_<kernel>`` when the last of them is gone.
 
 Statuses: 0 done, 2 out of memory for the output's entries (the kernel's other failure, 1, is its
 temporaries), 3 a non-canonical entry.
@@ -51,6 +52,7 @@ import ctypes
 import functools
 import itertools
 import threading
+import weakref
 
 import numpy as np
 
@@ -698,7 +700,8 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     for (int f = 0; f < {F}; ++f)
         bytes += (size_t)levels[f] * (2 * (size_t)count[f] + 2) * sizeof(int64_t)
                  + ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
-    char *block = {n['take']}(o, bytes + 8), *const base = block;
+    /* (malloc, not the workspace: the caller keeps the block as the arrays of the tensor it returns) */
+    char *block = malloc(bytes + 8), *const base = block;
     if (!block) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
     rec[0] = (int64_t)(intptr_t)block;
     rec[1] = (int64_t)bytes;
@@ -788,21 +791,26 @@ def give_workspace(rec: np.ndarray, scratch: Workspace) -> np.ndarray:
 
 def read_record(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], shape: tuple[int, ...],
                 rec: np.ndarray, free, ws: np.ndarray) -> object:
-    """The :class:`~systec_ref.storage.SparseTensor` a finished kernel's record describes (arrays copied,
-    the block freed unless it lies in the workspace ``ws``)."""
+    """The :class:`~systec_ref.storage.SparseTensor` a finished kernel's record describes: every array a
+    view of the block the kernel malloc'ed, not a copy (a copy would touch as many bytes again); the
+    block is freed with the library's ``free`` when the last of them is gone (``ws``: the workspace,
+    which the block never lies in)."""
     from ..storage.symmetric import SparseTensor
 
     dtype = np.dtype(element(p.dtype).numpy)
     out: dict[tuple[int, ...], CSF] = {}
     slots = rec.tolist()
     block, size = slots[0], slots[1]
-    try:  # one copy of the whole block; every array a view of it
-        data = np.frombuffer((ctypes.c_char * size).from_address(block), dtype=np.uint8).copy() if size \
-            else _NO_WORKSPACE
-    finally:
-        start = ws.ctypes.data if ws.size else 0
-        if not start <= block < start + ws.size:
-            free(ctypes.c_void_p(block))
+    start = ws.ctypes.data if ws.size else 0
+    if start <= block < start + ws.size:
+        raise InternalError(f"sparse output {t.name}: its block lies in the workspace, which the next call reuses")
+    if size:
+        buf = (ctypes.c_char * size).from_address(block)
+        weakref.finalize(buf, free, ctypes.c_void_p(block))  # numpy's views keep buf alive, buf the block
+        data = np.frombuffer(buf, dtype=np.uint8)
+    else:
+        free(ctypes.c_void_p(block))
+        data = _NO_WORKSPACE
     at = 2
     for key, kept in _faces(t.order, groups):
         count = slots[at]
