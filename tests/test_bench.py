@@ -160,3 +160,19 @@ def test_whole_quick_suite_runs_and_writes_results_and_plot(tmp_path: Path) -> N
     assert libs["numpy"] != "not installed" and "threads" in doc["machine"]
     if libs["matplotlib"] != "not installed":
         assert (out / "speedup.png").stat().st_size > 10_000
+
+
+def test_markdown_names_each_suites_machine_when_runs_differ() -> None:
+    """Suites merged from runs on two machines (results.json's "runs") get a machine line each."""
+    from systec_ref.bench import suite
+
+    def machine(platform: str, python: str) -> dict:
+        return {"cpu": "AMD EPYC", "cores": 2, "platform": platform, "python": python, "compiler": "cc"}
+    doc = {"machine": machine("a", "3.11.7"), "repeats": 7, "quick": False, "cases": [],
+           "runs": {"dense": {"machine": machine("a", "3.11.7"), "repeats": 7},
+                    "sparse": {"machine": machine("b", "3.11.2"), "repeats": 7}}}
+    text = suite.markdown(doc)
+    assert "Machine (dense suite): AMD EPYC, 2 cores; a; Python 3.11.7" in text
+    assert "Machine (sparse suite): AMD EPYC, 2 cores; b; Python 3.11.2" in text
+    doc["runs"]["sparse"] = doc["runs"]["dense"]
+    assert suite.markdown(doc).startswith("Machine: AMD EPYC, 2 cores; a; Python 3.11.7")

@@ -171,14 +171,25 @@ def summary(doc: dict) -> str:
 
 def markdown(doc: dict) -> str:
     """The results as Markdown tables (one per suite), for the README and closing notes."""
-    m = doc["machine"]
     quick = " (quick sizes)" if doc["quick"] else ""
     summary_lines = ["**Summary** (cases of at least 0.1 ms; `vs`: time of the other / time of the symmetric kernel)",
                      "", summary(doc), ""]
-    lines = [f"Machine: {m.get('cpu')}, {m.get('cores')} cores; {m.get('platform')}; Python {m.get('python')}, "
-             f"numpy {m.get('numpy')}, scipy {m.get('scipy')}; compiler: {m.get('compiler')}. "
-             f"Medians of {doc['repeats']} interleaved rounds, single thread{quick}.",
-             "", *summary_lines]
+
+    def machine(m: dict, repeats: int, label: str = "") -> str:
+        return (f"Machine{label}: {m.get('cpu')}, {m.get('cores')} cores; {m.get('platform')}; "
+                f"Python {m.get('python')}, numpy {m.get('numpy')}, scipy {m.get('scipy')}; "
+                f"compiler: {m.get('compiler')}. "
+                f"Medians of {repeats} interleaved rounds, single thread{quick}.")
+    # suites merged from runs on different machines (results.json's "runs": each suite's machine) say so
+    runs = doc.get("runs") or {}
+    keys = {s: tuple(str(r["machine"].get(k)) for k in ("cpu", "platform", "python", "compiler"))
+            for s, r in runs.items()}
+    if len(set(keys.values())) > 1:
+        lines = [machine(runs[s]["machine"], runs[s].get("repeats", doc["repeats"]), f" ({s} suite)")
+                 for s in SUITES if s in runs]
+        lines = [x for line in lines for x in (line, "")] + summary_lines
+    else:
+        lines = [machine(doc["machine"], doc["repeats"]), "", *summary_lines]
     for suite in SUITES:
         cases = [c for c in doc["cases"] if c.get("suite", "dense") == suite]
         if not cases:
