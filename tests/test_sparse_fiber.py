@@ -16,6 +16,8 @@ the interpreter, the verifier, the printer, the graph, the C and the storage.
 
 from __future__ import annotations
 
+import dataclasses
+
 import helpers
 import numpy as np
 import pytest
@@ -508,3 +510,26 @@ def test_interpreter_finds_only_stored_coordinates():
     x, y = np.array([1.0, 0.0, 2.0]), np.array([0.0, 3.0, 0.0])
     got, counts = run_program(p, {"x": x, "y": y}, {"n": 3}, for_program(p, {"x": x, "y": y}))
     assert got["s"] == 9.0 and counts.updates == 2  # (i, j) in {0, 2} x {1}
+
+
+def test_a_tensor_read_in_two_sibling_loops_is_not_looked_up_along_one_path():
+    """Found by review: ``for i: {for j: s += x[i]*y[j]; for j in i+1..: s += x[i]*y[j]}`` — building the
+    lookups along the path to the first read and replacing both left the second reading an unbound
+    position.  A tensor read at two places is not looked up (it stays dense there); same result."""
+    stmt = Assign(Elem("s", ()), "+", Mul((Read("x", (Idx("i"),)), Read("y", (Idx("j"),)))))
+    nest = Loop("i", IConst(0), DimSize("n"), Block((Loop("j", IConst(0), DimSize("n"), Block((stmt,))),
+                                                     Loop("j", IPlus(Idx("i"), 1), DimSize("n"), Block((stmt,))))))
+    p = Program("pair", _pair(IConst(0)).tensors, Block((nest,)), "+", Facts(loop_order="i j"))
+    new, _ = sparse_iterate.run(p)
+    assert verify(new) is None
+    x, y = np.array([1.0, 0, 2, 3]), np.array([0, 5.0, 0, 7])
+    want = run_program(p, {"x": x, "y": y}, {"n": 4})[0]["s"]
+    assert run_program(new, {"x": x, "y": y}, {"n": 4}, for_program(new, {"x": x, "y": y}))[0]["s"] == want == 98
+
+
+def test_the_verifier_refuses_a_start_and_a_low_together():
+    p = sparse_iterate.run(_pair(IPlus(Idx("i"), 1)))[0]
+    both = postwalk(lambda n: dataclasses.replace(n, start=IConst(0)) if isinstance(n, SparseLevel) and n.low
+                    else None)(p.body)
+    assert "both a start position and a lower coordinate" in verify(Program(p.name, p.tensors, both, p.reduction,
+                                                                            p.facts))

@@ -241,6 +241,8 @@ def test_rows_in_order_are_accumulated_one_at_a_time(name, by_rows):
     assert ("sx_row_end_C(&sx_acc_C, i);" in src) == by_rows
     if by_rows and "first run: count" in src:
         assert "if (!(sx_by_rows_C(&sx_acc_C))) {  /* first run" in src
+        # (found by review: the count run's counters were taken, and leaked, even when it was skipped)
+        assert "((int64_t)1 << 22) && !o->mark) {" in src
 
 
 def test_rows_in_order_wider_than_the_row_arrays_use_the_buffer():

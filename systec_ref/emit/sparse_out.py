@@ -206,10 +206,9 @@ static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
     const int64_t nt = o->nt, cols = o->d[1];
     if (!o->mark) return;
     const uint32_t gen = o->gen;
-    /* the next row's number; after 2^32 - 1 rows the marks start over */
-    if (++o->gen == 0) {{ for (int64_t j = 0; j < cols; ++j) o->mark[j] = 0; o->gen = 1; }}
     o->nt = 0;
-    if (nt == 0 || o->failed) return;
+    if (++o->gen == 0) o->gen = 1;  /* the next row's number (the marks start over below after 2^32 - 1) */
+    if (nt == 0 || o->failed) {{ if (o->gen == 1) for (int64_t j = 0; j < cols; ++j) o->mark[j] = 0; return; }}
     int32_t *t = o->touched;
     if (nt * 16 > cols) {{  /* a dense row: the marks in column order, no sort */
         int64_t q = 0;
@@ -242,6 +241,7 @@ static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
         if (!(x == {fill})) {{ o->crd[2 * w] = r; o->crd[2 * w + 1] = j; o->val[w++] = x; }}
     }}
     o->len = w;
+    if (o->gen == 1) for (int64_t j = 0; j < cols; ++j) o->mark[j] = 0;  /* (read above: cleared only now) */
 }}
 """
 
@@ -434,7 +434,8 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
     F = len(face_list)
     R = record_length(k, groups)
     # the first run's counters, when the loops run twice and the rows are not too many for them
-    count_init = (f"    if (o->d[0] <= ((int64_t)1 << 22)) {{  /* (more rows: the buffer) */\n"
+    # (not when the rows are accumulated one at a time: the count run is skipped then)
+    count_init = (f"    if (o->d[0] <= ((int64_t)1 << 22) && !o->mark) {{  /* (more rows: the buffer) */\n"
                   f"        if (!o->dense && (o->rstart = {n['take']}(o, ((size_t)o->d[0] + 1) * sizeof(int64_t))))\n"
                   f"            for (int64_t r = 0; r <= o->d[0]; ++r) o->rstart[r] = 0;\n"
                   f"    }}\n") if twice else ""
@@ -527,7 +528,7 @@ static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_
     o->crd = {n['take']}(o, (size_t)o->cap * {k} * sizeof(int64_t));
     o->val = {n['take']}(o, (size_t)o->cap * sizeof({T}));
     if (!o->crd || !o->val) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 1; }}
-{count_init}{row_init}    return 0;
+{row_init}{count_init}    return 0;
 }}
 
 /* sorts the entries by coordinates: LSD radix, 16-bit digits, the last mode first */
@@ -653,7 +654,7 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     if (o->failed) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense); return 2; }}
     rec[{R - 3}] = o->dense ? -1 : o->cap;
     if (o->mark) {{  /* rows in order: the entries are finished, sorted and distinct */
-        {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);
+        {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc); {n['give']}(o, o->rstart);
     }} else if (o->counted) {{  /* the buckets the second run filled */
         const int bad = {from_buckets};
         {n['give']}(o, o->rstart); {n['give']}(o, o->rat); {n['give']}(o, o->rcol); {n['give']}(o, o->rval);

@@ -244,6 +244,8 @@ class _Verifier:
                     raise self.fail(f"level {level} with {'no' if parent is None else 'a'} parent position", s)
                 if parent is not None:
                     self.index(parent, bound, s)
+                if start is not None and low is not None:
+                    raise self.fail("a stored-entry loop with both a start position and a lower coordinate", s)
                 if start is not None:
                     self.start(start, (tensor, face, level, parent), bound, s)
                 if low is not None:

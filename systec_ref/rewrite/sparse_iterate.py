@@ -536,8 +536,8 @@ def _locate(root: object, tensor, layout: dict[str, str], fresh, fmt_of: FormatO
     """Iterate or look up a full-storage sparse tensor inside a nest that iterates another one already:
     co-iteration's lookup alternative (see :class:`~systec_ref.ir.nodes.SparseLocate`).
 
-    The tensor must be read at one place, every subscript a distinct variable, level by level in loop
-    order.  Level by level: a subscript bound by a dense loop inside everything found so far, over its
+    The tensor must be read once, every subscript a distinct variable, level by level in loop order.
+    Level by level: a subscript bound by a dense loop inside everything found so far, over its
     whole mode from 0 or from a coordinate (``j in i+1..n``), becomes a ``SparseLevel`` of this tensor
     (from that coordinate on: ``SparseLevel.low``); one bound by an enclosing stored-entry loop (another
     tensor's coordinate) is looked up (``SparseLocate``) in the body of the deeper of its loop and the
@@ -561,7 +561,9 @@ def _locate(root: object, tensor, layout: dict[str, str], fresh, fmt_of: FormatO
     """
     name = tensor.name
     reads = [n for n in nodes(root) if isinstance(n, Read) and n.tensor == name]
-    if not reads or tensor.symmetry or any(r != reads[0] for r in reads) or reads[0].sort:
+    # one read, at one place: the lookups are built along the path to it (a second place, in a sibling
+    # loop, would read a position nothing binds there)
+    if len(reads) != 1 or tensor.symmetry or reads[0].sort:
         return None
     r = reads[0]
     if not r.idx or not all(isinstance(i, Idx) for i in r.idx) or len(set(r.idx)) != len(r.idx):
