@@ -140,7 +140,7 @@ class _Emitter:
         """Before outermost loop ``s``: each of its cursors back at its fibers' first positions."""
         c = generated("c")
         return [f"{pad}for (int64_t {c} = 0; {c} < {fibers}; ++{c}) {name}[{c}] = {starts}[{c}];"
-                f"  /* cursors of {name[len(generated('cur', '')):]}'s fibers */"
+                "  /* its cursors: each fiber's first position */"
                 for outer, name, fibers, starts in self.cursors.values() if outer is s]
 
     def layout(self, tensor: str, face: tuple[int, ...]) -> FaceFormat:

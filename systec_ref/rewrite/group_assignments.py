@@ -27,7 +27,7 @@ from ..ir.nodes import Assign, Block, Program, Stmt
 from ..term import nodes, postwalk
 from .combinators import plural, split_coefficient, with_coefficient
 from .manager import DEFAULT_OPTIONS, Options, Pass
-from .symmetry import canonical, transposed_copies, unfold_copies
+from .symmetry import compared_as_inputs, transposed_copies
 
 
 def group_run(run: list[Assign], exact: bool = False, copies: dict | None = None) -> list[Assign]:
@@ -40,7 +40,7 @@ def group_run(run: list[Assign], exact: bool = False, copies: dict | None = None
     first: dict[tuple, object] = {}
 
     def same(x: object) -> object:
-        return canonical(unfold_copies(x, copies)) if copies and x is not None else x
+        return compared_as_inputs(x, copies) if copies and x is not None else x
     for a in run:
         if a.op == "+":
             c, x = split_coefficient(a.value)

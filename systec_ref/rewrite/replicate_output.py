@@ -44,11 +44,10 @@ from __future__ import annotations
 from ..ir.edit import replace_body
 from ..ir.nodes import Assign, Block, Cmp, Elem, IConst, Idx, If, Loop, Or, Program, Read, TensorInfo
 from ..term import nodes, postwalk
-from . import symmetry
 from .combinators import main_assignments
 from .lower import dim_expr
 from .manager import DEFAULT_OPTIONS, Options, Pass
-from .symmetry import permutable_sets, rank_map, transposed_copies, unfold_copies
+from .symmetry import compared_as_inputs, permutable_sets, rank_map, transposed_copies
 
 
 def _swap(t: Elem, a: int, b: int) -> Elem:
@@ -82,14 +81,13 @@ def _symmetric_in(runs: list[list[Assign]], g: tuple[int, ...], copies: dict) ->
     """Does every update of the output have its partner under each swap in ``g`` in its block, with the
     same value — up to the order of operands, and reading ``concordize``'s transposed copies as their
     inputs the other way round (``C[i,j] += A[i,k] * A_T[k,j]`` pairs with ``C[j,i] += A[j,k] * A_T[k,i]``)?"""
-    def value(s: Assign) -> object:
-        return symmetry.canonical(unfold_copies(s.value, copies))
     for run in runs:
-        have = {(s.target, value(s)) for s in run}
-        for s in run:
+        values = [compared_as_inputs(s.value, copies) for s in run]
+        have = {(s.target, v) for s, v in zip(run, values)}
+        for s, v in zip(run, values):
             for a, b in zip(g, g[1:]):
                 t = _swap(s.target, a, b)
-                if t != s.target and (t, value(s)) not in have:
+                if t != s.target and (t, v) not in have:
                     return False
     return True
 

@@ -359,7 +359,8 @@ def _iterate(p: Program, sparse: list, fmt_of: FormatOf) \
     copies = {c: v for c, v in transposed_copies(p).items() if any(t.name == c for t in sparse)}
 
     def nest(s: Loop) -> object:
-        new: object = _share_copy_reads(s, copies)
+        shared = _share_copy_reads(s, copies)
+        new: object = shared
         for t in sparse:
             got = _sparsify(new, p, t, layout, fresh, fmt_of) if isinstance(new, Loop) else None
             if got is None and isinstance(new, Loop):
@@ -373,7 +374,7 @@ def _iterate(p: Program, sparse: list, fmt_of: FormatOf) \
                 if got is not None:
                     new = got
                     located.add(t.name)
-        return new if new != _share_copy_reads(s, copies) else s
+        return new if new is not shared else s  # (the reads shared only where something is iterated)
 
     def f(n):
         if isinstance(n, Block):

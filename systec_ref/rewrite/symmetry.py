@@ -308,3 +308,9 @@ def unfold_copies(e: object, copies: dict[str, tuple[str, tuple[int, ...], objec
             return Read(src, tuple(idx))
         return None
     return postwalk(f)(e)
+
+
+def compared_as_inputs(e: object, copies: dict[str, tuple[str, tuple[int, ...], object]]) -> object:
+    """``e`` in the form two values are compared in when transposed copies count as their inputs: copies
+    unfolded (:func:`unfold_copies`), operands in canonical order."""
+    return canonical(unfold_copies(e, copies))
