@@ -134,6 +134,38 @@ def test_prepared_calls_return_fresh_tensors():
         np.testing.assert_array_equal(a, w)
 
 
+def test_the_block_is_freed_once_when_its_last_view_is_gone(monkeypatch):
+    """The result's arrays are views of the block the kernel malloc'ed: it is freed when the last of them
+    is gone, exactly once, and not before."""
+    import gc
+
+    from systec_ref.emit import sparse_out
+
+    freed: list[int] = []
+    real = sparse_out._Block.__del__
+
+    def counted(self):
+        freed.append(self._address)
+        real(self)
+
+    monkeypatch.setattr(sparse_out._Block, "__del__", counted)
+    p = systec_ref.load("sparse/ssyrk_sparse").prepare(A=sp.random(40, 30, density=0.2, random_state=3,
+                                                                   format="csr"))
+    got = p()
+    vals = got.faces[(0,)].vals
+    del got
+    gc.collect()
+    assert freed == []
+    want = vals.copy()
+    del vals
+    gc.collect()
+    assert len(freed) == 1
+    p(), p()
+    gc.collect()
+    assert len(freed) == 3
+    np.testing.assert_array_equal(want, p().faces[(0,)].vals)
+
+
 @pytest.mark.parametrize("kw", [{"out": np.zeros((3, 3))}, {"packed_output": True}])
 def test_out_and_packed_output_do_not_apply(kw):
     k = systec_ref.load("sparse/ssyrk_sparse")
@@ -257,6 +289,44 @@ def test_rows_in_order_wider_than_the_row_arrays_use_the_buffer():
         C = systec_ref.compile(KERNELS[name]).run(backend="c", A=A)
         got = {tuple(int(v) for v in c): float(x) for c, x in zip(*C.coo())}
         assert got == {(3, 3): 34.0, (3, n - 2): 35.0, (3, n - 1): 6.0, (n - 2, n - 2): 49.0, (n - 1, n - 1): 4.0}
+
+
+@pytest.mark.parametrize("name", ["ssyrk", "spgemm", "ssyrk_kij"])
+def test_faces_beyond_their_first_room_are_whole_and_well_formed(name):
+    """More entries and more rows in each face than the first room of its arrays (rows in order store each
+    row straight into its faces' arrays, which double; the other ways build the faces in one pass over the
+    sorted entries): every entry of the product, each face's positions increasing from 0 to its entries,
+    coordinates increasing within each fiber.  Twice: the second call starts from the first's hint."""
+    from systec_ref.emit.sparse_out import FIRST_CAPACITY
+
+    n = 2 * FIRST_CAPACITY + 37
+    A = sp.random(n, 2000, density=0.0008, random_state=5, format="csr")
+    B = sp.random(2000, n, density=0.0008, random_state=6, format="csr")
+    k = systec_ref.compile(KERNELS[name])
+    p = k.prepare(A=A, B=B) if name == "spgemm" else k.prepare(A=A)
+    want = sp.coo_matrix(A @ B if name == "spgemm" else sp.triu(A @ A.T))
+    want.sum_duplicates()
+    expect = {(int(r), int(c)): float(v) for r, c, v in zip(want.row, want.col, want.data) if v != 0}
+    for _ in range(2):
+        C = p()
+        for f in C.faces.values():
+            assert int(f.pos[0][0]) == 0 and int(f.pos[0][-1]) == len(f.crd[0])
+            if len(f.crd) == 2:
+                assert np.all(np.diff(f.pos[1].astype(np.int64)) > 0) and int(f.pos[1][-1]) == f.nnz
+                assert np.all(np.diff(f.crd[0].astype(np.int64)) > 0)
+                for q in range(len(f.crd[0])):
+                    assert np.all(np.diff(f.crd[1][f.pos[1][q]:f.pos[1][q + 1]].astype(np.int64)) > 0)
+            else:
+                assert np.all(np.diff(f.crd[0].astype(np.int64)) > 0)
+        coords, vals = C.coo()
+        got = {tuple(int(v) for v in c): float(x) for c, x in zip(coords, vals)}
+        assert got.keys() == expect.keys()
+        np.testing.assert_allclose([got[c] for c in expect], list(expect.values()), rtol=1e-12)
+    if name != "spgemm":
+        assert len(C.faces[(0,)].crd[0]) > FIRST_CAPACITY and C.faces[(0,)].nnz > FIRST_CAPACITY
+        assert C.faces[(1,)].nnz > FIRST_CAPACITY
+    else:
+        assert len(C.faces[()].crd[0]) > FIRST_CAPACITY and C.faces[()].nnz > FIRST_CAPACITY
 
 
 def test_a_sparse_vector_output_is_only_added_to():

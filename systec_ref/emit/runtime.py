@@ -184,7 +184,8 @@ class CFunction:
                 args[n] = a.ctypes.data
         fn = self.fn
         groups = p.facts.output_symmetry
-        scratch = sparse_out.Workspace()  # a sparse output's scratch, kept for this prepared call's next runs
+        scratch = {name: sparse_out.Workspace(sparse_out.record_length(len(p.tensor(name).dims), groups))
+                   for _, name, _ in sparse_outs}  # a sparse output's scratch, kept for this prepared call's next runs
 
         def call(out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
             """Run once; ``out`` may hand over the output arrays to write (the kernel overwrites every
@@ -199,14 +200,12 @@ class CFunction:
             now = list(args)
             for n, name, _ in outs:
                 now[n] = made[name].ctypes.data
-            records, spaces = {}, {}
+            records = {}
             for n, name, _ in sparse_outs:
                 if out and name in out:
                     raise InputError(f"kernel {p.name}: out= cannot take its sparse output {name} (it is returned as "
                                      f"a SparseTensor)")
-                records[name] = np.zeros(sparse_out.record_length(len(p.tensor(name).dims), groups), dtype=np.int64)
-                spaces[name] = sparse_out.give_workspace(records[name], scratch)
-                now[n] = records[name].ctypes.data
+                records[name], now[n] = scratch[name].give()
             status = fn(*now)
             _ = keep  # the arrays behind the pointers live as long as this call
             if status == 1:
@@ -218,8 +217,8 @@ class CFunction:
                                     f"{status})")
             for _, name, shape in sparse_outs:
                 made[name] = sparse_out.read_record(p, p.tensor(name), groups, shape, records[name], self._free,
-                                                    spaces[name])
-                scratch.ended(records[name])
+                                                    scratch[name].space())
+                scratch[name].ended(records[name])
             return made
         return call
 

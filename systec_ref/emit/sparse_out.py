@@ -11,7 +11,10 @@ needs no random access to the output:
   columns: each row's updates accumulate in one dense row (a value and a mark per column — the number
   of the row that last touched it — and the list of columns touched), and when the loop moves to the
   next row its columns are sorted (or, for a row with many, collected from the marks in order) and
-  appended as finished entries (``sx_row_end_C``) — Gustavson's way, with no buffer of updates at all;
+  stored straight into the arrays of their faces (``sx_row_end_C``: the strict part's rows, fiber
+  starts, columns and values; the diagonal's rows and values) — Gustavson's way, with no buffer of
+  updates at all and no pass over the entries at the end (measured on sparse SSYRK: the count and
+  face passes were a third of the kernel's time);
 * a **matrix under** ``+`` whose loops write nothing else (:func:`runs_twice`): the loops run twice,
   the first time only counting each row's updates (``sx_count_C``), the second putting each update
   at its row's next place (``sx_put_C``); then each row is reduced in a dense accumulator of one row,
@@ -29,8 +32,9 @@ needs no random access to the output:
   canonical (subscripts sorted in each group; a non-canonical write would be a bug of the compiler:
   status 3), split by face (the equality pattern of each group, as :mod:`systec_ref.storage.symmetric`
   stores them) and each face's compressed levels (:class:`~systec_ref.storage.csf.CSF`: ``pos``/``crd``
-  per level, narrowed to 32 bits where they fit, then the values) written into one block, which the
-  returned tensor's arrays are views of (no copy; freed when the last of them is gone).
+  per level, 32 bits wide where their values fit — known from the counts, so written at that width —
+  then the values) written in one pass over the sorted entries into one block, which the returned
+  tensor's arrays are views of (no copy; freed when the last of them is gone).
 
 Why not always one accumulator row: loops that reach the rows in no order (SSYRK's ``k i j``, over a
 column of ``A`` at a time) have not finished a row before the next one starts.  Scratch memory comes
@@ -52,7 +56,7 @@ import ctypes
 import functools
 import itertools
 import threading
-import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -101,8 +105,9 @@ def record_length(order: int, groups: tuple[tuple[int, ...], ...]) -> int:
 def names(t: TensorInfo) -> dict[str, str]:
     """The C names of output ``t``'s accumulator and helpers."""
     return {w: generated(w, t.name) for w in ("sparse", "acc", "put", "rows", "grow", "sort", "combine", "densify",
-                                              "finish", "init", "take", "give", "narrow", "reduce", "entries",
-                                              "finish_rows", "count", "counted", "row_end", "by_rows")}
+                                              "finish", "init", "take", "give", "set_index", "reduce", "entries",
+                                              "finish_rows", "count", "counted", "row_end", "by_rows", "more",
+                                              "give_rows")}
 
 
 def row_loop(p: Program) -> Stmt | None:
@@ -189,8 +194,12 @@ def init(t: TensorInfo, dims: list[str]) -> str:
     return f"{n['sparse']} {n['acc']}; if ({n['init']}(&{n['acc']}, {t.name}, {', '.join(dims)}))"
 
 
-def _row_end(p: Program, n: dict[str, str], T: str, fill: str) -> str:
-    """C for rows in order: the end of row ``r`` appends its entries, columns sorted, fill dropped."""
+def _row_end(p: Program, n: dict[str, str], T: str, fill: str, face_list, face_of: str, sorted_test: str) -> str:
+    """C for rows in order: the end of row ``r`` stores its entries, columns sorted, fill dropped, straight
+    into the arrays of their faces (:func:`_row_faces`)."""
+    F = len(face_list)
+    cases = "".join(f"        case {f}: {{\n{_row_face_append(n, T, f, len(kept))}        }} break;\n"
+                    for f, (_, kept) in enumerate(face_list))
     return f"""
 static int {n['row_end']}_order(const void *a, const void *b) {{
     const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -200,8 +209,25 @@ static int {n['row_end']}_order(const void *a, const void *b) {{
 /* is the call accumulating one row at a time (the row arrays taken)? */
 static inline int {n['by_rows']}(const {n['sparse']} *o) {{ return o->mark != NULL; }}
 
-/* row r is finished: its columns in order (from the marks if it touched many, else sorted), appended with
-   their values as entries unless they hold the fill */
+/* a copy of array a (len elements of size bytes) with room for cap; NULL if out of memory (a kept) */
+static void *{n['more']}({n['sparse']} *o, void *a, size_t size, int64_t len, int64_t cap) {{
+    void *b = {n['take']}(o, (size_t)cap * size + 1);
+    if (!b) return NULL;
+    memcpy(b, a, (size_t)len * size);
+    {n['give']}(o, a);
+    return b;
+}}
+
+/* the arrays rows in order are stored in, given back */
+static void {n['give_rows']}({n['sparse']} *o) {{
+    for (int f = 0; f < {F}; ++f) {{
+        {n['give']}(o, o->frow[f]); {n['give']}(o, o->fpos[f]); {n['give']}(o, o->fcol[f]); {n['give']}(o, o->fval[f]);
+        o->frow[f] = o->fpos[f] = NULL; o->fcol[f] = NULL; o->fval[f] = NULL;
+    }}
+}}
+
+/* row r is finished: its columns in order (from the marks if it touched many, else sorted), stored with
+   their values in the arrays of their faces unless they hold the fill */
 static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
     const int64_t nt = o->nt, cols = o->d[1];
     if (!o->mark) return;
@@ -224,26 +250,109 @@ static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
             t[b + 1] = x;
         }}
     }}
-    if (o->len + nt > o->cap) {{  /* more room for entries: doubled, at least enough for this row */
-        const int64_t cap = 2 * o->cap > o->len + nt ? 2 * o->cap : o->len + nt;
-        int64_t *c = {n['take']}(o, (size_t)cap * 2 * sizeof(int64_t));
-        {T} *v = {n['take']}(o, (size_t)cap * sizeof({T}));
-        if (!c || !v) {{ {n['give']}(o, c); {n['give']}(o, v); o->failed = 1; return; }}
-        memcpy(c, o->crd, (size_t)o->len * 2 * sizeof(int64_t));
-        memcpy(v, o->val, (size_t)o->len * sizeof({T}));
-        {n['give']}(o, o->crd); {n['give']}(o, o->val);
-        o->crd = c; o->val = v; o->cap = cap;
-    }}
-    int64_t w = o->len;
     for (int64_t q = 0; q < nt; ++q) {{
         const int64_t j = t[q];
         const {T} x = o->racc[j];
-        if (!(x == {fill})) {{ o->crd[2 * w] = r; o->crd[2 * w + 1] = j; o->val[w++] = x; }}
+        if (x == {fill}) continue;
+        const int64_t c[2] = {{r, j}};
+        (void)c;  /* (no symmetry: no test reads it) */
+        if ({sorted_test}) {{ o->bad = 1; continue; }}  /* (a compiler bug: reported by the finish) */
+        switch ((int)({face_of})) {{
+{cases}        }}
     }}
-    o->len = w;
     if (o->gen == 1) for (int64_t j = 0; j < cols; ++j) o->mark[j] = 0;  /* (read above: cleared only now) */
 }}
 """
+
+
+def _row_face_append(n: dict[str, str], T: str, f: int, levels: int) -> str:
+    """C: entry (r, j) of value x stored in face ``f`` of a matrix output whose rows come in order.  A face
+    of two levels keeps the rows it has entries in (``frow``, each with where its entries start, ``fpos``)
+    and each entry's column (``fcol``); a face of one level (the diagonal) keeps each entry's row."""
+    if levels == 2:
+        return f"""            if (o->fn[{f}] == o->fcap[{f}]) {{  /* more room: doubled */
+                const int64_t cap = 2 * o->fcap[{f}];
+                {T} *v = {n['more']}(o, o->fval[{f}], sizeof({T}), o->fn[{f}], cap);
+                if (v) o->fval[{f}] = v;
+                int32_t *cc = v ? {n['more']}(o, o->fcol[{f}], sizeof(int32_t), o->fn[{f}], cap) : NULL;
+                if (!cc) {{ o->failed = 1; return; }}
+                o->fcol[{f}] = cc; o->fcap[{f}] = cap;
+            }}
+            if (o->flast[{f}] != r) {{  /* the row's first entry in this face */
+                if (o->fnr[{f}] == o->frcap[{f}]) {{
+                    const int64_t cap = 2 * o->frcap[{f}];
+                    int64_t *rr = {n['more']}(o, o->frow[{f}], sizeof(int64_t), o->fnr[{f}], cap);
+                    if (rr) o->frow[{f}] = rr;
+                    int64_t *pp = rr ? {n['more']}(o, o->fpos[{f}], sizeof(int64_t), o->fnr[{f}], cap) : NULL;
+                    if (!pp) {{ o->failed = 1; return; }}
+                    o->fpos[{f}] = pp; o->frcap[{f}] = cap;
+                }}
+                o->frow[{f}][o->fnr[{f}]] = r; o->fpos[{f}][o->fnr[{f}]++] = o->fn[{f}]; o->flast[{f}] = r;
+            }}
+            o->fcol[{f}][o->fn[{f}]] = (int32_t)j; o->fval[{f}][o->fn[{f}]++] = x;
+"""
+    return f"""            if (o->fn[{f}] == o->fcap[{f}]) {{  /* more room: doubled */
+                const int64_t cap = 2 * o->fcap[{f}];
+                {T} *v = {n['more']}(o, o->fval[{f}], sizeof({T}), o->fn[{f}], cap);
+                if (v) o->fval[{f}] = v;
+                int64_t *rr = v ? {n['more']}(o, o->frow[{f}], sizeof(int64_t), o->fn[{f}], cap) : NULL;
+                if (!rr) {{ o->failed = 1; return; }}
+                o->frow[{f}] = rr; o->fcap[{f}] = cap;
+            }}
+            o->frow[{f}][o->fn[{f}]] = r; o->fval[{f}][o->fn[{f}]++] = x;
+"""
+
+
+def _face_case(n: dict[str, str], f: int, kept: tuple[int, ...]) -> str:
+    """C: the finish's one pass, entry ``c`` of face ``f`` (modes ``kept``) appended to its face's levels,
+    written out for the face's number of levels (so each test and index is a constant)."""
+    L = len(kept)
+    lines = ["                int l = 0;  /* the first level where this entry leaves the previous one's fibers */"]
+    if L > 1:
+        test = "                if (prev[{f}]) "
+        body = ""
+        for q in range(L - 1, 0, -1):  # nested: level q reached only if the levels before it are the same
+            body = f"if (c[{kept[q - 1]}] == prev[{f}][{kept[q - 1]}]) {{ l = {q};{(' ' + body) if body else ''} }}"
+        lines.append(test.format(f=f) + body)
+    else:
+        lines.append("                (void)l;")
+    for m in range(L):
+        opened = (f" if ({m} > l) {n['set_index']}(pos[{f}][{m}], pw[{f}], n[{f}][{m - 1}] - 1, n[{f}][{m}]);"
+                  if m > 0 else "")
+        lines.append(f"                if (l <= {m}) {{{opened} "
+                     f"{n['set_index']}(crd[{f}][{m}], cw[{f}][{m}], n[{f}][{m}]++, c[{kept[m]}]); }}")
+    lines.append(f"                val[{f}][nv[{f}]++] = o->val[e];")
+    lines.append(f"                prev[{f}] = c;")
+    return f"            case {f}: {{\n" + "\n".join(lines) + "\n            } break;\n"
+
+
+def _row_counts(face_list, hint: int) -> str:
+    """C: with rows in order, each face's entries and fibers per level, from the arrays its rows filled."""
+    out = []
+    for f, (_, kept) in enumerate(face_list):
+        fibers = f"o->fnr[{f}]" if len(kept) == 2 else f"o->fn[{f}]"
+        out.append(f"        count[{f}] = o->fn[{f}]; n[{f}][0] = {fibers};"
+                   + (f" n[{f}][1] = o->fn[{f}];" if len(kept) == 2 else ""))
+        out.append(f"        if (o->fcap[{f}] > rec[{hint}]) rec[{hint}] = o->fcap[{f}];")
+    return "\n".join(out) + "\n"
+
+
+def _row_fill(n: dict[str, str], T: str, face_list) -> str:
+    """C: with rows in order, each face's arrays copied into the block at their widths."""
+    out = []
+    for f, (_, kept) in enumerate(face_list):
+        if len(kept) == 2:
+            out.append(f"        for (int64_t q = 0; q < o->fnr[{f}]; ++q) {{\n"
+                       f"            {n['set_index']}(crd[{f}][0], cw[{f}][0], q, o->frow[{f}][q]);\n"
+                       f"            {n['set_index']}(pos[{f}][1], pw[{f}], q, o->fpos[{f}][q]);\n"
+                       f"        }}\n"
+                       f"        for (int64_t e = 0; e < o->fn[{f}]; ++e) "
+                       f"{n['set_index']}(crd[{f}][1], cw[{f}][1], e, o->fcol[{f}][e]);\n")
+        else:
+            out.append(f"        for (int64_t e = 0; e < o->fn[{f}]; ++e) "
+                       f"{n['set_index']}(crd[{f}][0], cw[{f}][0], e, o->frow[{f}][e]);\n")
+        out.append(f"        if (o->fn[{f}]) memcpy(val[{f}], o->fval[{f}], (size_t)o->fn[{f}] * sizeof({T}));\n")
+    return "".join(out)
 
 
 def _combine(p: Program, x: str, v: str) -> str:
@@ -440,14 +549,45 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
                   f"            for (int64_t r = 0; r <= o->d[0]; ++r) o->rstart[r] = 0;\n"
                   f"    }}\n") if twice else ""
     from_buckets = f"{n['finish_rows']}(o, o->rstart, o->rcol, o->rval, o->counted)" if twice else "1"
+    # rows in order: each row's entries stored straight into its faces' arrays (see _row_end)
+    row_fields = (f"    /* rows in order, stored by face as each row ends: per face its entries' columns and\n"
+                  f"       values (fcol, fval: fn of room for fcap), the rows it has entries in (frow: fnr of room\n"
+                  f"       for frcap; a face of one level: each entry's row) with where their entries start (fpos),\n"
+                  f"       the last such row (flast); bad: a non-canonical entry */\n"
+                  f"    int64_t *frow[{F}], *fpos[{F}], fn[{F}], fnr[{F}], fcap[{F}], frcap[{F}], flast[{F}];\n"
+                  f"    int32_t *fcol[{F}];\n"
+                  f"    {T} *fval[{F}];\n"
+                  f"    int bad;\n") if in_order else ""
+    rows_room = " ".join(
+        f"o->fval[{f}] = {n['take']}(o, (size_t)o->cap * sizeof({T}) + 1); "
+        f"o->frow[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int64_t) + 1); "
+        + (f"o->fcol[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int32_t) + 1); "
+           f"o->fpos[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int64_t) + 1); " if len(kept) == 2 else "")
+        for f, (_, kept) in enumerate(face_list))
+    rows_ok = " && ".join(f"o->fval[{f}] && o->frow[{f}]"
+                          + (f" && o->fcol[{f}] && o->fpos[{f}]" if len(kept) == 2 else "")
+                          for f, (_, kept) in enumerate(face_list))
+    give_rows = f" {n['give_rows']}(o);" if in_order else ""
+    rows_decl = f"static void {n['give_rows']}({n['sparse']} *o);\n" if in_order else ""
+    row_counts = (f"        if (o->bad) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val);{give_rows} return 3; }}\n"
+                  + _row_counts(face_list, R - 3)) if in_order else ""
+    row_fill = _row_fill(n, T, face_list) if in_order else ""
+    face_cases = "".join(_face_case(n, f, kept) for f, (_, kept) in enumerate(face_list))
     # rows in order: one dense row (racc, mark: the row that last touched a column, touched: those columns),
     # if the columns are not too many for arrays of their length (else the buffer, as for any order)
-    row_init = (f"    if (o->d[1] <= ((int64_t)1 << {ROW_COLS_LOG2}) && !o->dense) {{\n"
+    row_init = (f"    for (int f = 0; f < {F}; ++f) {{\n"
+                f"        o->frow[f] = o->fpos[f] = NULL; o->fcol[f] = NULL; o->fval[f] = NULL;\n"
+                f"        o->fn[f] = o->fnr[f] = 0; o->fcap[f] = o->frcap[f] = o->cap; o->flast[f] = -1;\n"
+                f"    }}\n"
+                f"    o->bad = 0;\n"
+                f"    if (o->d[1] <= ((int64_t)1 << {ROW_COLS_LOG2}) && !o->dense) {{\n"
                 f"        o->mark = {n['take']}(o, (size_t)o->d[1] * sizeof(uint32_t) + 1);\n"
                 f"        o->touched = {n['take']}(o, (size_t)o->d[1] * sizeof(int32_t) + 1);\n"
                 f"        o->racc = {n['take']}(o, (size_t)o->d[1] * sizeof({T}) + 1);\n"
-                f"        if (!o->mark || !o->touched || !o->racc) {{\n"
-                f"            {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);\n"
+                f"        {rows_room}\n"
+                f"        if (!o->mark || !o->touched || !o->racc || !({rows_ok})) {{\n"
+                f"            {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);"
+                f"{give_rows}\n"
                 f"            o->mark = NULL; o->touched = NULL; o->racc = NULL;\n"
                 f"        }} else for (int64_t j = 0; j < o->d[1]; ++j) o->mark[j] = 0;\n"
                 f"        o->gen = 1;\n"
@@ -486,7 +626,7 @@ typedef struct {{
     uint32_t *mark, gen;  /* gen: the number of the current row in this call, from 1 (0: untouched) */
     int32_t *touched;
     int64_t nt;
-}} {n['sparse']};
+{row_fields}}} {n['sparse']};
 
 /* memory from the workspace while it lasts, else from malloc; ws_need counts what all of it would take */
 static void *{n['take']}({n['sparse']} *o, size_t bytes) {{
@@ -505,7 +645,7 @@ static void {n['give']}({n['sparse']} *o, void *p) {{
 }}
 
 static int {n['densify']}({n['sparse']} *o);
-
+{rows_decl}
 static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_t d{q}" for q in range(k))}) {{
     const int64_t d[{k}] = {{{", ".join(f"d{q}" for q in range(k))}}};
     o->ws = (char *)(intptr_t)rec[{R - 2}]; o->ws_size = rec[{R - 1}]; o->ws_used = o->ws_need = 0;
@@ -638,12 +778,10 @@ static inline void {n['put']}({n['sparse']} *o, {row}, {T} v) {{
     o->val[o->len++] = v;
 }}
 
-{_row_end(p, n, T, fill) if in_order else ""}
-/* the array's values as int32 at its front if every one is at most high (4 returned), else 8 */
-static int64_t {n['narrow']}(int64_t *a, int64_t len, int64_t high) {{
-    if (high > INT32_MAX) return 8;
-    for (int64_t e = 0; e < len; ++e) {{ const int32_t x = (int32_t)a[e]; memcpy((char *)a + 4 * e, &x, 4); }}
-    return 4;
+{_row_end(p, n, T, fill, face_list, face_of, sorted_test) if in_order else ""}
+/* a[e] = x in an index array of width w bytes (4: int32, 8: int64) */
+static inline void {n['set_index']}(void *a, int64_t w, int64_t e, int64_t x) {{
+    if (w == 4) ((int32_t *)a)[e] = (int32_t)x; else ((int64_t *)a)[e] = x;
 }}
 
 /* the entries sorted, combined, checked canonical, split by face into compressed levels in one block:
@@ -651,11 +789,16 @@ static int64_t {n['narrow']}(int64_t *a, int64_t len, int64_t high) {{
 static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     static const int levels[{F}] = {{{levels}}};
     static const int kept[{F}][{k + 1}] = {{{kept_rows}}};
-    if (o->failed) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense); return 2; }}
+    if (o->failed) {{
+        {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense);{give_rows}
+        return 2;
+    }}
     rec[{R - 3}] = o->dense ? -1 : o->cap;
-    if (o->mark) {{  /* rows in order: the entries are finished, sorted and distinct */
+    int64_t count[{F}] = {{0}}, n[{F}][{k}] = {{{{0}}}};
+    if (o->mark) {{  /* rows in order: each face's arrays are filled, sorted and distinct */
         {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc); {n['give']}(o, o->rstart);
-    }} else if (o->counted) {{  /* the buckets the second run filled */
+{row_counts}    }} else {{
+    if (o->counted) {{  /* the buckets the second run filled */
         const int bad = {from_buckets};
         {n['give']}(o, o->rstart); {n['give']}(o, o->rat); {n['give']}(o, o->rcol); {n['give']}(o, o->rval);
         if (bad) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
@@ -689,7 +832,7 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
         }}
     }}
     /* four counters per face, one per entry mod 4: one counter bumped per entry would wait on itself */
-    int64_t count[{F}] = {{0}}, count4[4][{F}] = {{{{0}}}};
+    int64_t count4[4][{F}] = {{{{0}}}};
     for (int64_t e = 0; e < o->len; ++e) {{
         const int64_t *c = o->crd + e * {k};
         (void)c;  /* (no symmetry: no test reads it) */
@@ -697,58 +840,63 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
         count4[e & 3][{face_of}]++;
     }}
     for (int f = 0; f < {F}; ++f) count[f] = count4[0][f] + count4[1][f] + count4[2][f] + count4[3][f];
+    }}
+    /* each index array 32 bits wide where its values fit, as the storage keeps them: positions by the
+       face's entries, coordinates by the extent of their mode (known now, so written at their width) */
+    int64_t pw[{F}], cw[{F}][{k}];
     size_t bytes = 0;
-    for (int f = 0; f < {F}; ++f)
-        bytes += (size_t)levels[f] * (2 * (size_t)count[f] + 2) * sizeof(int64_t)
-                 + ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
+    for (int f = 0; f < {F}; ++f) {{
+        pw[f] = count[f] <= INT32_MAX ? 4 : 8;
+        for (int l = 0; l < levels[f]; ++l) {{
+            cw[f][l] = o->d[kept[f][l]] - 1 <= INT32_MAX ? 4 : 8;
+            bytes += ((size_t)pw[f] * (l == 0 ? 2 : (size_t)count[f] + 1) + 7) / 8 * 8
+                     + ((size_t)cw[f][l] * (size_t)count[f] + 7) / 8 * 8;
+        }}
+        bytes += ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
+    }}
     /* (malloc, not the workspace: the caller keeps the block as the arrays of the tensor it returns) */
     char *block = malloc(bytes + 8), *const base = block;
-    if (!block) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 2; }}
+    if (!block) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val);{give_rows} return 2; }}
     rec[0] = (int64_t)(intptr_t)block;
     rec[1] = (int64_t)bytes;
     rec[{R - 1}] = o->ws_need;
-    int64_t *slot = rec + 2;
+    void *pos[{F}][{k}] = {{{{0}}}}, *crd[{F}][{k}] = {{{{0}}}};
+    {T} *val[{F}];
     for (int f = 0; f < {F}; ++f) {{
-        const int L = levels[f];
-        int64_t *pos[{k}] = {{0}}, *crd[{k}] = {{0}}, n[{k}] = {{0}};
-        {T} *val;
-        for (int l = 0; l < L; ++l) {{
-            pos[l] = (int64_t *)block; block += (l == 0 ? 2 : count[f] + 1) * sizeof(int64_t);
-            crd[l] = (int64_t *)block; block += count[f] * sizeof(int64_t);
-            n[l] = 0;
+        for (int l = 0; l < levels[f]; ++l) {{
+            pos[f][l] = block; block += ((size_t)pw[f] * (l == 0 ? 2 : (size_t)count[f] + 1) + 7) / 8 * 8;
+            crd[f][l] = block; block += ((size_t)cw[f][l] * (size_t)count[f] + 7) / 8 * 8;
         }}
-        val = ({T} *)block; block += ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
-        const int64_t *prev = NULL;
-        int64_t nv = 0;
-        if (L > 0) pos[0][0] = 0;
+        val[f] = ({T} *)block; block += ((size_t)count[f] * sizeof({T}) + 7) / 8 * 8;
+        if (levels[f] > 0) {n['set_index']}(pos[f][0], pw[f], 0, 0);
+    }}
+    if (o->mark) {{  /* rows in order: each face's arrays copied at their widths */
+{row_fill}    }} else {{
+        /* one pass over the entries (sorted): each goes to its face, opening the fibers it leaves the
+           last entry of that face by */
+        int64_t nv[{F}] = {{0}};
+        const int64_t *prev[{F}] = {{0}};
         for (int64_t e = 0; e < o->len; ++e) {{
             const int64_t *c = o->crd + e * {k};
             (void)c;
-            if ({face_of} != f) continue;
-            int l = 0;  /* the first level where this entry leaves the previous one's fibers */
-            if (prev) while (l < L - 1 && c[kept[f][l]] == prev[kept[f][l]]) ++l;
-            for (int m = l; m < L; ++m) {{
-                if (m > 0 && m > l) pos[m][n[m - 1] - 1] = n[m];  /* first child of the fiber just opened */
-                crd[m][n[m]++] = c[kept[f][m]];
-            }}
-            val[nv++] = o->val[e];
-            prev = c;
+            switch ((int)({face_of})) {{
+{face_cases}            }}
         }}
-        if (L > 0) pos[0][1] = n[0];
-        for (int l = 1; l < L; ++l) pos[l][n[l - 1]] = n[l];
-        /* each index array narrowed to 32 bits in place where its values fit, as the storage keeps them:
-           positions by the face's entries, coordinates by the extent of their mode */
+        (void)prev;  /* (faces of one level: never compared) */
+    }}
+    int64_t *slot = rec + 2;
+    for (int f = 0; f < {F}; ++f) {{
+        const int L = levels[f];
+        if (L > 0) {n['set_index']}(pos[f][0], pw[f], 1, n[f][0]);
+        for (int l = 1; l < L; ++l) {n['set_index']}(pos[f][l], pw[f], n[f][l - 1], n[f][l]);
         *slot++ = count[f];
         for (int l = 0; l < L; ++l) {{
-            const int64_t np = l == 0 ? 2 : n[l - 1] + 1;
-            *slot++ = (int64_t)((char *)pos[l] - base); *slot++ = np;
-            *slot++ = {n['narrow']}(pos[l], np, count[f]);
-            *slot++ = (int64_t)((char *)crd[l] - base); *slot++ = n[l];
-            *slot++ = {n['narrow']}(crd[l], n[l], o->d[kept[f][l]] - 1);
+            *slot++ = (int64_t)((char *)pos[f][l] - base); *slot++ = l == 0 ? 2 : n[f][l - 1] + 1; *slot++ = pw[f];
+            *slot++ = (int64_t)((char *)crd[f][l] - base); *slot++ = n[f][l]; *slot++ = cw[f][l];
         }}
-        *slot++ = (int64_t)((char *)val - base);
+        *slot++ = (int64_t)((char *)val[f] - base);
     }}
-    {n['give']}(o, o->crd); {n['give']}(o, o->val);
+    {n['give']}(o, o->crd); {n['give']}(o, o->val);{give_rows}
     return 0;
 }}"""
 
@@ -759,55 +907,90 @@ class Workspace:
     would have used; the next gets that much (and a quarter more), so a kernel called again on data of
     the same size touches no fresh memory — fresh pages cost a fault each, more than the work of a
     small output.  It also keeps the hint of the last call: the size its buffer of entries ended at (the
-    next starts there instead of growing to it), or that it went dense (the next starts dense)."""
+    next starts there instead of growing to it), or that it went dense (the next starts dense).
 
-    def __init__(self) -> None:
+    The record a call fills is kept too, with the addresses of both: a small output's call lasts tens
+    of microseconds, and asking numpy for an array's address costs about one each."""
+
+    def __init__(self, length: int) -> None:
+        self._length = length
         self._local = threading.local()
 
-    def get(self) -> np.ndarray:
-        return getattr(self._local, "array", _NO_WORKSPACE)
+    def _state(self) -> _Scratch:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            rec = np.zeros(self._length, dtype=np.int64)
+            state = self._local.state = _Scratch(rec, rec.ctypes.data, _NO_WORKSPACE, 0, 0)
+        return state
 
-    def hint(self) -> int:
-        return getattr(self._local, "hint", 0)
+    def give(self) -> tuple[np.ndarray, int]:
+        """The record for the next call, cleared, with the workspace and the hint in its last three slots;
+        and the record's address."""
+        s = self._state()
+        s.record[:-3] = 0
+        s.record[-3:] = (s.hint, s.address, s.array.size)
+        return s.record, s.record_address
+
+    def space(self) -> tuple[int, int]:
+        """The workspace's address and size (to check a block does not lie in it)."""
+        s = self._state()
+        return s.address, s.array.size
 
     def ended(self, rec: np.ndarray) -> None:
         """After a call: keep its hint, and make the workspace as large as it wanted."""
-        self._local.hint = int(rec[-3])
+        s = self._state()
+        s.hint = int(rec[-3])
         need = int(rec[-1])
-        if need > self.get().size:
-            self._local.array = np.empty(need + need // 4 + 4096, dtype=np.uint8)
+        if need > s.array.size:
+            s.array = np.empty(need + need // 4 + 4096, dtype=np.uint8)
+            s.address = s.array.ctypes.data
+
+
+@dataclass
+class _Scratch:
+    """One thread's record, workspace and hint (see :class:`Workspace`)."""
+    record: np.ndarray
+    record_address: int
+    array: np.ndarray
+    address: int
+    hint: int
 
 
 _NO_WORKSPACE = np.zeros(0, dtype=np.uint8)
 
 
-def give_workspace(rec: np.ndarray, scratch: Workspace) -> np.ndarray:
-    """Put the workspace and its hint in the record's last three slots; the workspace array."""
-    ws = scratch.get()
-    rec[-3] = scratch.hint()
-    rec[-2] = ws.ctypes.data if ws.size else 0
-    rec[-1] = ws.size
-    return ws
+class _Block:
+    """Owns the block a kernel malloc'ed for a sparse output: every array of the result is a view of
+    :attr:`buffer`, which holds this; when the last view is gone the block is freed.  (A
+    ``weakref.finalize`` does the same at several times the cost, which a small output's call feels.)"""
+
+    __slots__ = ("_address", "_free")
+
+    def __init__(self, address: int, free) -> None:
+        self._address, self._free = address, free
+
+    def __del__(self) -> None:
+        self._free(ctypes.c_void_p(self._address))
 
 
 def read_record(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], shape: tuple[int, ...],
-                rec: np.ndarray, free, ws: np.ndarray) -> object:
+                rec: np.ndarray, free, space: tuple[int, int]) -> object:
     """The :class:`~systec_ref.storage.SparseTensor` a finished kernel's record describes: every array a
     view of the block the kernel malloc'ed, not a copy (a copy would touch as many bytes again); the
-    block is freed with the library's ``free`` when the last of them is gone (``ws``: the workspace,
-    which the block never lies in)."""
+    block is freed with the library's ``free`` when the last of them is gone (``space``: the
+    workspace's address and size, which the block never lies in)."""
     from ..storage.symmetric import SparseTensor
 
     dtype = np.dtype(element(p.dtype).numpy)
     out: dict[tuple[int, ...], CSF] = {}
     slots = rec.tolist()
     block, size = slots[0], slots[1]
-    start = ws.ctypes.data if ws.size else 0
-    if start <= block < start + ws.size:
+    start, length = space
+    if start <= block < start + length:
         raise InternalError(f"sparse output {t.name}: its block lies in the workspace, which the next call reuses")
     if size:
         buf = (ctypes.c_char * size).from_address(block)
-        weakref.finalize(buf, free, ctypes.c_void_p(block))  # numpy's views keep buf alive, buf the block
+        buf._owner = _Block(block, free)  # numpy's views keep buf alive, buf the block
         data = np.frombuffer(buf, dtype=np.uint8)
     else:
         free(ctypes.c_void_p(block))
