@@ -348,6 +348,8 @@ def _ssyrk_matrix(name: str, quick: bool):
 
 #: the row of the SSYRK cases that returns C sparse (canonical entries, no mirror)
 SPARSE_OUTPUT = "systec_ref (symmetric, sparse output)"
+#: the same kernel compiled with symmetry off (every other optimization on): C sparse, every entry stored
+SPARSE_OUTPUT_OFF = "systec_ref (symmetry off, sparse output)"
 
 
 def _ssyrk_case(matrix: str) -> Case:
@@ -360,9 +362,13 @@ def _ssyrk_case(matrix: str) -> Case:
         A = _int32_indices(x["A"])
         product = A @ A.T  # once, for the memory it holds
         # the same product with C sparse too (examples/sparse/ssyrk_sparse.ein): its canonical entries only
-        sparse_out = compile_kernel(*bundled.read("sparse/ssyrk_sparse")).prepare(A=x["A"])
+        k = compile_kernel(*bundled.read("sparse/ssyrk_sparse"))
+        sparse_out = k.prepare(A=x["A"])
         C = sparse_out()
+        arrays, dims = k.bind({"A": x["A"]})
+        off = Kernel.prepare_call(k.for_data(arrays, "baseline").c_function("baseline"), arrays, dims)
         return {SPARSE_OUTPUT: Baseline(sparse_out, memory={"C (canonical, sparse) bytes": C.memory_bytes()}),
+                SPARSE_OUTPUT_OFF: Baseline(off, memory={"C (every entry, sparse) bytes": off().memory_bytes()}),
                 "scipy CSR A @ A.T": Baseline(lambda: A @ A.T, dense=lambda C: C.toarray(),
                                               memory={"A (CSR) bytes": _bytes_of_scipy(A),
                                                       "A A' (CSR) bytes": _bytes_of_scipy(product)}),
