@@ -265,6 +265,40 @@ def test_order_proves_from_loop_bounds():
     assert o2.in_order(Idx("j"), Idx("i")) and not o2.in_order(Idx("i"), Idx("j"))
 
 
+
+def test_order_proves_from_a_test():
+    """Inside ``if cond``: a comparison (or every term of an And, or an Or of one term) is a fact there;
+    an Or of several says nothing; the fact is gone after the branch (restore)."""
+    from systec_ref.ir.nodes import And, Cmp, Or
+
+    for cond, a, b in [(Cmp("<", Idx("j"), Idx("i")), "j", "i"), (Cmp(">=", Idx("i"), Idx("j")), "j", "i"),
+                       (Or((Cmp("<=", Idx("j"), Idx("i")),)), "j", "i"),
+                       (And((Cmp("<", Idx("i"), Idx("k")), Cmp(">", Idx("j"), Idx("k")))), "i", "j")]:
+        o = Order()
+        saved = o.save()
+        o.assume(cond)
+        assert o.in_order(Idx(a), Idx(b)) and not o.in_order(Idx(b), Idx(a)), cond
+        o.restore(saved)
+        assert not o.in_order(Idx(a), Idx(b))
+    o = Order()
+    o.assume(Cmp("<", IPlus(Idx("j"), 2), Idx("i")))  # j + 2 < i: j + 3 <= i
+    assert o.in_order(IPlus(Idx("j"), 3), Idx("i")) and not o.in_order(IPlus(Idx("j"), 4), Idx("i"))
+    o = Order()
+    o.assume(Cmp("==", Idx("i"), Idx("j")))
+    assert o.in_order(Idx("i"), Idx("j")) and o.in_order(Idx("j"), Idx("i"))
+    o = Order()
+    o.assume(Or((Cmp("<", Idx("j"), Idx("i")), Cmp("<", Idx("k"), Idx("j")))))
+    assert not o.in_order(Idx("j"), Idx("i")) and not o.in_order(Idx("k"), Idx("j"))
+
+
+def test_the_mirror_reads_in_an_order_its_test_proves():
+    """The mirror of a symmetric output copies C[i,j] = C[j,i] where j < i: the C reads C[j,i] directly,
+    with no run-time sort of the subscripts."""
+    src = systec_ref.load("ssyrk").c_source()
+    mirror = src[src.index("mirror the canonical triangle"):]
+    assert "C[(_m0) * n + _m1] = C[(_m1) * n + _m0];" in mirror and "sx_off" not in mirror
+
+
 # -- random kernels ----------------------------------------------------------------------------
 
 @settings(max_examples=15, deadline=None, database=None,

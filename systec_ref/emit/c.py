@@ -256,9 +256,18 @@ class _Emitter:
         t = self.tensors[tensor]
         if tensor in self.packed:
             return f"{tensor}[{self.packed_offset(t, idx, sort)}]"
-        subs = [self.index(i) for i in idx]
-        if sort:
-            return f"{tensor}[" + self.sorted_offset(t, sort).replace("{subs}", ", ".join(subs)) + "]"
+        order = list(idx)
+        unproved = []
+        for g in sort:  # each group's subscripts in an order the loops and tests around prove sorted
+            chain = self.order.chain([idx[q] for q in g])
+            if chain is None:
+                unproved.append(g)  # sorted at run time
+                continue
+            for q, at in zip(g, chain):
+                order[q] = idx[g[at]]
+        subs = [self.index(i) for i in order]
+        if unproved:
+            return f"{tensor}[" + self.sorted_offset(t, tuple(unproved)).replace("{subs}", ", ".join(subs)) + "]"
         return f"{tensor}[{self.offset(t, subs)}]"
 
     # -- values -------------------------------------------------------------------
@@ -356,7 +365,10 @@ class _Emitter:
                 self.order.restore(saved)
                 return self.cursor_starts(s, pad) + self.end_row(s, out, pad)
             case If(cond, then, orelse):
+                saved = self.order.save()
+                self.order.assume(cond)  # (the mirror's sorted reads are proved in order by its test)
                 out = [f"{pad}if ({self.cond(cond)}) {{", *self.stmt(then, ind + 1)]
+                self.order.restore(saved)
                 if orelse is not None:
                     out += [f"{pad}}} else {{", *self.stmt(orelse, ind + 1)]
                 return out + [f"{pad}}}"]

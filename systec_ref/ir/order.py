@@ -15,7 +15,7 @@ and ``l - j >= 4``, so ``i + 4 <= l`` holds and ``j + 5 <= l`` does not follow.
 
 from __future__ import annotations
 
-from .nodes import IConst, Idx, IMin, IPlus, Loop
+from .nodes import And, Cmp, IConst, Idx, IMin, IPlus, Loop, Or
 
 #: the variable standing for the constant 0 in the constraints
 _ZERO = ""
@@ -62,6 +62,28 @@ class Order:
             b = _linear(hi)
             if b is not None:  # v < w + c, i.e. w - v >= 1 - c
                 self.facts.append((b[0], v, 1 - b[1]))
+
+    def assume(self, cond) -> None:
+        """Inside the branch ``if cond`` takes: what ``cond`` says of the order of its subscripts (a
+        comparison of two of the linear forms, or every term of an ``And``; an ``Or`` holds by one term or
+        another, so it says nothing every point of the branch can rely on)."""
+        match cond:
+            case Cmp(op, a, b):
+                la, lb = _linear(a), _linear(b)
+                if la is None or lb is None:
+                    return
+                (x, cx), (y, cy) = la, lb  # a = x + cx, b = y + cy
+                if op in ("<", "<=", "=="):  # y - x >= cx - cy (+1 when strict)
+                    self.facts.append((y, x, cx - cy + (op == "<")))
+                if op in (">", ">=", "=="):  # x - y >= cy - cx (+1 when strict)
+                    self.facts.append((x, y, cy - cx + (op == ">")))
+            case And(terms):
+                for t in terms:
+                    self.assume(t)
+            case Or((only,)):
+                self.assume(only)
+            case _:
+                pass
 
     def _longest(self, src: str) -> dict[str, int]:
         """The largest ``c`` with ``x - src >= c`` implied, for each reachable ``x``."""
