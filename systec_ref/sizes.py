@@ -2,7 +2,7 @@
 
 A check on random inputs says nothing about a loop nest that never runs, and at a
 small size many do: the strict nest ``i < j < k < l < m`` of a permutable set of five
-variables is empty below n = 5, and ``unroll-and-jam``'s sweeps of four rows (and the
+variables is empty below n = 5, and ``unroll-and-jam``'s sweeps of several rows (and the
 rows left over) need a few rows more.  :func:`default_size` is the smallest size
 (at least :data:`FLOOR`) that enters the nests these passes make; the CLI (``run``, ``check``,
 ``explain``) gives it to every dimension without a ``--size``.  Whether a run really

@@ -114,7 +114,7 @@ def test_default_size_rules():
     assert default_size(_kernel(helpers.example("mttkrp5"), "no-blas").stages) == 5  # a set of five variables
     assert size("mttkrp5") == FLOOR      # gemm-form keeps the four summed ones: they fit in four
     assert size("mttkrp3") == FLOOR      # three fit in four
-    assert size("ssymv") == 6            # unroll-and-jam: 4 rows jammed, 2 left over
+    assert size("ssymv") == 8            # unroll-and-jam: 6 rows jammed, 2 left over
     assert size("bellman") == FLOOR      # sparse: nothing unrolled
     assert size("mttkrp5", naive=True) == FLOOR  # no permutable set without the symmetry passes
     k = _kernel(helpers.example("mttkrp5"), "no-blas")
@@ -171,14 +171,14 @@ def test_cli_check_mttkrp5_at_n4_notes_what_never_ran(capsys):
 def test_cli_run_and_explain_note_what_never_ran(capsys):
     status, out = _cli(capsys, "run", "examples/ssymv.ein", "--size", "n=4")
     assert status == 0, out
-    assert "note: stage mirror-written: 9 of 23 assignments never ran at n=4 (raise --size to exercise them)" in out
+    assert "note: stage mirror-written: 29 of 33 assignments never ran at n=4 (raise --size to exercise them)" in out
     assert "stage lower" not in out  # the naive nest ran every statement
     status, out = _cli(capsys, "explain", "examples/ssymv.ein", "--size", "n=4")
     assert status == 0, out
-    assert "reads A:10 x:10; 9 of 23 assignments never ran" in out  # the stage's verdict line
-    assert "note: stages unroll-and-jam to mirror-written (each): 9 of 23 assignments never ran at n=4" in out
+    assert "reads A:10 x:10; 29 of 33 assignments never ran" in out  # the stage's verdict line
+    assert "note: stages unroll-and-jam to mirror-written (each): 29 of 33 assignments never ran at n=4" in out
     status, out = _cli(capsys, "run", "examples/ssymv.ein")
-    assert status == 0 and "sizes n=6" in out and "never ran" not in out, out
+    assert status == 0 and "sizes n=8" in out and "never ran" not in out, out
 
 
 def test_cli_sparse_hint_names_density(capsys):

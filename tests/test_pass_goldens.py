@@ -757,9 +757,9 @@ CASES: list[Case] = [
     Case("workspace", "scalar-min", scalar_min, {"n": 3}),
     Case("workspace", "target-moves", column_updates, {"n": 3}, applies=False),
     # unroll-and-jam
-    Case("unroll-and-jam", "triangular-rows", ssymv_strict_row, {"n": 6}),
-    Case("unroll-and-jam", "float-partials", syprd_partials, {"n": 6}),
-    Case("unroll-and-jam", "rectangular", lambda: ssymv_strict_row(lo=0), {"n": 6}, applies=False),
+    Case("unroll-and-jam", "triangular-rows", ssymv_strict_row, {"n": 8}),
+    Case("unroll-and-jam", "float-partials", syprd_partials, {"n": 8}),
+    Case("unroll-and-jam", "rectangular", lambda: ssymv_strict_row(lo=0), {"n": 8}, applies=False),
     # mirror-written
     Case("mirror-written", "stored-entries", lambda: outer_mirrored(sparse=True), {"n": 4, "m": 3},
          alternatives=True, density=0.3),

@@ -28,7 +28,7 @@ from systec_ref.ir.nodes import Assign, Block, DimSize, Elem, IConst, Idx, Loop,
 from systec_ref.ir.printer import print_program
 
 k = systec_ref.load(ts.EXAMPLES / "ssymv.ein")
-n = 6
+n = 8
 inputs = k.random_inputs({"n": n}, seed=0)
 
 # %% [markdown]

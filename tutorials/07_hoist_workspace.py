@@ -108,16 +108,16 @@ assert w.local_updates == n * (n - 1) // 2 and w.flushes == n and w.updates == h
 # %% [markdown]
 # ## unroll-and-jam (SSYMV)
 #
-# The strict nest loads and stores `y[j]` once per element of `A` it reads. Doing four rows `i..i+3`
-# in one sweep over `j` loads and stores each `y[j]` (and loads `x[j]`) once for all four: the
+# The strict nest loads and stores `y[j]` once per element of `A` it reads. Doing six rows `i..i+5`
+# in one sweep over `j` loads and stores each `y[j]` (and loads `x[j]`) once for all six: the
 # register blocking of `dsymv`. The first elements of the upper rows, which the lower rows do not
-# have, are peeled into short loops; the last rows (fewer than four) run one at a time.
+# have, are peeled into short loops; the last rows (fewer than six) run one at a time.
 
 # %%
 ts.show_pass(ssymv, "unroll-and-jam")
 
 # %% [markdown]
-# The arithmetic is unchanged; the inner loop runs a quarter as many times, each time doing four
+# The arithmetic is unchanged; the inner loop runs about a sixth as many times, each time doing six
 # rows' work:
 
 # %%

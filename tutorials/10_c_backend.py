@@ -34,7 +34,7 @@ ssymv = systec_ref.load(ts.EXAMPLES / "ssymv.ein")
 # ## Reading the generated code
 #
 # `Kernel.c_source()` is the C of the final stage. Compare it with the loop nest of tutorial 7: the
-# same strict nest, unrolled by four rows and jammed, with the `temp` accumulators of the
+# same strict nest, unrolled by six rows and jammed, with the `temp` accumulators of the
 # `workspace` pass, then the diagonal face. Comments name the pass and the equality pattern each
 # block came from; the header repeats the program's declarations and facts. The drawing is the
 # loop nest the C is generated from (blue loops, orange tests, grey `let`s, yellow block comments).
