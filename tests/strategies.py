@@ -252,13 +252,14 @@ def _points(k: KernelAST, sizes: dict) -> int:
 
 @st.composite
 def input_specs(draw, k: KernelAST, sizes: dict | None = None, special: bool = True) -> InputSpec:
-    """A random :class:`InputSpec` for ``k``: n in 1..3 or 5 (if the index space stays small), r in 1..2
+    """A random :class:`InputSpec` for ``k``: n in 1..3, 5 or 8 (if the index space stays small), r in 1..2
     (unless ``sizes``), density 1, 0.5 or 0 (an empty sparse tensor), sometimes all-diagonal inputs,
     sometimes NaN/±inf entries."""
     if sizes is None:
         dims = sorted({d for t in k.decls for d in t.dims if isinstance(d, str)})
-        # n = 5 now and then: unroll-and-jam's blocks of four rows only run from n = 4 on
-        n, r = draw(st.sampled_from([1, 2, 3, 3, 5])), draw(st.integers(1, 2))
+        # n = 5 or 8 now and then: a set of five variables has a strict point from n = 5 on, and
+        # unroll-and-jam's sweeps of six rows run their jammed loop from n = 8 on
+        n, r = draw(st.sampled_from([1, 2, 3, 3, 5, 8])), draw(st.integers(1, 2))
         sizes = {d: (r if d in ("r", "m") else n) for d in dims}
         if n > 3 and _points(k, sizes) > MAX_POINTS:
             sizes = {d: (r if d in ("r", "m") else 3) for d in dims}

@@ -5,8 +5,8 @@ and called with ``k.bind(inputs)``; the interpreter runs *the same* program on
 the same inputs, and the two must agree by :func:`systec_ref.agree` (exact for
 int64, 1e-12 relative for float64) over seeds {0, 1} and sizes n in {1, 2, 4},
 r in {1, 3}, and, on seed 0, at the kernel's default size (``Kernel.default_sizes``: the
-smallest at which every loop nest runs, e.g. n=5 for MTTKRP-5's strict nest, n=6 where
-``unroll-and-jam`` sweeps four rows) with r=2.
+smallest at which every loop nest runs, e.g. n=5 for MTTKRP-5's strict nest, n=8 where
+``unroll-and-jam`` sweeps six rows) with r=2.
 
 Kernels: every example as shipped, an int64 variant and a sparse variant of
 each, ``faces="compact"`` for mttkrp4/5, one kernel whose ``order`` makes

@@ -2,7 +2,7 @@
 
 A stage check (``systec_ref.check``, ``python -m systec_ref check``) on random inputs says nothing
 about a loop nest that never runs: at n=4 the strict nest ``i < j < k < l < m`` of MTTKRP-5 is
-empty, and ``unroll-and-jam``'s sweeps of four rows need six.  The interpreter records how often
+empty, and ``unroll-and-jam``'s sweeps of six rows need eight.  The interpreter records how often
 each assignment ran (``Counts.runs``; ``Counts.never_ran``), the check report exposes the ones
 that never did (``CheckReport.unexercised``), and the CLI gives every dimension without a
 ``--size`` the smallest size at which none is left out (``Kernel.default_sizes``).
@@ -107,7 +107,7 @@ def test_every_assignment_of_every_stage_runs_at_the_default_sizes(path, config)
 
 def test_default_size_rules():
     """The smallest size that enters every nest: >= the largest permutable set, >= 4, and where
-    unroll-and-jam applied, sweeps of four rows with two or three rows left over."""
+    unroll-and-jam applied, sweeps of six rows with two or more rows left over."""
     def size(name: str, **options) -> int:
         return default_size(_kernel(helpers.example(name), "naive" if options else "split").stages)
 

@@ -145,7 +145,7 @@ def test_the_block_is_freed_once_when_its_last_view_is_gone(monkeypatch):
     real = sparse_out._Block.__del__
 
     def counted(self):
-        freed.append(self._address)
+        freed.append(self._address.value)
         real(self)
 
     monkeypatch.setattr(sparse_out._Block, "__del__", counted)
@@ -346,6 +346,25 @@ def test_rows_of_many_columns_are_sorted(name):
     exp = np.lexsort((want.col, want.row))
     np.testing.assert_array_equal(coords[got], np.stack([want.row, want.col], axis=1)[exp])
     np.testing.assert_allclose(vals[got], want.data[exp], rtol=1e-12)
+
+
+def test_rows_in_order_too_wide_for_their_arrays_start_dense_on_the_next_call():
+    """Found by review: rows in order but more than 2^20 columns (no row arrays: the buffer) and so many
+    updates that the call went dense; the next call starts dense (the hint) and must not give back the
+    face arrays of rows in order, which it never took."""
+    from systec_ref.emit.sparse_out import ROW_COLS_LOG2
+
+    p_cols = (1 << ROW_COLS_LOG2) + 5
+    A = sp.csr_matrix(np.ones((2, 8)))
+    B = sp.random(8, p_cols, density=0.1, random_state=4, format="csr")
+    prepared = systec_ref.compile(KERNELS["spgemm"]).prepare(A=A, B=B)
+    want = np.asarray((A @ B).todense())
+    for _ in range(3):
+        got = prepared()
+        coords, vals = got.coo()
+        dense = np.zeros(want.shape)
+        dense[coords[:, 0], coords[:, 1]] = vals
+        np.testing.assert_allclose(dense, want, rtol=1e-12)
 
 
 def test_a_sparse_vector_output_is_only_added_to():

@@ -196,7 +196,7 @@ def init(t: TensorInfo, dims: list[str]) -> str:
 
 def _row_end(p: Program, n: dict[str, str], T: str, fill: str, face_list, face_of: str, sorted_test: str) -> str:
     """C for rows in order: the end of row ``r`` stores its entries, columns sorted, fill dropped, straight
-    into the arrays of their faces (:func:`_row_faces`)."""
+    into the arrays of their faces (:func:`_row_face_append`)."""
     F = len(face_list)
     cases = "".join(f"        case {f}: {{\n{_row_face_append(n, T, f, len(kept))}        }} break;\n"
                     for f, (_, kept) in enumerate(face_list))
@@ -586,11 +586,19 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
                   f"    int32_t *fcol[{F}];\n"
                   f"    {T} *fval[{F}];\n"
                   f"    int bad;\n") if in_order else ""
-    rows_room = " ".join(
-        f"o->fval[{f}] = {n['take']}(o, (size_t)o->cap * sizeof({T}) + 1); "
-        f"o->frow[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int64_t) + 1); "
-        + (f"o->fcol[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int32_t) + 1); "
-           f"o->fpos[{f}] = {n['take']}(o, (size_t)o->cap * sizeof(int64_t) + 1); " if len(kept) == 2 else "")
+    # each face's first room: a face of two levels as many entries as the hint (the largest face's room
+    # at the end of the last call), its rows and a face of one level (one entry per row) no more than
+    # the output has rows
+    rows = "(o->d[0] < o->cap ? (o->d[0] > 1 ? o->d[0] : 1) : o->cap)"
+    rows_room = "\n        ".join(
+        (f"o->fcap[{f}] = o->cap; o->frcap[{f}] = {rows};\n        "
+         f"o->fcol[{f}] = {n['take']}(o, (size_t)o->fcap[{f}] * sizeof(int32_t) + 1); "
+         f"o->fpos[{f}] = {n['take']}(o, (size_t)o->frcap[{f}] * sizeof(int64_t) + 1);\n        "
+         f"o->frow[{f}] = {n['take']}(o, (size_t)o->frcap[{f}] * sizeof(int64_t) + 1); "
+         if len(kept) == 2 else
+         f"o->fcap[{f}] = {rows};\n        "
+         f"o->frow[{f}] = {n['take']}(o, (size_t)o->fcap[{f}] * sizeof(int64_t) + 1); ")
+        + f"o->fval[{f}] = {n['take']}(o, (size_t)o->fcap[{f}] * sizeof({T}) + 1);"
         for f, (_, kept) in enumerate(face_list))
     rows_ok = " && ".join(f"o->fval[{f}] && o->frow[{f}]"
                           + (f" && o->fcol[{f}] && o->fpos[{f}]" if len(kept) == 2 else "")
@@ -603,12 +611,13 @@ def helper(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], fill:
     face_cases = "".join(_face_case(n, f, kept) for f, (_, kept) in enumerate(face_list))
     # rows in order: one dense row (racc, mark: the row that last touched a column, touched: those columns),
     # if the columns are not too many for arrays of their length (else the buffer, as for any order)
-    row_init = (f"    for (int f = 0; f < {F}; ++f) {{\n"
-                f"        o->frow[f] = o->fpos[f] = NULL; o->fcol[f] = NULL; o->fval[f] = NULL;\n"
-                f"        o->fn[f] = o->fnr[f] = 0; o->fcap[f] = o->frcap[f] = o->cap; o->flast[f] = -1;\n"
-                f"    }}\n"
-                f"    o->bad = 0;\n"
-                f"    if (o->d[1] <= ((int64_t)1 << {ROW_COLS_LOG2}) && !o->dense) {{\n"
+    # (the face arrays cleared first: a call that starts dense never takes them, and its finish gives them)
+    rows_clear = (f"    for (int f = 0; f < {F}; ++f) {{\n"
+                  f"        o->frow[f] = o->fpos[f] = NULL; o->fcol[f] = NULL; o->fval[f] = NULL;\n"
+                  f"        o->fn[f] = o->fnr[f] = 0; o->fcap[f] = o->frcap[f] = 1; o->flast[f] = -1;\n"
+                  f"    }}\n"
+                  f"    o->bad = 0;\n") if in_order else ""
+    row_init = (f"    if (o->d[1] <= ((int64_t)1 << {ROW_COLS_LOG2}) && !o->dense) {{\n"
                 f"        o->mark = {n['take']}(o, (size_t)o->d[1] * sizeof(uint32_t) + 1);\n"
                 f"        o->touched = {n['take']}(o, (size_t)o->d[1] * sizeof(int32_t) + 1);\n"
                 f"        o->racc = {n['take']}(o, (size_t)o->d[1] * sizeof({T}) + 1);\n"
@@ -679,13 +688,14 @@ static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_
     o->ws = (char *)(intptr_t)rec[{R - 2}]; o->ws_size = rec[{R - 1}]; o->ws_used = o->ws_need = 0;
     o->len = 0; o->failed = 0; o->dense = NULL; o->size = 1;
     o->rstart = o->rat = o->rcol = NULL; o->rval = NULL; o->counted = 0;
-    o->mark = NULL; o->touched = NULL; o->racc = NULL; o->nt = 0; o->gen = 0;
-    for (int q = 0; q < {k}; ++q) {{
+    o->mark = NULL; o->touched = NULL; o->racc = NULL; o->nt = 0; o->gen = 0; o->crd = NULL; o->val = NULL;
+{rows_clear}    for (int q = 0; q < {k}; ++q) {{
         o->d[q] = d[q];
         if (o->size >= 0 && d[q] > 0 && o->size > INT64_MAX / d[q]) o->size = -1;
         else if (o->size >= 0) o->size *= d[q];
     }}
-    /* the hint: the size the last call's buffer ended at, or -1 if it went dense (then so does this one) */
+    /* the hint: the room the last call's entries ended with (its buffer, or with rows in order its largest
+       face's arrays), or -1 if it went dense (then so does this one) */
     const int64_t hint = rec[{R - 3}];
     o->cap = hint > {FIRST_CAPACITY} ? hint : {FIRST_CAPACITY};
     if (hint < 0 && o->size >= 0) {{
@@ -693,10 +703,12 @@ static int {n['init']}({n['sparse']} *o, const int64_t *rec, {", ".join(f"int64_
         if ({n['densify']}(o) == 0) return 0;
         o->cap = {FIRST_CAPACITY};  /* no memory for every element: entries after all */
     }}
-    o->crd = {n['take']}(o, (size_t)o->cap * {k} * sizeof(int64_t));
-    o->val = {n['take']}(o, (size_t)o->cap * sizeof({T}));
-    if (!o->crd || !o->val) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 1; }}
-{row_init}{count_init}    return 0;
+{row_init}    if (!o->mark) {{  /* (rows in order store their entries by face: no buffer of entries) */
+        o->crd = {n['take']}(o, (size_t)o->cap * {k} * sizeof(int64_t));
+        o->val = {n['take']}(o, (size_t)o->cap * sizeof({T}));
+        if (!o->crd || !o->val) {{ {n['give']}(o, o->crd); {n['give']}(o, o->val); return 1; }}
+    }}
+{count_init}    return 0;
 }}
 
 /* sorts the entries by coordinates: LSD radix, 16-bit digits, the last mode first */
@@ -819,6 +831,7 @@ static int {n['finish']}({n['sparse']} *o, int64_t *rec) {{
     static const int kept[{F}][{k + 1}] = {{{kept_rows}}};
     if (o->failed) {{
         {n['give']}(o, o->crd); {n['give']}(o, o->val); {n['give']}(o, o->dense);{give_rows}
+        {n['give']}(o, o->mark); {n['give']}(o, o->touched); {n['give']}(o, o->racc);
         return 2;
     }}
     rec[{R - 3}] = o->dense ? -1 : o->cap;
@@ -934,8 +947,9 @@ class Workspace:
     (one per thread: calls from several threads at once never share it).  Each call says how much it
     would have used; the next gets that much (and a quarter more), so a kernel called again on data of
     the same size touches no fresh memory — fresh pages cost a fault each, more than the work of a
-    small output.  It also keeps the hint of the last call: the size its buffer of entries ended at (the
-    next starts there instead of growing to it), or that it went dense (the next starts dense).
+    small output.  It also keeps the hint of the last call: the room its entries ended with (its buffer
+    of entries or, rows in order, its largest face's arrays: the next starts there instead of growing
+    to it), or that it went dense (the next starts dense).
 
     The record a call fills is kept too, with the addresses of both: a small output's call lasts tens
     of microseconds, and asking numpy for an array's address costs about one each."""
@@ -995,10 +1009,11 @@ class _Block:
     __slots__ = ("_address", "_free")
 
     def __init__(self, address: int, free) -> None:
-        self._address, self._free = address, free
+        # (the pointer made now: at interpreter exit ctypes may be gone before the last view is)
+        self._address, self._free = ctypes.c_void_p(address), free
 
     def __del__(self) -> None:
-        self._free(ctypes.c_void_p(self._address))
+        self._free(self._address)
 
 
 def read_record(p: Program, t: TensorInfo, groups: tuple[tuple[int, ...], ...], shape: tuple[int, ...],
