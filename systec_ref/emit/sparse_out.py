@@ -261,42 +261,37 @@ static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
 """
 
 
+def _doubled(n: dict[str, str], f: int, used: str, room: str, arrays: tuple[tuple[str, str], tuple[str, str]],
+             pad: str) -> str:
+    """C: face ``f``'s two arrays (field, C type), ``used`` of their ``room`` filled: doubled when full (the
+    call fails, its arrays kept to be given back, if there is no memory for them)."""
+    (a, ta), (b, tb) = arrays
+    return f"""{pad}if (o->{used}[{f}] == o->{room}[{f}]) {{  /* more room: doubled */
+{pad}    const int64_t cap = 2 * o->{room}[{f}];
+{pad}    {ta} *first = {n['more']}(o, o->{a}[{f}], sizeof({ta}), o->{used}[{f}], cap);
+{pad}    if (first) o->{a}[{f}] = first;
+{pad}    {tb} *second = first ? {n['more']}(o, o->{b}[{f}], sizeof({tb}), o->{used}[{f}], cap) : NULL;
+{pad}    if (!second) {{ o->failed = 1; return; }}
+{pad}    o->{b}[{f}] = second; o->{room}[{f}] = cap;
+{pad}}}
+"""
+
+
 def _row_face_append(n: dict[str, str], T: str, f: int, levels: int) -> str:
     """C: entry (r, j) of value x stored in face ``f`` of a matrix output whose rows come in order.  A face
     of two levels keeps the rows it has entries in (``frow``, each with where its entries start, ``fpos``)
     and each entry's column (``fcol``); a face of one level (the diagonal) keeps each entry's row."""
+    pad = " " * 12
     if levels == 2:
-        return f"""            if (o->fn[{f}] == o->fcap[{f}]) {{  /* more room: doubled */
-                const int64_t cap = 2 * o->fcap[{f}];
-                {T} *v = {n['more']}(o, o->fval[{f}], sizeof({T}), o->fn[{f}], cap);
-                if (v) o->fval[{f}] = v;
-                int32_t *cc = v ? {n['more']}(o, o->fcol[{f}], sizeof(int32_t), o->fn[{f}], cap) : NULL;
-                if (!cc) {{ o->failed = 1; return; }}
-                o->fcol[{f}] = cc; o->fcap[{f}] = cap;
-            }}
-            if (o->flast[{f}] != r) {{  /* the row's first entry in this face */
-                if (o->fnr[{f}] == o->frcap[{f}]) {{
-                    const int64_t cap = 2 * o->frcap[{f}];
-                    int64_t *rr = {n['more']}(o, o->frow[{f}], sizeof(int64_t), o->fnr[{f}], cap);
-                    if (rr) o->frow[{f}] = rr;
-                    int64_t *pp = rr ? {n['more']}(o, o->fpos[{f}], sizeof(int64_t), o->fnr[{f}], cap) : NULL;
-                    if (!pp) {{ o->failed = 1; return; }}
-                    o->fpos[{f}] = pp; o->frcap[{f}] = cap;
-                }}
-                o->frow[{f}][o->fnr[{f}]] = r; o->fpos[{f}][o->fnr[{f}]++] = o->fn[{f}]; o->flast[{f}] = r;
-            }}
-            o->fcol[{f}][o->fn[{f}]] = (int32_t)j; o->fval[{f}][o->fn[{f}]++] = x;
-"""
-    return f"""            if (o->fn[{f}] == o->fcap[{f}]) {{  /* more room: doubled */
-                const int64_t cap = 2 * o->fcap[{f}];
-                {T} *v = {n['more']}(o, o->fval[{f}], sizeof({T}), o->fn[{f}], cap);
-                if (v) o->fval[{f}] = v;
-                int64_t *rr = v ? {n['more']}(o, o->frow[{f}], sizeof(int64_t), o->fn[{f}], cap) : NULL;
-                if (!rr) {{ o->failed = 1; return; }}
-                o->frow[{f}] = rr; o->fcap[{f}] = cap;
-            }}
-            o->frow[{f}][o->fn[{f}]] = r; o->fval[{f}][o->fn[{f}]++] = x;
-"""
+        return (_doubled(n, f, "fn", "fcap", (("fval", T), ("fcol", "int32_t")), pad)
+                + f"{pad}if (o->flast[{f}] != r) {{  /* the row's first entry in this face */\n"
+                + _doubled(n, f, "fnr", "frcap", (("frow", "int64_t"), ("fpos", "int64_t")), pad + "    ")
+                + f"{pad}    o->frow[{f}][o->fnr[{f}]] = r; o->fpos[{f}][o->fnr[{f}]++] = o->fn[{f}];\n"
+                + f"{pad}    o->flast[{f}] = r;\n"
+                + f"{pad}}}\n"
+                + f"{pad}o->fcol[{f}][o->fn[{f}]] = (int32_t)j; o->fval[{f}][o->fn[{f}]++] = x;\n")
+    return (_doubled(n, f, "fn", "fcap", (("fval", T), ("frow", "int64_t")), pad)
+            + f"{pad}o->frow[{f}][o->fn[{f}]] = r; o->fval[{f}][o->fn[{f}]++] = x;\n")
 
 
 def _face_case(n: dict[str, str], f: int, kept: tuple[int, ...]) -> str:
