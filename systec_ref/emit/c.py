@@ -228,6 +228,19 @@ class _Emitter:
         args = [self.dim(d) for d in self.tensors[t.name].dims]
         return self.helpers[k] + "(" + ", ".join(args + ["{subs}"]) + ")"
 
+    def proved_order(self, idx, groups) -> tuple[list, list[tuple[int, ...]]]:
+        """``idx`` with each group's subscripts put in an order the loops and tests around prove sorted (the
+        same element: the tensor is symmetric in the group), and the groups whose order they do not prove."""
+        subs, unproved = list(idx), []
+        for g in groups:
+            chain = self.order.chain([idx[q] for q in g])
+            if chain is None:
+                unproved.append(g)
+                continue
+            for q, at in zip(g, chain):
+                subs[q] = idx[g[at]]
+        return subs, unproved
+
     def packed_offset(self, t: TensorInfo, idx, sort) -> str:
         """The offset of a read of packed ``t``: each group's subscripts put in an order the loops around prove
         sorted, or sorted at run time where they prove none (also where the read asks for a sort: ``sort``
@@ -235,15 +248,7 @@ class _Emitter:
         groups = self.packed[t.name]  # the layout's (declared) groups: a pass may have declared fewer
         if not groups or t.role != "in":
             raise InternalError(f"{t.name} is packed but is not a symmetric input")
-        subs, to_sort = list(idx), []
-        for g in groups:
-            # the subscripts in an order the loops prove sorted (the same entry: the tensor is symmetric in g)
-            order = self.order.chain([idx[q] for q in g])
-            if order is None:
-                to_sort.append(g)
-                continue
-            for q, at in zip(g, order):
-                subs[q] = idx[g[at]]
+        subs, to_sort = self.proved_order(idx, groups)
         k = ("packed", t.name, tuple(to_sort))
         if k not in self.helpers:
             name = packed_reads.helper_name(t.name, len(self.helpers))
@@ -256,15 +261,7 @@ class _Emitter:
         t = self.tensors[tensor]
         if tensor in self.packed:
             return f"{tensor}[{self.packed_offset(t, idx, sort)}]"
-        order = list(idx)
-        unproved = []
-        for g in sort:  # each group's subscripts in an order the loops and tests around prove sorted
-            chain = self.order.chain([idx[q] for q in g])
-            if chain is None:
-                unproved.append(g)  # sorted at run time
-                continue
-            for q, at in zip(g, chain):
-                order[q] = idx[g[at]]
+        order, unproved = self.proved_order(idx, sort)  # the unproved groups sorted at run time
         subs = [self.index(i) for i in order]
         if unproved:
             return f"{tensor}[" + self.sorted_offset(t, tuple(unproved)).replace("{subs}", ", ".join(subs)) + "]"

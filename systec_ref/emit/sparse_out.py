@@ -238,13 +238,8 @@ static void {n['row_end']}({n['sparse']} *o, int64_t r) {{
             if (o->mark[j] == gen) t[q++] = (int32_t)j;
     }} else if (nt > 32) {{
         {n['row_end']}_sort(t, nt);
-    }} else {{  /* insertion sort: a row has few columns */
-        for (int64_t a = 1; a < nt; ++a) {{
-            const int32_t x = t[a];
-            int64_t b = a - 1;
-            while (b >= 0 && t[b] > x) {{ t[b + 1] = t[b]; --b; }}
-            t[b + 1] = x;
-        }}
+    }} else {{
+        {n['row_end']}_sort_few(t, nt);  /* a row of few columns (inlined: most rows) */
     }}
     for (int64_t q = 0; q < nt; ++q) {{
         const int64_t j = t[q];
@@ -348,10 +343,20 @@ def _row_fill(n: dict[str, str], T: str, face_list) -> str:
 
 def _sort_fn(name: str, ctype: str) -> str:
     """C: ``name(a, len)`` sorts ``len`` distinct ``ctype`` columns ascending — quicksort (median of three)
-    down to runs of 24, then one insertion sort over them all.  For a row of more than 32 columns (fewer
-    are insertion-sorted where they are made): ``qsort`` calls its comparison through a pointer for every
-    pair, several times slower here (measured on SSYRK rows of 40-60 columns)."""
+    down to runs of 24, then one insertion sort over them all, ``name_few`` (which alone sorts a row of
+    few columns, inlined where rows are finished: an out-of-line call there measured 5% slower on sparse
+    SSYRK).  Not ``qsort``: it calls its comparison through a pointer for every pair, several times
+    slower here (measured on SSYRK rows of 40-60 columns)."""
     return f"""
+static inline void {name}_few({ctype} *a, int64_t len) {{
+    for (int64_t q = 1; q < len; ++q) {{
+        const {ctype} x = a[q];
+        int64_t b = q - 1;
+        while (b >= 0 && a[b] > x) {{ a[b + 1] = a[b]; --b; }}
+        a[b + 1] = x;
+    }}
+}}
+
 static void {name}({ctype} *a, int64_t len) {{
     int64_t los[64], his[64], lo = 0, hi = len - 1;
     int sp = 0;
@@ -376,12 +381,7 @@ static void {name}({ctype} *a, int64_t len) {{
         if (sp == 0) break;
         --sp; lo = los[sp]; hi = his[sp];
     }}
-    for (int64_t q = 1; q < len; ++q) {{  /* each column is within 24 places of its own */
-        const {ctype} x = a[q];
-        int64_t b = q - 1;
-        while (b >= 0 && a[b] > x) {{ a[b + 1] = a[b]; --b; }}
-        a[b + 1] = x;
-    }}
+    {name}_few(a, len);  /* each column is within 24 places of its own */
 }}
 """
 
@@ -425,13 +425,8 @@ static int64_t {n['reduce']}({n['sparse']} *o, int64_t *start, int64_t *col, {T}
                 if (seen[j] >= 0) col[q++] = j;
         }} else if (many > 32) {{
             {n['rows']}_sort(col + first, many);
-        }} else {{  /* insertion sort: a row has few columns */
-            for (int64_t a = first + 1; a < w; ++a) {{
-                const int64_t x = col[a];
-                int64_t b = a - 1;
-                while (b >= first && col[b] > x) {{ col[b + 1] = col[b]; --b; }}
-                col[b + 1] = x;
-            }}
+        }} else {{
+            {n['rows']}_sort_few(col + first, many);  /* a row of few columns (inlined: most rows) */
         }}
         int64_t kept = first;
         for (int64_t q = first; q < w; ++q) {{
@@ -997,8 +992,8 @@ _NO_WORKSPACE = np.zeros(0, dtype=np.uint8)
 
 
 class _Block:
-    """Owns the block a kernel malloc'ed for a sparse output: every array of the result is a view of
-    :attr:`buffer`, which holds this; when the last view is gone the block is freed.  (A
+    """Owns the block a kernel malloc'ed for a sparse output: every array of the result is a view of the
+    ctypes buffer over the block, which holds this; when the last view is gone the block is freed.  (A
     ``weakref.finalize`` does the same at several times the cost, which a small output's call feels.)"""
 
     __slots__ = ("_address", "_free")

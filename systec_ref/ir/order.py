@@ -65,8 +65,8 @@ class Order:
 
     def assume(self, cond) -> None:
         """Inside the branch ``if cond`` takes: what ``cond`` says of the order of its subscripts (a
-        comparison of two of the linear forms, or every term of an ``And``; an ``Or`` holds by one term or
-        another, so it says nothing every point of the branch can rely on)."""
+        comparison of two of the linear forms, every term of an ``And``, the one term of an ``Or`` of one;
+        an ``Or`` of several holds by one term or another, so it says nothing the branch can rely on)."""
         match cond:
             case Cmp(op, a, b):
                 la, lb = _linear(a), _linear(b)
